@@ -1,0 +1,14 @@
+"""Compressors behind one interface (:class:`Codec`) and a registry by name."""
+
+from .base import (
+    Codec,
+    CodecError,
+    CorruptDataError,
+    HardwareProfile,
+    available_codecs,
+    get_codec,
+    get_codec_class,
+    register_codec,
+)
+from . import classic  # noqa: F401  (registers the baselines)
+from .classic import BitTruncationCodec, FlacCodec, WavPackCodec, ZstdCodec
