@@ -1,0 +1,313 @@
+"""The ``vqcompress`` command.
+
+::
+
+    vqcompress demo                                 # the main job on a built-in simulated recording
+    vqcompress simulate OUT.h5 --probe Neuronexus-32 --num-units 10 --duration-s 30
+    vqcompress compress IN OUT.vqc --codec wavpack --param bps=2.25
+    vqcompress decompress IN.vqc OUT --format binary
+    vqcompress evaluate RECORDING.h5 --codec flac --codec wavpack:bps=2.25 --sorter tridesclous2 --seeds 0
+    vqcompress info FILE.vqc [--verify]
+    vqcompress codecs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+DEMO_CODECS = [
+    {"id": "zstd"},
+    {"id": "flac"},
+    {"id": "wavpack"},
+    {"id": "wavpack", "bps": 3.0},
+    {"id": "wavpack", "bps": 2.25},
+    {"id": "bit-truncation", "num_bits": 5},
+]
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_codec_argument(text: str, extra_params: list[str] | None = None) -> dict:
+    """``"wavpack:bps=2.25,level=3"`` (+ ``--param k=v``) -> ``{"id": "wavpack", "bps": 2.25, "level": 3}``."""
+    from .codecs import get_codec
+
+    name, _, rest = text.partition(":")
+    params = {}
+    items = [item for item in rest.split(",") if item] + list(extra_params or [])
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"error: codec parameter '{item}' must look like name=value (e.g. bps=2.25)")
+        params[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    try:
+        return get_codec(name, **params).get_config()
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _job_kwargs(args) -> dict:
+    return {"n_jobs": args.n_jobs, "progress_bar": not args.no_progress}
+
+
+def _add_job_arguments(parser):
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers for encoding and sorting (default: 1)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _load_with_ground_truth(path):
+    """A MEArec file gives its ground truth; any other recording comes without."""
+    from .io import guess_format, load_recording
+
+    if guess_format(path) == "mearec":
+        from .groundtruth import load_ground_truth
+
+        return load_ground_truth(path)
+    return load_recording(path), None
+
+
+def command_codecs(args):
+    from .codecs import available_codecs, get_codec_class
+
+    for name in available_codecs():
+        cls = get_codec_class(name)
+        print(f"{name:16s} {'lossless' if cls.lossless else 'lossy/option'}  {cls.description}")
+
+
+def command_simulate(args):
+    from .groundtruth import simulate_recording
+
+    path = simulate_recording(
+        args.output, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s,
+        noise_level_uV=args.noise_level_uV, drift=args.drift, seed=args.seed,
+        num_templates_per_cell=args.num_templates_per_cell, fallback=args.fallback, verbose=True,
+    )
+    print(f"wrote {path}")
+
+
+def command_compress(args):
+    from .io import load_recording
+    from .preprocessing import write_compressed
+
+    codec = parse_codec_argument(args.codec, args.param)
+    recording = load_recording(args.input, format=args.input_format)
+    t0 = time.perf_counter()
+    container = write_compressed(recording, args.output, codec=codec, chunk_duration_s=args.chunk_duration_s,
+                                 adc_bits=args.adc_bits, **_job_kwargs(args))
+    elapsed = time.perf_counter() - t0
+    print(f"wrote {args.output}: {container.encoded_nbytes:,} bytes, ratio {container.compression_ratio:.3f} "
+          f"({container.bits_per_sample:.3f} bits/sample) in {elapsed:.1f} s with {codec}")
+
+
+def command_decompress(args):
+    from .preprocessing import read_compressed
+
+    recording = read_compressed(args.input)
+    output = Path(args.output)
+    if output.exists() and not args.overwrite:
+        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    recording.save(folder=output, format=args.format, overwrite=args.overwrite, **_job_kwargs(args))
+    print(f"wrote {output} ({args.format}): {recording.get_num_channels()} channels, "
+          f"{recording.get_total_duration():.2f} s")
+
+
+def command_info(args):
+    from .preprocessing import read_compressed
+
+    recording = read_compressed(args.input)
+    header = recording.container_header
+    info = {
+        "file": str(Path(args.input).absolute()),
+        "format_version": ".".join(map(str, recording._reader.format_version)),
+        "codec": header["codec"],
+        "lossless": header.get("lossless"),
+        "model_sha256": header.get("model_sha256"),
+        "num_channels": header["num_channels"],
+        "sampling_frequency": header["sampling_frequency"],
+        "dtype": header["dtype"],
+        "segments": header["segments"],
+        "num_chunks": recording._reader.num_chunks,
+        "encoded_nbytes": recording.encoded_nbytes,
+        "raw_nbytes": recording.raw_nbytes,
+        "compression_ratio": round(recording.compression_ratio, 4),
+        "bits_per_sample": round(recording.bits_per_sample, 4),
+        "adc_bits": header.get("adc_bits"),
+        "compression_ratio_vs_adc": recording.compression_ratio_vs_adc(),
+        "has_probe": header.get("probe") is not None,
+        "hardware_profile": recording.codec.hardware_profile(header["num_channels"], header["sampling_frequency"]).to_dict(),
+    }
+    if args.verify:
+        recording._reader.verify()
+        info["verified"] = "every chunk CRC32 matches"
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:26s} {value}")
+
+
+def _print_and_save(results, output_folder, metadata):
+    from .evaluation import format_table, save_results
+
+    json_path, markdown_path = save_results(results, output_folder, metadata=metadata)
+    print()
+    print(format_table(results))
+    print(f"\nreport: {markdown_path}\n        {json_path}")
+
+
+def command_evaluate(args):
+    from .evaluation import evaluate_codecs
+
+    codecs = [parse_codec_argument(text) for text in (args.codec or ["flac"])]
+    recording, gt_sorting = _load_with_ground_truth(args.input)
+    sorter = None if args.no_sort else args.sorter
+    if gt_sorting is None and sorter is not None:
+        print("note: this recording has no ground truth; reporting ratio and fidelity only (use a MEArec file to score sorting)")
+        sorter = None
+    results = evaluate_codecs(recording, gt_sorting, codecs, sorter=sorter, seeds=args.seeds, output_folder=args.output,
+                              adc_bits=args.adc_bits, reuse_raw_sorting_if_exact=not args.sort_exact, **_job_kwargs(args))
+    _print_and_save(results, args.output, {"recording": str(args.input), "sorter": sorter, "seeds": args.seeds})
+
+
+def command_demo(args):
+    from .evaluation import evaluate_codecs
+    from .groundtruth import load_ground_truth, simulate_recording
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"[1/3] simulating a {args.duration_s:.0f} s {args.probe} MEArec recording with {args.num_units} units (seed {args.seed}); "
+          "templates are generated with NEURON once and cached")
+    recording_path = simulate_recording(output / "demo_recording.h5", probe=args.probe, num_units=args.num_units,
+                                        duration_s=args.duration_s, seed=args.seed,
+                                        num_templates_per_cell=args.num_templates_per_cell, verbose=True)
+    recording, gt_sorting = load_ground_truth(recording_path)
+    simulated_s = time.perf_counter() - t0
+    codecs = DEMO_CODECS if not args.codec else [parse_codec_argument(text) for text in args.codec]
+    print(f"[2/3] compressing with {len(codecs)} codecs, rebuilding from the real bytes and sorting with "
+          f"{args.sorter} (seed {args.sorter_seed})")
+    results = evaluate_codecs(recording, gt_sorting, codecs, sorter=args.sorter, seeds=[args.sorter_seed],
+                              output_folder=output / "work", adc_bits=16, reuse_raw_sorting_if_exact=True, **_job_kwargs(args))
+    print("[3/3] report")
+    metadata = {
+        "recording": str(recording_path),
+        "probe": args.probe,
+        "num_units": args.num_units,
+        "duration_s": args.duration_s,
+        "templates": recording.get_annotation("vqcompress_groundtruth", {}).get("templates_source")
+        if isinstance(recording.get_annotation("vqcompress_groundtruth"), dict) else None,
+        "sorter": f"{args.sorter} seed={args.sorter_seed}",
+        "lossless rows": "verified bit-exact; a seeded sorter's result on identical input is the raw one, so it is reused",
+        "simulation_s": round(simulated_s, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
+    _print_and_save(results, output, metadata)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vqcompress",
+        description="Compress extracellular recordings and measure what it costs spike sorting.",
+        epilog="Run 'vqcompress demo' for the built-in end-to-end example; 'vqcompress COMMAND --help' for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="simulate, compress with every baseline, sort, score and report",
+                               description="The main job: a small MEArec ground-truth recording compressed with each "
+                               "registered codec, rebuilt from the real bytes, sorted and scored.")
+    demo.add_argument("--output", default="vqcompress_output/demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--probe", default="Neuronexus-32")
+    demo.add_argument("--num-units", type=int, default=10)
+    demo.add_argument("--duration-s", type=float, default=30.0)
+    demo.add_argument("--seed", type=int, default=0, help="simulation seed")
+    demo.add_argument("--num-templates-per-cell", type=int, default=4, help="NEURON templates per cell model (default: %(default)s)")
+    demo.add_argument("--sorter", default="tridesclous2")
+    demo.add_argument("--sorter-seed", type=int, default=0)
+    demo.add_argument("--codec", action="append", help="codec to run instead of the default set (repeatable), e.g. wavpack:bps=2.25")
+    _add_job_arguments(demo)
+    demo.set_defaults(function=command_demo, n_jobs=2)
+
+    simulate = commands.add_parser("simulate", help="simulate a MEArec ground-truth recording (.h5)")
+    simulate.add_argument("output", help="MEArec .h5 file to write")
+    simulate.add_argument("--probe", default="Neuronexus-32", help="Neuronexus-32, Neuropixels-64, Neuropixels-128, tetrode, ...")
+    simulate.add_argument("--num-units", type=int, default=10)
+    simulate.add_argument("--duration-s", type=float, default=30.0)
+    simulate.add_argument("--noise-level-uV", type=float, default=10.0)
+    simulate.add_argument("--drift", action="store_true")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--num-templates-per-cell", type=int, default=None)
+    simulate.add_argument("--fallback", choices=["auto", "never", "always"], default="auto",
+                          help="use SpikeInterface templates if NEURON cannot run (default: auto, announced)")
+    simulate.set_defaults(function=command_simulate)
+
+    compress = commands.add_parser("compress", help="compress any recording into a .vqc container")
+    compress.add_argument("input", help="a recording SpikeInterface/Neo reads (format guessed from the path)")
+    compress.add_argument("output", help="the .vqc file to write (atomically)")
+    compress.add_argument("--codec", default="flac", help="codec name, optionally with parameters: wavpack:bps=2.25")
+    compress.add_argument("--param", action="append", default=[], help="codec parameter name=value (repeatable)")
+    compress.add_argument("--input-format", default=None, help="reader name when it cannot be guessed")
+    compress.add_argument("--chunk-duration-s", type=float, default=1.0)
+    compress.add_argument("--adc-bits", type=int, default=None)
+    _add_job_arguments(compress)
+    compress.set_defaults(function=command_compress)
+
+    decompress = commands.add_parser("decompress", help="rebuild a .vqc container as a binary or zarr recording")
+    decompress.add_argument("input")
+    decompress.add_argument("output")
+    decompress.add_argument("--format", choices=["binary", "zarr"], default="binary")
+    decompress.add_argument("--overwrite", action="store_true")
+    _add_job_arguments(decompress)
+    decompress.set_defaults(function=command_decompress)
+
+    evaluate = commands.add_parser("evaluate", help="compress, rebuild, sort and score against ground truth")
+    evaluate.add_argument("input", help="a MEArec .h5 (ground truth) or any recording (fidelity only)")
+    evaluate.add_argument("--codec", action="append", help="codec[:name=value,...] (repeatable; default: flac)")
+    evaluate.add_argument("--sorter", default="tridesclous2")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0])
+    evaluate.add_argument("--no-sort", action="store_true", help="ratio and fidelity only")
+    evaluate.add_argument("--sort-exact", action="store_true", help="sort lossless reconstructions too instead of reusing the raw sorting")
+    evaluate.add_argument("--adc-bits", type=int, default=None)
+    evaluate.add_argument("--output", default="vqcompress_output/evaluate")
+    _add_job_arguments(evaluate)
+    evaluate.set_defaults(function=command_evaluate)
+
+    info = commands.add_parser("info", help="describe a .vqc container")
+    info.add_argument("input")
+    info.add_argument("--verify", action="store_true", help="check every chunk's CRC32")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(function=command_info)
+
+    codecs = commands.add_parser("codecs", help="list the registered codecs")
+    codecs.set_defaults(function=command_codecs)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "function", None) is None:
+        parser.print_help()
+        return 1
+    from .codecs.base import CodecError
+
+    try:
+        args.function(args)
+    except (CodecError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
