@@ -337,8 +337,9 @@ def _cell_set_folder(cache_folder, cell_models, verbose=False):
     building_folder = set_folder.parent / f".{set_name}-building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     building_folder.mkdir()
     try:
-        for name in [*cell_models, "mods"]:
-            os.symlink(all_cells_folder / name, building_folder / name, target_is_directory=True)
+        for name in [*cell_models, "mods"]:  # relative links: the cache folder can be moved
+            target = os.path.relpath(all_cells_folder / name, building_folder)
+            os.symlink(target, building_folder / name, target_is_directory=True)
         (building_folder / ".ready").write_text("\n".join(cell_models) + "\n")
         try:
             os.rename(building_folder, set_folder)
@@ -842,6 +843,7 @@ def simulate_recording(
     cache_folder=None,
     fallback="auto",
     verbose=False,
+    n_jobs=1,
 ) -> Path:
     """Simulate a MEArec ground-truth recording and save it as a MEArec ``.h5`` file.
 
@@ -880,6 +882,8 @@ def simulate_recording(
         :class:`TemplateGenerationError` instead. "always": use the fallback templates (warns too).
     verbose : bool, default: False
         Show MEArec's output.
+    n_jobs : int, default: 1
+        Cells simulated in parallel when NEURON templates have to be generated.
 
     Returns
     -------
@@ -919,6 +923,7 @@ def simulate_recording(
                 cell_models=cell_models,
                 seed=seed,
                 cache_folder=cache_folder,
+                n_jobs=n_jobs,
                 verbose=verbose,
                 drift=drift,
             )
