@@ -88,7 +88,7 @@ def command_simulate(args):
     path = simulate_recording(
         args.output, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s,
         noise_level_uV=args.noise_level_uV, drift=args.drift, seed=args.seed,
-        num_templates_per_cell=args.num_templates_per_cell, fallback=args.fallback, verbose=True,
+        num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models, fallback=args.fallback, verbose=True,
     )
     print(f"wrote {path}")
 
@@ -188,7 +188,8 @@ def command_demo(args):
           "templates are generated with NEURON once and cached")
     recording_path = simulate_recording(output / "demo_recording.h5", probe=args.probe, num_units=args.num_units,
                                         duration_s=args.duration_s, seed=args.seed,
-                                        num_templates_per_cell=args.num_templates_per_cell, verbose=True)
+                                        num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models,
+                                        n_jobs=args.n_jobs, verbose=True)
     recording, gt_sorting = load_ground_truth(recording_path)
     simulated_s = time.perf_counter() - t0
     codecs = DEMO_CODECS if not args.codec else [parse_codec_argument(text) for text in args.codec]
@@ -232,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration-s", type=float, default=30.0)
     demo.add_argument("--seed", type=int, default=0, help="simulation seed")
     demo.add_argument("--num-templates-per-cell", type=int, default=4, help="NEURON templates per cell model (default: %(default)s)")
+    demo.add_argument("--cell-models", nargs="+", default=None, help="subset of MEArec's 13 BBP cell models (default: all)")
     demo.add_argument("--sorter", default="tridesclous2")
     demo.add_argument("--sorter-seed", type=int, default=0)
     demo.add_argument("--codec", action="append", help="codec to run instead of the default set (repeatable), e.g. wavpack:bps=2.25")
@@ -247,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--drift", action="store_true")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--num-templates-per-cell", type=int, default=None)
+    simulate.add_argument("--cell-models", nargs="+", default=None, help="subset of MEArec's 13 BBP cell models (default: all)")
     simulate.add_argument("--fallback", choices=["auto", "never", "always"], default="auto",
                           help="use SpikeInterface templates if NEURON cannot run (default: auto, announced)")
     simulate.set_defaults(function=command_simulate)

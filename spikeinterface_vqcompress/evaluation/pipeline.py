@@ -92,8 +92,8 @@ def sort_and_score(recording, gt_sorting, sorter: str, seed: int | None, folder,
 
 def summarize_repeats(repeats: list[dict]) -> dict:
     """Mean and spread over repeats of each score."""
-    summary = {"num_repeats": len(repeats)}
-    for key in ("accuracy_mean", "accuracy_median", "precision_mean", "recall_mean", "num_well_detected",
+    summary = {"num_repeats": len(repeats), "num_gt_units": repeats[0]["num_gt_units"]}
+    for key in ("accuracy_mean", "accuracy_median", "precision_mean", "recall_mean", "num_sorted_units", "num_well_detected",
                 "num_false_positive", "num_redundant", "sort_time_s"):
         values = np.array([repeat[key] for repeat in repeats], dtype=float)
         summary[key] = float(values.mean())

@@ -1,0 +1,94 @@
+"""End to end: a small MEArec ground-truth recording through a codec, a real sorter and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from spikeinterface_vqcompress import cli
+from spikeinterface_vqcompress.evaluation import evaluate, format_table, save_results
+from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
+
+FAST_CELLS = ["L5_BTC_bAC217_1", "L5_DBC_bAC217_1", "L5_MC_bAC217_1", "L5_STPC_cADpyr232_1"]
+
+
+@pytest.fixture(scope="module")
+def ground_truth_file(tmp_path_factory):
+    """10 s, 32 channels, 5 units; NEURON templates of 4 cells (cached for the session)."""
+    path = tmp_path_factory.mktemp("gt") / "gt.h5"
+    return simulate_recording(path, probe="Neuronexus-32", num_units=5, duration_s=10.0, seed=11,
+                              num_templates_per_cell=4, cell_models=FAST_CELLS)
+
+
+def test_evaluate_scores_raw_and_rebuilt_with_a_real_sorter(ground_truth_file, tmp_path):
+    recording, gt_sorting = load_ground_truth(ground_truth_file)
+    result = evaluate(recording, gt_sorting, codec="wavpack", codec_params={"bps": 3.0}, sorter="tridesclous2",
+                      seeds=[0], output_folder=tmp_path / "evaluation", n_jobs=1, progress_bar=False)
+    assert result["codec_config"] == {"id": "wavpack", "level": 2, "bps": 3.0}
+    assert result["compression_ratio"] > 3.0 and not result["exact"]
+    assert result["encoded_nbytes"] * result["compression_ratio"] == pytest.approx(result["raw_nbytes"])
+    # MEArec int16 gain is 0.195 uV: a hybrid WavPack error of a few uV, far below the ~10 uV noise
+    assert 0 < result["rmse_uV"] < 10
+    assert np.isfinite(result["sndr_spike_db_mean"]) and result["sndr_spike_db_mean"] > 5
+    raw, rebuilt = result["raw"], result["compressed"]
+    assert raw["num_gt_units"] == 5
+    # tridesclous2 finds most units of an easy 5-unit recording, raw and rebuilt
+    assert raw["accuracy_mean"] > 0.6 and rebuilt["accuracy_mean"] > 0.6
+    assert abs(result["accuracy_change"]) < 0.2
+    assert result["encode_speed_x_realtime"] > 1 and result["decode_speed_x_realtime"] > 1
+    json_path, markdown_path = save_results([result], tmp_path / "report")
+    saved = json.loads(json_path.read_text())
+    assert saved["results"][0]["compressed"]["repeats"][0]["seed"] == 0
+    assert "wavpack(level=2, bps=3.0)" in markdown_path.read_text()
+
+
+def test_lossless_reuses_raw_sorting_only_when_verified_exact(ground_truth_file):
+    recording, gt_sorting = load_ground_truth(ground_truth_file)
+    fake_raw = [{"accuracy_mean": 0.5, "accuracy_median": 0.5, "precision_mean": 0.5, "recall_mean": 0.5,
+                 "num_gt_units": 5, "num_sorted_units": 5, "num_well_detected": 2, "num_false_positive": 0,
+                 "num_redundant": 0, "sort_time_s": 1.0, "seed": 0}]
+    result = evaluate(recording, gt_sorting, codec="flac", sorter="tridesclous2", seeds=[0], raw_scores=fake_raw,
+                      reuse_raw_sorting_if_exact=True, progress_bar=False)
+    assert result["exact"] and result["sorting_reused_from_raw"]
+    assert result["compressed"]["accuracy_mean"] == 0.5
+    assert "(= raw, bit-exact)" in format_table([result])
+
+
+def test_cli_compress_info_decompress_and_damage(ground_truth_file, tmp_path, capsys):
+    output = tmp_path / "gt.vqc"
+    assert cli.main(["compress", str(ground_truth_file), str(output), "--codec", "flac", "--no-progress"]) == 0
+    assert "ratio" in capsys.readouterr().out
+    assert cli.main(["info", str(output), "--verify", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["codec"]["id"] == "flac" and info["lossless"] and info["num_channels"] == 32
+    assert info["verified"] == "every chunk CRC32 matches"
+    assert cli.main(["decompress", str(output), str(tmp_path / "rebuilt"), "--format", "binary", "--no-progress"]) == 0
+    import spikeinterface as si
+
+    rebuilt = si.load(tmp_path / "rebuilt")
+    recording, _ = load_ground_truth(ground_truth_file)
+    np.testing.assert_array_equal(rebuilt.get_traces(), recording.get_traces())
+    # one flipped byte: a clear error and a non-zero exit, never garbage
+    data = bytearray(output.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    output.write_bytes(bytes(data))
+    assert cli.main(["info", str(output), "--verify"]) == 2
+    assert "damaged" in capsys.readouterr().err
+
+
+def test_cli_evaluate_without_sorting(ground_truth_file, tmp_path, capsys):
+    assert cli.main(["evaluate", str(ground_truth_file), "--codec", "bit-truncation:num_bits=3", "--codec", "zstd",
+                     "--no-sort", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "bit-truncation(num_bits=3, level=5)" in printed and "zstd(level=5)" in printed
+    saved = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    rows = {row["codec_config"]["id"]: row for row in saved["results"]}
+    assert rows["zstd"]["exact"] and not rows["bit-truncation"]["exact"]
+    assert rows["bit-truncation"]["max_abs_error_stored"] <= 4
+
+
+def test_cli_rejects_bad_codec_parameters():
+    with pytest.raises(SystemExit, match="name=value"):
+        cli.parse_codec_argument("wavpack:bps")
+    with pytest.raises(SystemExit, match="unknown codec"):
+        cli.parse_codec_argument("mp3")
