@@ -131,7 +131,12 @@ def run_locust(work_folder, quick, n_jobs):
     traces = np.fromfile(file, dtype="<i2").reshape(-1, 4)
     if quick:
         traces = traces[: 15000 * 10]
+    from probeinterface import generate_tetrode
+
     recording = sc.NumpyRecording(traces, sampling_frequency=15000.0)
+    tetrode = generate_tetrode()
+    tetrode.set_device_channel_indices(np.arange(4))
+    recording.set_probe(tetrode)  # geometry of a standard tetrode (sorters need one)
     recording = recording.save(folder=work_folder / "locust_binary", overwrite=True, progress_bar=False)
     rows = []
     for sorter, seeds in sorter_plan(quick):

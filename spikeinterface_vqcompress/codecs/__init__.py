@@ -11,4 +11,5 @@ from .base import (
     register_codec,
 )
 from . import classic  # noqa: F401  (registers the baselines)
+from . import vqcae_hybrid  # noqa: F401  (registers vqcae-hybrid; weights load on first use)
 from .classic import BitTruncationCodec, FlacCodec, WavPackCodec, ZstdCodec

@@ -212,8 +212,8 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
                     for seed in seeds
                 ]
             if reuse_raw_sorting_if_exact and result.get("exact"):
-                # bit-identical input: a seeded sorter gives the same sorting; sorting it again would
-                # only measure the sorter's own non-determinism
+                # bit-identical input: sorting it again would only measure the sorter's own run-to-run
+                # variation, not an effect of the compression
                 compressed_scores = [dict(scores, reused_from_raw=True) for scores in raw_scores]
             else:
                 compressed_scores = [
@@ -234,13 +234,16 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
 
 
 def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=(0,), output_folder=None,
-                    sorter_params=None, adc_bits=None, reuse_raw_sorting_if_exact=False, **job_kwargs) -> list[dict]:
+                    sorter_params=None, adc_bits=None, reuse_raw_sorting_if_exact=False, verbose=False,
+                    **job_kwargs) -> list[dict]:
     """:func:`evaluate` for several codecs, sorting the raw recording only once per seed.
 
     Parameters
     ----------
     codecs : list of (str | dict | Codec)
         The codecs; a name uses the codec's default parameters, a dict is a full config.
+    verbose : bool, default: False
+        Print one line per finished step.
     Other parameters as in :func:`evaluate`.
     """
     import spikeinterface.sorters  # noqa: F401  (fail early if sorters are missing)
@@ -253,11 +256,22 @@ def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=
             sort_and_score(recording, gt_sorting, sorter, seed, output_folder / f"raw_{sorter}_seed{seed}", sorter_params, sorter_job_kwargs)
             for seed in seeds
         ]
+        if verbose:
+            accuracies = ", ".join(f"{scores['accuracy_mean']:.3f}" for scores in raw_scores)
+            print(f"  raw recording sorted with {sorter}: mean accuracy {accuracies} "
+                  f"({sum(scores['sort_time_s'] for scores in raw_scores):.0f} s)", flush=True)
     results = []
     for codec in codecs:
         results.append(evaluate(recording, gt_sorting, codec=codec, sorter=sorter, seeds=seeds, sorter_params=sorter_params,
                                 output_folder=output_folder / "runs", adc_bits=adc_bits, raw_scores=raw_scores,
                                 reuse_raw_sorting_if_exact=reuse_raw_sorting_if_exact, **job_kwargs))
+        if verbose:
+            result = results[-1]
+            line = f"  {result['codec']}: ratio {result['compression_ratio']:.2f}, RMSE {result.get('rmse_uV', float('nan')):.3f} uV"
+            if "compressed" in result:
+                reused = " (bit-exact: raw sorting reused)" if result.get("sorting_reused_from_raw") else ""
+                line += f", mean accuracy {result['compressed']['accuracy_mean']:.3f}{reused}"
+            print(line, flush=True)
     shutil.rmtree(output_folder / "runs", ignore_errors=True)
     return results
 
@@ -309,7 +323,7 @@ def format_table(results: list[dict]) -> str:
         row = [
             result["codec"], "yes" if result["lossless"] else "no", _fmt(result["compression_ratio"]),
             f"{_fmt(result['compression_ratio_vs_adc'])} ({result['adc_bits']} bit)", _fmt(result["bits_per_sample"]),
-            _fmt(result.get("rmse_uV"), 3), _fmt(sndr, 1), _fmt(result["encode_speed_x_realtime"], 0),
+            _fmt(result.get("rmse_uV"), 3) + ("" if result.get("units", "uV") == "uV" else " LSB"), _fmt(sndr, 1), _fmt(result["encode_speed_x_realtime"], 0),
             _fmt(result["decode_speed_x_realtime"], 0),
         ]
         if has_sorting and "raw" in result:
