@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codecs.base import CorruptDataError, get_codec
+from .codecs.base import CodecError, CorruptDataError, get_codec
 
 MAGIC = b"\x89VQC\r\n\x1a\n"
 END_MAGIC = b"VQCEND\x00\x00"
@@ -60,6 +60,10 @@ MAX_CHUNK_DECODED_NBYTES = 2 * 1024**3
 
 class ContainerVersionError(CorruptDataError):
     """The container was written by a newer, incompatible version of the format."""
+
+
+class ModelMismatchError(CodecError, ValueError):
+    """The model a codec loads is not the one the container was encoded with."""
 
 
 def _crc32(*buffers) -> int:
@@ -176,6 +180,14 @@ class ContainerReader:
             self.nbytes = self.file_path.stat().st_size
         self._read_header_and_index()
         self.codec = get_codec(self.header["codec"])
+        expected_sha256 = self.header.get("model_sha256")
+        if expected_sha256 and self.codec.model_sha256 != expected_sha256:
+            raise ModelMismatchError(
+                f"{self._name} was encoded with a model of sha256 {expected_sha256}, but codec "
+                f"'{self.codec.codec_id}' now loads a model of sha256 {self.codec.model_sha256}. Decoding with "
+                "another model would give wrong traces: install the package version that wrote the file or pass "
+                "the original model file in the codec config."
+            )
         self._cache = OrderedDict()
         self._cache_num_chunks = cache_num_chunks
 
@@ -227,10 +239,10 @@ class ContainerReader:
         self.format_version = (major, minor)
         self.data_offset = _PREAMBLE.size + header_nbytes + _CRC.size
 
-        index_offset, num_chunks, index_crc, _, end_magic = _FOOTER.unpack(
+        index_offset, num_chunks, index_crc, reserved, end_magic = _FOOTER.unpack(
             self._read(self.nbytes - _FOOTER.size, _FOOTER.size)
         )
-        if end_magic != END_MAGIC:
+        if end_magic != END_MAGIC or reserved != 0:
             raise CorruptDataError(
                 f"{self._name}: end marker missing; the file is truncated or was not completely written"
             )
