@@ -299,7 +299,7 @@ def plot_metric_distributions(channel_metrics: list[dict], path, title: str = ""
             axis.axvline(np.median(finite), color="tab:red", linestyle="--", label=f"median {np.median(finite):.3g}")
             axis.legend(fontsize=8)
         else:
-            axis.text(0.5, 0.5, "no finite values" + (" (exact)" if np.isinf(values).any() else ""), ha="center", va="center",
+            axis.text(0.5, 0.5, "no finite values" + (" (exact)" if np.isinf(values).any() else " (e.g. nothing detected)"), ha="center", va="center",
                       transform=axis.transAxes)
         axis.set_title(METRIC_LABELS[key], fontsize=9)
         axis.set_ylabel("files")

@@ -1,0 +1,119 @@
+"""The static rANS coder with frozen integer tables: exact round trips, sizes near the entropy,
+a bitstream fixed forever, and damage detection."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikeinterface_vqcompress.codecs.base import CorruptDataError
+from spikeinterface_vqcompress.entropy import build_frequency_table, decode_symbols, encode_symbols, estimate_nbytes
+
+PACKAGE = Path(__file__).resolve().parents[1] / "spikeinterface_vqcompress"
+
+
+def test_random_tables_round_trip_exactly():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        num_symbols = int(rng.integers(1, 300))
+        precision_bits = int(rng.integers(9, 17))
+        counts = rng.integers(0, 1000, num_symbols) * (rng.random(num_symbols) < 0.7)
+        frequencies = build_frequency_table(counts, precision_bits=precision_bits)
+        symbols = rng.choice(num_symbols, size=int(rng.integers(0, 3000)), p=frequencies / frequencies.sum())
+        data = encode_symbols(symbols, frequencies)
+        decoded = decode_symbols(data, frequencies, symbols.size)
+        assert decoded.dtype == np.int64
+        np.testing.assert_array_equal(decoded, symbols)
+
+
+def test_size_is_close_to_the_ideal_code_length():
+    rng = np.random.default_rng(1)
+    frequencies = build_frequency_table([900, 60, 30, 10], precision_bits=12)
+    symbols = rng.choice(4, size=20000, p=frequencies / frequencies.sum())
+    data = encode_symbols(symbols, frequencies)
+    ideal = estimate_nbytes(symbols, frequencies)
+    assert ideal < len(data) <= ideal + 8
+    assert len(data) < 20000 * 2 / 8  # far below the 2 bits/symbol of a flat code
+
+
+def test_edge_cases():
+    frequencies = build_frequency_table([3, 1], precision_bits=4)
+    assert encode_symbols([], frequencies) == (1 << 23).to_bytes(4, "little")
+    assert decode_symbols(encode_symbols([], frequencies), frequencies, 0).size == 0
+    # one-symbol alphabet: nothing but the final state is needed
+    single = np.array([1 << 12])
+    data = encode_symbols(np.zeros(1000, dtype=int), single)
+    assert len(data) == 4
+    np.testing.assert_array_equal(decode_symbols(data, single, 1000), np.zeros(1000))
+    # the largest precision and extreme skew
+    skewed = build_frequency_table([10**9, 1], precision_bits=16)
+    assert skewed.tolist() == [65535, 1]
+    symbols = np.array([1] * 50 + [0] * 50)
+    np.testing.assert_array_equal(decode_symbols(encode_symbols(symbols, skewed), skewed, 100), symbols)
+
+
+def test_frequency_table_is_frozen_integers_and_deterministic():
+    counts = [50, 30, 10, 5, 3, 1, 1, 0]
+    frequencies = build_frequency_table(counts, precision_bits=12)
+    assert frequencies.dtype == np.int64 and int(frequencies.sum()) == 4096
+    assert frequencies.tolist() == [2046, 1228, 410, 206, 123, 41, 41, 1]  # fixed forever
+    assert np.all(frequencies >= 1)
+    assert build_frequency_table(np.zeros(4), 8).tolist() == [64, 64, 64, 64]
+    assert build_frequency_table([5, 0, 5], 8, minimum_frequency=0)[1] == 0
+    with pytest.raises(ValueError, match="raise precision_bits"):
+        build_frequency_table(np.ones(300), precision_bits=8)
+
+
+def test_bitstream_is_fixed_forever():
+    """A committed fixture: this table and these symbols must keep giving exactly these bytes."""
+    frequencies = build_frequency_table([50, 30, 10, 5, 3, 1, 1, 0], 12)
+    symbols = np.array([0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 1, 0, 2, 3, 0, 1])
+    assert encode_symbols(symbols, frequencies).hex() == "d1b0e87193f7ffc0af1a"
+    np.testing.assert_array_equal(decode_symbols(bytes.fromhex("d1b0e87193f7ffc0af1a"), frequencies, 16), symbols)
+
+
+def test_invalid_input_raises_clear_errors():
+    frequencies = build_frequency_table([1, 1, 0], 8, minimum_frequency=0)
+    with pytest.raises(ValueError, match="frequency 0"):
+        encode_symbols([2], frequencies)
+    with pytest.raises(ValueError, match="must lie in"):
+        encode_symbols([3], frequencies)
+    with pytest.raises(TypeError, match="integers"):
+        encode_symbols([0], np.array([0.5, 0.5]))
+    with pytest.raises(ValueError, match="power of two"):
+        encode_symbols([0], np.array([3, 4]))
+
+
+def test_damaged_streams_raise_corrupt_data_error():
+    rng = np.random.default_rng(3)
+    frequencies = build_frequency_table(rng.integers(1, 100, 128), 12)
+    symbols = rng.choice(128, size=400, p=frequencies / frequencies.sum())
+    data = encode_symbols(symbols, frequencies)
+    with pytest.raises(CorruptDataError):
+        decode_symbols(data[:-1], frequencies, symbols.size)  # truncated
+    with pytest.raises(CorruptDataError):
+        decode_symbols(data + b"\x00", frequencies, symbols.size)  # trailing bytes
+    with pytest.raises(CorruptDataError):
+        decode_symbols(data[:3], frequencies, symbols.size)
+    with pytest.raises(CorruptDataError):
+        decode_symbols(data, frequencies, symbols.size + 5)  # asks for more than is there
+    for position in rng.choice(len(data), size=40, replace=False):
+        damaged = bytearray(data)
+        damaged[position] ^= 1 << int(rng.integers(8))
+        with pytest.raises(CorruptDataError):
+            decode_symbols(bytes(damaged), frequencies, symbols.size)
+
+
+def test_entropy_and_nn_do_not_import_spikeinterface():
+    for folder in ("entropy", "nn"):
+        for path in (PACKAGE / folder).glob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                else:
+                    continue
+                assert not any(name.split(".")[0] == "spikeinterface" for name in names), f"{path} imports {names}"
