@@ -42,6 +42,7 @@ MEAREC_RECORDINGS = [
     {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
     {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
 ]
+TEMPLATES_PER_CELL = 12
 
 
 def sorter_plan(quick: bool):
@@ -56,7 +57,8 @@ def run_mearec(spec, work_folder, quick, n_jobs):
 
     duration_s = 10.0 if quick else spec["duration_s"]
     path = simulate_recording(work_folder / f"{spec['name']}.h5", probe=spec["probe"], num_units=spec["num_units"],
-                              duration_s=duration_s, seed=spec["seed"], verbose=True)
+                              duration_s=duration_s, seed=spec["seed"], num_templates_per_cell=TEMPLATES_PER_CELL,
+                              n_jobs=n_jobs, verbose=True)
     recording, gt_sorting = load_ground_truth(path)
     rows = []
     for sorter, seeds in sorter_plan(quick):
@@ -195,25 +197,32 @@ def main():
     work_folder.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only) if args.only else None
     t0 = time.perf_counter()
-    rows = []
-    if wanted is None or "neuralink_n1" in wanted:
-        rows += run_neuralink(args.quick)
-    for spec in MEAREC_RECORDINGS:
-        if wanted is None or spec["name"] in wanted:
-            rows += run_mearec(spec, work_folder, args.quick, args.n_jobs)
-    if wanted is None or "locust_tetrode" in wanted:
-        rows += run_locust(work_folder, args.quick, args.n_jobs)
-
     from spikeinterface_vqcompress import __version__
     from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     name = "baselines_quick" if args.quick else "baselines"
-    payload = {"package_version": __version__, "command": " ".join(sys.argv), "wall_time_s": time.perf_counter() - t0,
-               "machine": "2-core CPU, 24 GiB (project CI machine)", "rows": rows}
-    (output / f"{name}.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-    (output / f"{name}.md").write_text(markdown(rows) + f"\n\nWall time: {payload['wall_time_s']:.0f} s. Command: `{payload['command']}`\n")
+    rows = []
+
+    def save():
+        """Write what is finished so far (the run is long: partial results survive an interruption)."""
+        payload = {"package_version": __version__, "command": " ".join(sys.argv), "wall_time_s": time.perf_counter() - t0,
+                   "machine": "2-core CPU, 24 GiB (project CI machine)", "rows": rows}
+        (output / f"{name}.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
+        (output / f"{name}.md").write_text(markdown(rows) + f"\n\nWall time so far: {payload['wall_time_s']:.0f} s. "
+                                           f"Command: `{payload['command']}`\n")
+
+    if wanted is None or "neuralink_n1" in wanted:
+        rows += run_neuralink(args.quick)
+        save()
+    if wanted is None or "locust_tetrode" in wanted:
+        rows += run_locust(work_folder, args.quick, args.n_jobs)
+        save()
+    for spec in MEAREC_RECORDINGS:
+        if wanted is None or spec["name"] in wanted:
+            rows += run_mearec(spec, work_folder, args.quick, args.n_jobs)
+            save()
     print(markdown(rows))
 
 
