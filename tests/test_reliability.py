@@ -152,24 +152,19 @@ WRITER_SCRIPT = """
 import sys, time
 import numpy as np
 import spikeinterface.core as sc
-import spikeinterface_vqcompress as vq
-
-class SlowRecording(sc.NumpyRecording):
-    pass
+from spikeinterface_vqcompress.preprocessing import encode_recording
 
 traces = (np.random.default_rng(0).normal(size=(20000 * 20, 4)) * 30).astype("int16")
 recording = sc.NumpyRecording(traces, sampling_frequency=20000.0)
-codec = vq.get_codec("flac")
-original_encode = codec.encode
+read_traces = recording.get_traces
 
-def slow_encode(chunk):
-    time.sleep(0.2)  # so that the parent can kill us mid-way
-    return original_encode(chunk)
+def slow_get_traces(*args, **kwargs):
+    time.sleep(0.5)  # a slow source, so that the parent can kill us mid-way
+    return read_traces(*args, **kwargs)
 
-codec.encode = slow_encode
-from spikeinterface_vqcompress.preprocessing import encode_recording
+recording.get_traces = slow_get_traces  # n_jobs=1: the encoder reads through this very object
 print("started", flush=True)
-encode_recording(recording, codec, file_path=sys.argv[1], chunk_duration_s=0.5, n_jobs=1, progress_bar=False)
+encode_recording(recording, "flac", file_path=sys.argv[1], chunk_duration_s=0.5, n_jobs=1, progress_bar=False)
 print("finished", flush=True)
 """
 
