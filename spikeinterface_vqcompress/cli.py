@@ -57,6 +57,12 @@ def parse_codec_argument(text: str, extra_params: list[str] | None = None) -> di
         raise SystemExit(f"error: {error}") from None
 
 
+def _refuse_to_overwrite(output: Path, overwrite: bool):
+    """Stop with a clear message rather than replace an existing output silently."""
+    if output.exists() and not overwrite:
+        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+
+
 def _job_kwargs(args) -> dict:
     return {"n_jobs": args.n_jobs, "progress_bar": not args.no_progress}
 
@@ -115,8 +121,7 @@ def command_decompress(args):
 
     recording = read_compressed(args.input)
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    _refuse_to_overwrite(output, args.overwrite)
     recording.save(folder=output, format=args.format, overwrite=args.overwrite, **_job_kwargs(args))
     print(f"wrote {output} ({args.format}): {recording.get_num_channels()} channels, "
           f"{recording.get_total_duration():.2f} s")
@@ -229,8 +234,7 @@ def command_encode(args):
     codec = get_codec(parse_codec_argument(args.codec, args.param))
     sampling_frequency, traces = read_wav(args.input)
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    _refuse_to_overwrite(output, args.overwrite)
     chunk_duration_s = args.chunk_duration_s or chunk_duration_for(codec, traces.shape[0], sampling_frequency)
     recording = traces_to_recording(traces, sampling_frequency)
     t0 = time.perf_counter()
@@ -249,8 +253,7 @@ def command_decode(args):
 
     recording = read_compressed(args.input)
     output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    _refuse_to_overwrite(output, args.overwrite)
     if recording.get_num_segments() != 1:
         raise SystemExit(f"error: {args.input} holds {recording.get_num_segments()} segments; a WAV file holds one. "
                          "Use 'vqcompress decompress' to write a binary or zarr recording instead")
