@@ -23,6 +23,11 @@ import time
 import warnings
 from pathlib import Path
 
+# Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
+# ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
+CLI_EXTENSIONS = (
+)
+
 DEMO_CODECS = [
     {"id": "zstd"},
     {"id": "flac"},
@@ -412,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     codecs = commands.add_parser("codecs", help="list the registered codecs")
     codecs.set_defaults(function=command_codecs)
+
+    train = commands.add_parser("train", help="train a model and write its weights and model card")
+    trainers = train.add_subparsers(dest="model", metavar="MODEL")
+    train.set_defaults(function=lambda args: train.print_help())
+    import importlib
+
+    for module_name in CLI_EXTENSIONS:
+        importlib.import_module(module_name).add_cli_commands(commands, trainers)
     return parser
 
 
