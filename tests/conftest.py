@@ -12,3 +12,20 @@ os.environ.setdefault("VQCOMPRESS_CACHE", str(_SESSION_HOME / "cache"))
 os.environ["XDG_CONFIG_HOME"] = str(_SESSION_HOME / ".config")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+import pytest  # noqa: E402
+
+# NEURON cell models that simulate fastest; shared by every test that needs MEArec ground truth so
+# the session generates one small template library (cached under VQCOMPRESS_CACHE).
+FAST_CELLS = ["L5_BTC_bAC217_1", "L5_DBC_bAC217_1", "L5_MC_bAC217_1", "L5_STPC_cADpyr232_1"]
+
+
+@pytest.fixture(scope="session")
+def ground_truth_file(tmp_path_factory):
+    """10 s, Neuronexus-32, 5 units, MEArec with NEURON templates of 4 cells (one file per session)."""
+    from spikeinterface_vqcompress.groundtruth import simulate_recording
+
+    path = tmp_path_factory.mktemp("gt") / "gt.h5"
+    return simulate_recording(path, probe="Neuronexus-32", num_units=5, duration_s=10.0, seed=11,
+                              num_templates_per_cell=4, cell_models=FAST_CELLS)

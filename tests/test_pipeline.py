@@ -7,18 +7,9 @@ import pytest
 
 from spikeinterface_vqcompress import cli
 from spikeinterface_vqcompress.evaluation import evaluate, format_table, save_results
-from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
+from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
-FAST_CELLS = ["L5_BTC_bAC217_1", "L5_DBC_bAC217_1", "L5_MC_bAC217_1", "L5_STPC_cADpyr232_1"]
-
-
-@pytest.fixture(scope="module")
-def ground_truth_file(tmp_path_factory):
-    """10 s, 32 channels, 5 units; NEURON templates of 4 cells (cached for the session)."""
-    path = tmp_path_factory.mktemp("gt") / "gt.h5"
-    return simulate_recording(path, probe="Neuronexus-32", num_units=5, duration_s=10.0, seed=11,
-                              num_templates_per_cell=4, cell_models=FAST_CELLS)
-
+# ground_truth_file: the session's small MEArec recording (tests/conftest.py)
 
 def test_evaluate_scores_raw_and_rebuilt_with_a_real_sorter(ground_truth_file, tmp_path):
     recording, gt_sorting = load_ground_truth(ground_truth_file)
