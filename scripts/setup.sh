@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# WavPack's numcodecs binding builds against Debian's libwavpack.
-if ! dpkg -s libwavpack-dev >/dev/null 2>&1; then
+# WavPack's numcodecs binding builds against Debian's libwavpack; Chromium renders the study report
+# headless (`vqcompress report --screenshot` and its test).
+if ! dpkg -s libwavpack-dev >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   SUDO=""
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends wavpack libwavpack-dev >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends wavpack libwavpack-dev chromium >/dev/null
 fi
 
 # torch first, pinned, so that the CPU build is used (an unpinned torch pulls GBs of CUDA packages).

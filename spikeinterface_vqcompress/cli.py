@@ -9,6 +9,8 @@
     vqcompress evaluate RECORDING.h5 --codec flac --codec wavpack:bps=2.25 --sorter tridesclous2 --seeds 0
     vqcompress info FILE.vqc [--verify]
     vqcompress codecs
+    vqcompress study CONFIG.yaml [--scheduler ADDRESS] [--report]   # the sorting-impact grid on Dask (resumable)
+    vqcompress report STUDY_FOLDER [--screenshot PAGE.png]           # static HTML report of a study
     vqcompress encode IN.wav OUT.vqc --codec vqcae-hybrid        # a WAV file (int16) into a container
     vqcompress decode IN.vqc OUT.wav                             # back to WAV, original sampling rate
     vqcompress eval FOLDER --codec vqcae-hybrid [--output DIR]   # ratio, verification, metrics, plots
@@ -157,6 +159,8 @@ def command_info(args):
         "has_probe": header.get("probe") is not None,
         "hardware_profile": recording.codec.hardware_profile(header["num_channels"], header["sampling_frequency"]).to_dict(),
     }
+    report = recording.hardware_report()
+    info["hardware_report"] = report.to_dict()
     if args.verify:
         recording._reader.verify()
         info["verified"] = "every chunk CRC32 matches"
@@ -164,7 +168,10 @@ def command_info(args):
         print(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
-            print(f"{key:26s} {value}")
+            if key not in ("hardware_profile", "hardware_report"):
+                print(f"{key:26s} {value}")
+        print()
+        print(report.to_markdown())
 
 
 def _print_and_save(results, output_folder, metadata):
@@ -302,6 +309,28 @@ def command_eval(args):
     print("\nwrote " + "\n      ".join(report["output_files"]))
 
 
+def command_study(args):
+    from .study import load_study_config, run_study
+
+    config = load_study_config(args.config)
+    output = Path(args.output) if args.output else Path("vqcompress_output") / "study" / config.get("name", Path(args.config).stem)
+    table = run_study(config, output, scheduler=args.scheduler, n_workers=args.n_workers, max_cells=args.max_cells)
+    print(f"\n{len(table)} finished cells; table: {output / 'results.csv'}")
+    if args.report:
+        from .report import build_report
+
+        print(f"report: {build_report(output)}")
+
+
+def command_report(args):
+    from .report import build_report, screenshot
+
+    path = build_report(args.study, output=args.output)
+    print(f"report: {path}")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(path, args.screenshot)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -414,6 +443,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--no-plots", action="store_true")
     evaluation.add_argument("--quiet", action="store_true", help="no per-file lines")
     evaluation.set_defaults(function=command_eval)
+
+    study = commands.add_parser("study", help="run (or resume) a sorting-impact study grid on Dask",
+                                description="Recordings x codecs x rate points x sorters x seeds from a JSON/YAML config, on a "
+                                "Dask LocalCluster or an existing scheduler. Finished cells are cached: running again resumes.")
+    study.add_argument("config", help="study config (.json, .yaml)")
+    study.add_argument("--output", default=None, help="study folder (default: vqcompress_output/study/NAME)")
+    study.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
+    study.add_argument("--n-workers", type=int, default=2, help="LocalCluster worker processes (default: %(default)s)")
+    study.add_argument("--max-cells", type=int, default=None, help="stop after N newly finished cells (resume later)")
+    study.add_argument("--report", action="store_true", help="write the HTML report when done")
+    study.set_defaults(function=command_study)
+
+    report = commands.add_parser("report", help="static HTML report of a study folder (plots and tables embedded)")
+    report.add_argument("study", help="a folder written by 'vqcompress study'")
+    report.add_argument("--output", default=None, help="HTML file (default: STUDY/report.html)")
+    report.add_argument("--screenshot", default=None, help="also render it in headless Chromium to this PNG")
+    report.set_defaults(function=command_report)
 
     codecs = commands.add_parser("codecs", help="list the registered codecs")
     codecs.set_defaults(function=command_codecs)

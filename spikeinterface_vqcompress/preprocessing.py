@@ -205,6 +205,33 @@ class _CompressionStatsMixin:
     def codec(self):
         return self._reader.codec
 
+    def hardware_report(self, **kwargs):
+        """What this codec costs an implant, from this recording's real bytes and encoding time.
+
+        Parameters
+        ----------
+        **kwargs
+            Passed to :func:`spikeinterface_vqcompress.hardware.hardware_report` (``budget``,
+            ``energy_model``, ``weight_bits``, ``event_rate_hz_per_channel``, ``adc_bits``...).
+            ``adc_bits`` defaults to the bit depth declared when encoding, else the stored dtype's.
+
+        Returns
+        -------
+        report : HardwareReport
+        """
+        from .hardware import hardware_report
+
+        reader = self._reader
+        num_samples = sum(reader.segment_lengths)
+        kwargs.setdefault("adc_bits", reader.header.get("adc_bits") or reader.dtype.itemsize * 8)
+        encode_time_s = getattr(self, "encode_time_s", None) or None
+        kwargs.setdefault("event_rate_hz_per_channel", reader.header.get("event_rate_hz_per_channel"))
+        return hardware_report(
+            reader.codec, num_channels=reader.num_channels, sampling_frequency=reader.sampling_frequency,
+            compressed_nbytes=reader.nbytes, duration_s=num_samples / reader.sampling_frequency,
+            encode_time_s=encode_time_s, num_chunks=reader.num_chunks if encode_time_s else None, **kwargs,
+        )
+
     @property
     def container_header(self) -> dict:
         return self._reader.header

@@ -17,6 +17,10 @@ def test_evaluate_scores_raw_and_rebuilt_with_a_real_sorter(ground_truth_file, t
                       seeds=[0], output_folder=tmp_path / "evaluation", n_jobs=1, progress_bar=False)
     assert result["codec_config"] == {"id": "wavpack", "level": 2, "bps": 3.0}
     assert result["compression_ratio"] > 3.0 and not result["exact"]
+    # every evaluation carries its hardware report, computed from the same real bytes
+    hardware = result["hardware"]
+    assert hardware["compressed_bits_per_second"] == pytest.approx(8 * result["encoded_nbytes"] / result["duration_s"])
+    assert [row["name"].split(" (")[0] for row in hardware["verdicts"]] == ["N1 link", "N1 latency", "N1 power incl. radio"]
     assert result["encoded_nbytes"] * result["compression_ratio"] == pytest.approx(result["raw_nbytes"])
     # MEArec int16 gain is 0.195 uV: a hybrid WavPack error of a few uV, far below the ~10 uV noise
     assert 0 < result["rmse_uV"] < 10

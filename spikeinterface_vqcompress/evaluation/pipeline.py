@@ -71,9 +71,15 @@ def score_sorting(gt_sorting, sorting, well_detected_accuracy: float = WELL_DETE
     }
 
 
-def sort_and_score(recording, gt_sorting, sorter: str, seed: int | None, folder, sorter_params: dict | None = None,
-                   job_kwargs: dict | None = None) -> dict:
-    """Run a SpikeInterface sorter (seeded where it takes a seed) and score it."""
+def run_seeded_sorter(recording, sorter: str, seed: int | None, folder, sorter_params: dict | None = None,
+                      job_kwargs: dict | None = None):
+    """Run a SpikeInterface sorter into ``folder`` (replaced if present), seeded where it takes a seed.
+
+    Returns
+    -------
+    sorting : BaseSorting
+    sort_time_s : float
+    """
     import spikeinterface.sorters as ss
 
     params = dict(sorter_params or {})
@@ -84,8 +90,15 @@ def sort_and_score(recording, gt_sorting, sorter: str, seed: int | None, folder,
         params["job_kwargs"] = {**default_params.get("job_kwargs", {}), **job_kwargs}
     t0 = time.perf_counter()
     sorting = ss.run_sorter(sorter, recording, folder=str(folder), remove_existing_folder=True, verbose=False, **params)
+    return sorting, time.perf_counter() - t0
+
+
+def sort_and_score(recording, gt_sorting, sorter: str, seed: int | None, folder, sorter_params: dict | None = None,
+                   job_kwargs: dict | None = None) -> dict:
+    """Run a SpikeInterface sorter (seeded where it takes a seed) and score it."""
+    sorting, sort_time_s = run_seeded_sorter(recording, sorter, seed, folder, sorter_params, job_kwargs)
     scores = score_sorting(gt_sorting, sorting)
-    scores["sort_time_s"] = time.perf_counter() - t0
+    scores["sort_time_s"] = sort_time_s
     scores["seed"] = seed
     return scores
 
@@ -124,7 +137,7 @@ def codec_label(config: dict) -> str:
 def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridesclous2", seeds=(0,), codec_params=None,
              sorter_params=None, output_folder=None, adc_bits: int | None = None, chunk_duration_s: float = 1.0,
              raw_scores: list[dict] | None = None, compute_fidelity: bool = True, reuse_raw_sorting_if_exact: bool = False,
-             **job_kwargs) -> dict:
+             hardware_kwargs: dict | None = None, **job_kwargs) -> dict:
     """Compress, rebuild, sort and score against ground truth; raw recording alongside.
 
     Parameters
@@ -157,6 +170,9 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
     reuse_raw_sorting_if_exact : bool, default: False
         When the rebuilt traces are verified bit-identical to the raw ones, report the raw sorting's
         scores instead of sorting again (flagged ``sorting_reused_from_raw`` in the result).
+    hardware_kwargs : dict | None, default: None
+        Options of the hardware report (``budget``, ``energy_model``, ``weight_bits``, ...; see
+        :func:`spikeinterface_vqcompress.hardware.hardware_report`).
     **job_kwargs
         ``n_jobs``, ``progress_bar``, ... for compression and sorting.
 
@@ -195,6 +211,7 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
             "encode_time_s": float(compressed.encode_time_s),
             "encode_peak_memory_MB": float(encode_memory["delta_MB"]),
             "hardware_profile": codec_object.hardware_profile(recording.get_num_channels(), recording.sampling_frequency).to_dict(),
+            "hardware": compressed.hardware_report(adc_bits=adc_bits, **(hardware_kwargs or {})).to_dict(),
         }
         result.update(measure_decode(compressed))
         duration_s = result["duration_s"]
@@ -235,7 +252,7 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
 
 def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=(0,), output_folder=None,
                     sorter_params=None, adc_bits=None, reuse_raw_sorting_if_exact=False, verbose=False,
-                    **job_kwargs) -> list[dict]:
+                    hardware_kwargs=None, **job_kwargs) -> list[dict]:
     """:func:`evaluate` for several codecs, sorting the raw recording only once per seed.
 
     Parameters
@@ -264,7 +281,8 @@ def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=
     for codec in codecs:
         results.append(evaluate(recording, gt_sorting, codec=codec, sorter=sorter, seeds=seeds, sorter_params=sorter_params,
                                 output_folder=output_folder / "runs", adc_bits=adc_bits, raw_scores=raw_scores,
-                                reuse_raw_sorting_if_exact=reuse_raw_sorting_if_exact, **job_kwargs))
+                                reuse_raw_sorting_if_exact=reuse_raw_sorting_if_exact, hardware_kwargs=hardware_kwargs,
+                                **job_kwargs))
         if verbose:
             result = results[-1]
             line = f"  {result['codec']}: ratio {result['compression_ratio']:.2f}, RMSE {result.get('rmse_uV', float('nan')):.3f} uV"
@@ -340,6 +358,24 @@ def format_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_hardware_table(results: list[dict]) -> str:
+    """A markdown table of the hardware reports of evaluation results: one row per codec, the
+    N1-style verdicts (link, latency, power incl. radio) with their values."""
+    lines = ["| codec | Mbit/s per 1024 ch | link | latency ms | latency | mW per 1024 ch (incl. radio) | power | host ×RT |",
+             "|---|---|---|---|---|---|---|---|"]
+    verdict = {True: "pass", False: "FAIL", None: "?"}
+    for result in results:
+        report = result.get("hardware")
+        if not report:
+            continue
+        link, latency, power = report["verdicts"]
+        lines.append(
+            f"| {result['codec']} | {_fmt(link['value'], 3)} | {verdict[link['pass']]} | {_fmt(latency['value'], 3)} | "
+            f"{verdict[latency['pass']]} | {_fmt(power['value'], 3)} | {verdict[power['pass']]} | {_fmt(report['host_realtime_factor'], 0)} |"
+        )
+    return "\n".join(lines)
+
+
 def save_results(results, output_folder, name: str = "evaluation", metadata: dict | None = None) -> tuple[Path, Path]:
     """Write ``NAME.json`` (every figure) and ``NAME.md`` (the table) into ``output_folder``."""
     output_folder = Path(output_folder)
@@ -352,5 +388,8 @@ def save_results(results, output_folder, name: str = "evaluation", metadata: dic
     header = ""
     if metadata:
         header = "\n".join(f"- {key}: {value}" for key, value in metadata.items()) + "\n\n"
-    markdown_path.write_text(f"# {name}\n\n{header}{format_table(results)}\n")
+    hardware = ""
+    if any(result.get("hardware") for result in results):
+        hardware = "\n## Hardware report (N1 budget: 1 Mbit/s, 1 ms, 10 mW per 1024 channels)\n\n" + format_hardware_table(results) + "\n"
+    markdown_path.write_text(f"# {name}\n\n{header}{format_table(results)}\n{hardware}")
     return json_path, markdown_path

@@ -1,0 +1,542 @@
+"""The sorting-impact study: recordings x codecs x rate points x sorters x seeds, on Dask.
+
+A study is described by a config (JSON or YAML)::
+
+    name: small
+    recordings:                       # MEArec ground truth, or any recording load_recording reads
+      - name: nn32
+        mearec: {probe: Neuronexus-32, num_units: 10, duration_s: 20, seed: 101, num_templates_per_cell: 12}
+      - name: demo                     # an existing MEArec file (ground truth used)
+        path: recordings/demo.h5
+        format: mearec
+      - name: locust                   # real data: scored by agreement with the raw recording's sorting
+        path: ../shared/data/locust_tetrode/locust_trial_01.raw
+        format: binary
+        kwargs: {sampling_frequency: 15000.0, num_channels: 4, dtype: int16}
+        probe: tetrode                 # for files without a probe: tetrode, {linear_pitch_um: 25} or a JSON file
+        optional: true                 # skipped (and said so) when the path is absent
+    codecs:                            # a list value is a rate axis: one cell per value
+      - {id: flac}
+      - {id: wavpack, bps: [2.25, 3.0, 4.0]}
+    sorters:
+      - {name: tridesclous2, seeds: [0]}
+      - {name: spykingcircus2, seeds: [0, 1, 2]}
+    adc_bits: null                     # optional: ratio against this ADC depth too
+    chunk_duration_s: 1.0
+
+:func:`run_study` simulates the MEArec recordings, compresses each recording with each codec
+point once (a real ``.vqc`` file), sorts the raw and every rebuilt recording with each sorter and
+seed, and scores each sorting: against ground truth, or for recordings without ground truth by
+agreement with the sorting of the raw recording by the same sorter and seed. The tasks run on Dask
+distributed: a ``LocalCluster`` by default or an existing scheduler. Every finished cell is written
+atomically to ``cells/``; a study that is interrupted (killed, machine lost) resumes where it
+stopped and recomputes nothing that finished. The tidy table (one row per cell, hardware report
+included) is written to ``results.csv`` and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load_study_config", "expand_study", "run_study", "read_study_results", "StudyConfigError"]
+
+STUDY_FORMAT = "vqcompress-study-1"
+
+
+class StudyConfigError(ValueError):
+    """The study config is invalid; the message names the field and the fix."""
+
+
+# -- config ------------------------------------------------------------------------------------------------------------
+def load_study_config(path) -> dict:
+    """Read a study config from a JSON or YAML file; relative recording paths are resolved against
+    the config file's folder.
+
+    Returns
+    -------
+    config : dict
+        The validated config with ``config_folder`` set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study config {path} does not exist")
+    text = path.read_text()
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        config = yaml.safe_load(text)
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise StudyConfigError(f"{path} is not valid JSON ({error}); use .yaml/.yml for a YAML config") from error
+    if not isinstance(config, dict):
+        raise StudyConfigError(f"{path} must hold a mapping with 'recordings', 'codecs' and 'sorters'")
+    config["config_folder"] = str(path.parent.absolute())
+    return validate_study_config(config)
+
+
+def validate_study_config(config: dict) -> dict:
+    """Check a study config; raise :class:`StudyConfigError` naming the problem and the fix."""
+    from .codecs import available_codecs
+
+    config = copy.deepcopy(config)
+    for key in ("recordings", "codecs", "sorters"):
+        if not config.get(key):
+            raise StudyConfigError(f"the study config needs a non-empty '{key}' list")
+    names = set()
+    for index, recording in enumerate(config["recordings"]):
+        if not isinstance(recording, dict) or "name" not in recording:
+            raise StudyConfigError(f"recordings[{index}] needs a 'name'")
+        if recording["name"] in names:
+            raise StudyConfigError(f"two recordings are named {recording['name']!r}: names must be unique")
+        names.add(recording["name"])
+        if ("mearec" in recording) == ("path" in recording):
+            raise StudyConfigError(f"recording {recording['name']!r} needs exactly one of 'mearec' (simulate) or 'path' (read)")
+    for index, codec in enumerate(config["codecs"]):
+        if not isinstance(codec, dict) or "id" not in codec:
+            raise StudyConfigError(f"codecs[{index}] needs an 'id' (one of {available_codecs()})")
+        if codec["id"] not in available_codecs():
+            raise StudyConfigError(f"codecs[{index}]: unknown codec {codec['id']!r}; registered codecs: {available_codecs()}")
+    import spikeinterface.sorters as ss
+
+    for index, sorter in enumerate(config["sorters"]):
+        if not isinstance(sorter, dict) or "name" not in sorter:
+            raise StudyConfigError(f"sorters[{index}] needs a 'name'")
+        if sorter["name"] not in ss.available_sorters():
+            raise StudyConfigError(f"sorters[{index}]: unknown sorter {sorter['name']!r}; available: {ss.available_sorters()}")
+        if sorter["name"] not in ss.installed_sorters():
+            raise StudyConfigError(f"sorter {sorter['name']!r} is not installed here (installed: {ss.installed_sorters()})")
+        sorter.setdefault("seeds", [0])
+    return config
+
+
+def _codec_points(codec: dict) -> list[dict]:
+    """Expand list-valued parameters into one config per combination (the rate axis)."""
+    keys = [key for key, value in codec.items() if key != "id" and isinstance(value, list)]
+    if not keys:
+        return [dict(codec)]
+    points = []
+    for values in itertools.product(*(codec[key] for key in keys)):
+        point = dict(codec)
+        point.update(dict(zip(keys, values)))
+        points.append(point)
+    return points
+
+
+def _slug(text: str) -> str:
+    keep = "".join(character if character.isalnum() or character in "-." else "-" for character in text)
+    return "-".join(part for part in keep.split("-") if part)
+
+
+def codec_key(config: dict | None) -> str:
+    """File-system name of a codec point: readable label + short hash of the full config."""
+    if config is None:
+        return "raw"
+    label = "_".join([config["id"]] + [f"{key}{value}" for key, value in sorted(config.items()) if key != "id"])
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{_slug(label)}-{digest}"
+
+
+def expand_study(config: dict) -> dict:
+    """The study's tasks: recordings, codec points and sorting cells (without running anything)."""
+    from .codecs import get_codec
+
+    codec_points = []
+    for codec in config["codecs"]:
+        for point in _codec_points(codec):
+            codec_points.append(get_codec(point).get_config())  # normalised config (defaults filled in)
+    cells = []
+    for recording in config["recordings"]:
+        for codec in [None] + codec_points:
+            for sorter in config["sorters"]:
+                for seed in sorter["seeds"]:
+                    key = f"{recording['name']}__{codec_key(codec)}__{sorter['name']}__seed{seed}"
+                    cells.append({"key": key, "recording": recording["name"], "codec": codec, "sorter": sorter["name"],
+                                  "sorter_params": sorter.get("params", {}), "seed": seed})
+    return {"recordings": config["recordings"], "codec_points": codec_points, "cells": cells}
+
+
+# -- tasks (module level so Dask workers can import them) --------------------------------------------------------------
+def _write_json_atomic(path: Path, payload: dict):
+    from .evaluation.pipeline import _clean_floats, _json_default
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    with open(temporary, "w") as handle:
+        json.dump(_clean_floats(payload), handle, indent=1, default=_json_default)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _recording_file(output_folder: Path, spec: dict) -> Path:
+    return output_folder / "recordings" / f"{spec['name']}.h5"
+
+
+def prepare_recording(spec: dict, output_folder: str, config_folder: str) -> dict:
+    """Simulate a MEArec recording (unless already there) or check a recording path.
+
+    Returns a description: name, how to load it, whether it has ground truth, its properties.
+    """
+    from .groundtruth import simulate_recording
+
+    output_folder = Path(output_folder)
+    if "mearec" in spec:
+        path = _recording_file(output_folder, spec)
+        if not path.is_file():  # simulate_recording writes atomically: a file that exists is complete
+            path.parent.mkdir(parents=True, exist_ok=True)
+            simulate_recording(path, **spec["mearec"])
+        info = {"name": spec["name"], "path": str(path), "format": "mearec", "kwargs": {}, "ground_truth": True,
+                "mearec": spec["mearec"]}
+    else:
+        path = Path(spec["path"])
+        if not path.is_absolute():
+            path = Path(config_folder) / path
+        if not path.exists():
+            if spec.get("optional"):
+                return {"name": spec["name"], "skipped": f"{path} does not exist"}
+            raise FileNotFoundError(f"recording {spec['name']!r}: {path} does not exist (mark it 'optional: true' to skip it)")
+        is_mearec = spec.get("format") == "mearec"  # an existing MEArec file: its ground truth is used
+        info = {"name": spec["name"], "path": str(path), "format": spec.get("format"), "kwargs": spec.get("kwargs", {}),
+                "ground_truth": is_mearec, "probe": spec.get("probe")}
+        if isinstance(info["probe"], str) and info["probe"] != "tetrode" and not Path(info["probe"]).is_absolute():
+            info["probe"] = str(Path(config_folder) / info["probe"])
+        if is_mearec:
+            from .groundtruth import read_ground_truth_metadata
+
+            try:
+                info["mearec"] = read_ground_truth_metadata(path).get("parameters", {})
+            except Exception:  # a MEArec file not written by this package: no parameters to show
+                info["mearec"] = {}
+    recording, _ = _load(info)
+    info.update(num_channels=int(recording.get_num_channels()), sampling_frequency=float(recording.sampling_frequency),
+                duration_s=float(recording.get_total_duration()), dtype=str(recording.get_dtype()))
+    return info
+
+
+def _load(info: dict):
+    """(recording, gt_sorting or None) of a prepared recording."""
+    from .groundtruth import load_ground_truth
+    from .io import load_recording
+
+    if info["format"] == "mearec":
+        return load_ground_truth(info["path"])
+    recording = load_recording(info["path"], format=info["format"], **info["kwargs"])
+    if info.get("probe") is not None:
+        recording.set_probe(_make_probe(info["probe"], recording.get_num_channels()))  # in place
+    return recording, None
+
+
+def _make_probe(description, num_channels: int):
+    """A probe for a recording whose file has none: "tetrode", {"linear_pitch_um": 25}, or a
+    probeinterface JSON file."""
+    import probeinterface as pi
+
+    if description == "tetrode":
+        if num_channels != 4:
+            raise StudyConfigError(f"probe 'tetrode' needs 4 channels, the recording has {num_channels}")
+        probe = pi.generate_tetrode()
+    elif isinstance(description, dict) and "linear_pitch_um" in description:
+        probe = pi.generate_linear_probe(num_elec=num_channels, ypitch=float(description["linear_pitch_um"]))
+    elif isinstance(description, str) and Path(description).is_file():
+        probe = pi.read_probeinterface(description).probes[0]
+    else:
+        raise StudyConfigError(f"unknown probe {description!r}: use 'tetrode', {{linear_pitch_um: 25}} or a probeinterface JSON file")
+    probe.set_device_channel_indices(np.arange(num_channels))
+    return probe
+
+
+def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s: float, adc_bits: int | None) -> dict:
+    """Compress one recording with one codec point into ``compressed/``; ratio, fidelity, hardware."""
+    from .evaluation.metrics import compare_traces, spike_window_fidelity
+    from .preprocessing import compress, recording_fingerprint
+
+    folder = Path(output_folder) / "compressed" / info["name"]
+    key = codec_key(codec)
+    stats_path = folder / f"{key}.json"
+    recording, gt_sorting = _load(info)
+    fingerprint = recording_fingerprint(recording)
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text())
+        if stats.get("source_fingerprint") == fingerprint:
+            return stats  # the same recording was compressed with this codec point by an earlier run
+    folder.mkdir(parents=True, exist_ok=True)
+    file_path = folder / f"{key}.vqc"
+    if file_path.exists():
+        file_path.unlink()  # no stats: a previous run died before measuring it; encode again for the timing
+    adc = adc_bits or np.dtype(recording.get_dtype()).itemsize * 8
+    compressed = compress(recording, codec=codec, file_path=file_path, chunk_duration_s=chunk_duration_s, adc_bits=adc,
+                          n_jobs=1, progress_bar=False)
+    stats = {
+        "codec": codec, "codec_key": key, "file": str(file_path), "source_fingerprint": fingerprint,
+        "lossless": bool(compressed.codec.lossless),
+        "encoded_nbytes": int(compressed.encoded_nbytes), "raw_nbytes": int(compressed.raw_nbytes),
+        "compression_ratio": float(compressed.compression_ratio), "bits_per_sample": float(compressed.bits_per_sample),
+        "adc_bits": int(adc), "compression_ratio_vs_adc": float(compressed.compression_ratio_vs_adc(adc)),
+        "encode_time_s": float(compressed.encode_time_s),
+        "hardware": compressed.hardware_report(adc_bits=adc).to_dict(),
+    }
+    stats.update(compare_traces(recording, compressed))
+    if gt_sorting is not None:
+        stats.update(spike_window_fidelity(recording, compressed, gt_sorting))
+    _write_json_atomic(stats_path, stats)
+    return stats
+
+
+def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
+    """Sort one (recording, codec point) with one sorter and seed; keep the sorting; score it when
+    the recording has ground truth. Returns the cell's row (without agreement scores)."""
+    from spikeinterface.core import NumpySorting
+
+    from .evaluation.pipeline import run_seeded_sorter, score_sorting
+    from .preprocessing import read_compressed
+
+    output_folder = Path(output_folder)
+    recording, gt_sorting = _load(info)
+    if stats is not None:
+        source = read_compressed(stats["file"])  # the container keeps the probe, gains and offsets
+    else:
+        source = recording
+    work = output_folder / "work" / cell["key"]
+    sorting, sort_time_s = run_seeded_sorter(source, cell["sorter"], cell["seed"], work, cell.get("sorter_params"),
+                                             {"n_jobs": 1, "progress_bar": False})
+    sorting_folder = output_folder / "sortings" / cell["key"]
+    if sorting_folder.exists():
+        shutil.rmtree(sorting_folder)
+    with warnings.catch_warnings():  # the sorting is kept without its recording on purpose
+        warnings.simplefilter("ignore")
+        NumpySorting.from_sorting(sorting).save(folder=sorting_folder, format="numpy_folder")
+    shutil.rmtree(work, ignore_errors=True)
+    row = {"cell": cell["key"], "recording": info["name"], "codec_id": "raw" if stats is None else stats["codec"]["id"],
+           "codec": "raw" if stats is None else codec_label_of(stats["codec"]), "sorter": cell["sorter"], "seed": cell["seed"],
+           "sort_time_s": sort_time_s, "num_sorted_units": int(len(sorting.unit_ids)), "sorting_folder": str(sorting_folder)}
+    if gt_sorting is not None:
+        row.update(score_sorting(gt_sorting, sorting))
+    return row
+
+
+def codec_label_of(config: dict) -> str:
+    from .evaluation.pipeline import codec_label
+
+    return codec_label(config)
+
+
+def agreement_with_raw(raw_sorting_folder: str, sorting_folder: str) -> dict:
+    """Score a sorting of a rebuilt recording against the sorting of the raw recording (same sorter
+    and seed) for recordings without ground truth: the raw sorting plays the ground truth."""
+    from spikeinterface.core import load
+
+    from .evaluation.pipeline import score_sorting
+
+    scores = score_sorting(load(raw_sorting_folder), load(sorting_folder))
+    return {f"agreement_{key}": value for key, value in scores.items()}
+
+
+def _finish_cell(row: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
+    """Add the recording, codec, fidelity and hardware columns; write the cell atomically."""
+    row = dict(row)
+    row.update(
+        probe=(info.get("mearec") or {}).get("probe", ""), num_channels=info["num_channels"],
+        sampling_frequency=info["sampling_frequency"], duration_s=info["duration_s"],
+        noise_level_uV=(info.get("mearec") or {}).get("noise_level_uV", 10.0 if info["ground_truth"] else None),
+        drift=bool((info.get("mearec") or {}).get("drift", False)), recording_seed=(info.get("mearec") or {}).get("seed"),
+        ground_truth=bool(info["ground_truth"]), recording_path=info["path"],
+    )
+    if stats is None:
+        row.update(codec_config=None, lossless=True, compression_ratio=1.0, bits_per_sample=None, compression_ratio_vs_adc=None,
+                   rmse_uV=0.0, exact=True)
+    else:
+        row.update(codec_config=stats["codec"], lossless=stats["lossless"], compression_ratio=stats["compression_ratio"],
+                   bits_per_sample=stats["bits_per_sample"], compression_ratio_vs_adc=stats["compression_ratio_vs_adc"],
+                   adc_bits=stats["adc_bits"], rmse_uV=stats.get("rmse_uV"), exact=stats.get("exact"),
+                   sndr_spike_db=stats.get("sndr_spike_db_mean"), encode_time_s=stats["encode_time_s"])
+        hardware = stats["hardware"]
+        link, latency, power = hardware["verdicts"]
+        row.update(hw_link_Mbps_1024ch=link["value"], hw_link_pass=link["pass"], hw_latency_ms=latency["value"],
+                   hw_latency_pass=latency["pass"], hw_power_mW_1024ch=power["value"], hw_power_pass=power["pass"],
+                   hw_host_realtime=hardware["host_realtime_factor"], hardware=hardware)
+    row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    _write_json_atomic(Path(output_folder) / "cells" / f"{row['cell']}.json", row)
+    return row
+
+
+def _cell_path(output_folder: Path, key: str) -> Path:
+    return output_folder / "cells" / f"{key}.json"
+
+
+# -- the runner --------------------------------------------------------------------------------------------------------
+def _make_client(scheduler, n_workers):
+    import dask
+    from distributed import Client, LocalCluster
+
+    # sorters and MEArec may start processes of their own: workers must not be daemonic
+    dask.config.set({"distributed.worker.daemon": False})
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_study(config, output_folder, scheduler: str | None = None, n_workers: int = 2, verbose: bool = True,
+              max_cells: int | None = None):
+    """Run (or resume) a study on Dask distributed.
+
+    Parameters
+    ----------
+    config : dict | str | Path
+        A config dict or the path of a JSON/YAML config (see the module docstring).
+    output_folder : str | Path
+        Study folder: ``recordings/``, ``compressed/``, ``sortings/``, ``cells/`` and the table.
+        Running again with the same folder resumes: finished cells are read, not recomputed.
+    scheduler : str | None, default: None
+        Address of an existing Dask scheduler (``tcp://host:8786``); None starts a LocalCluster.
+    n_workers : int, default: 2
+        Worker processes of the LocalCluster (one thread each; sorters run with ``n_jobs=1``).
+    verbose : bool, default: True
+        Print one line per finished cell.
+    max_cells : int | None, default: None
+        Stop after this many newly finished cells (the rest stays for a later resume).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per finished cell (also written to ``results.csv`` / ``results.json``).
+    """
+    from distributed import as_completed
+
+    if not isinstance(config, dict):
+        config = load_study_config(config)
+    else:
+        config = validate_study_config({"config_folder": str(Path.cwd()), **config})
+    output_folder = Path(output_folder).absolute()
+    output_folder.mkdir(parents=True, exist_ok=True)
+    config_path = output_folder / "study_config.json"
+    previous = json.loads(config_path.read_text()) if config_path.is_file() else None
+    _write_json_atomic(config_path, {"format": STUDY_FORMAT, **config})
+    if previous is not None and verbose:
+        print(f"resuming the study in {output_folder}", flush=True)
+
+    plan = expand_study(config)
+    pending = [cell for cell in plan["cells"] if not _cell_path(output_folder, cell["key"]).is_file()]
+    done = len(plan["cells"]) - len(pending)
+    if verbose:
+        print(f"{len(plan['cells'])} cells: {done} already finished, {len(pending)} to run", flush=True)
+    if pending:
+        client, cluster = _make_client(scheduler, n_workers)
+        try:
+            _run_pending(client, config, plan, pending, output_folder, verbose, max_cells, as_completed)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return write_study_table(output_folder, plan)
+
+
+def _run_pending(client, config, plan, pending, output_folder, verbose, max_cells, as_completed):
+    folder = str(output_folder)
+    recordings = {spec["name"]: spec for spec in config["recordings"]}
+    needed_recordings = sorted({cell["recording"] for cell in pending})
+    info_futures = {name: client.submit(prepare_recording, recordings[name], folder, config["config_folder"],
+                                        key=f"prepare-{name}", pure=False)
+                    for name in needed_recordings}
+    infos = {name: future.result() for name, future in info_futures.items()}
+    skipped = {name: info["skipped"] for name, info in infos.items() if "skipped" in info}
+    for name, reason in skipped.items():
+        if verbose:
+            print(f"recording {name!r} skipped: {reason}", flush=True)
+    chunk_duration_s = float(config.get("chunk_duration_s", 1.0))
+    adc_bits = config.get("adc_bits")
+    compress_futures = {}
+    sort_futures = {}
+    finish_futures = []
+    for cell in pending:
+        if cell["recording"] in skipped:
+            continue
+        info = infos[cell["recording"]]
+        stats_future = None
+        if cell["codec"] is not None:
+            point = (cell["recording"], codec_key(cell["codec"]))
+            if point not in compress_futures:
+                compress_futures[point] = client.submit(compress_point, info, cell["codec"], folder, chunk_duration_s, adc_bits,
+                                                        key=f"compress-{point[0]}-{point[1]}", pure=False)
+            stats_future = compress_futures[point]
+        sort_futures[cell["key"]] = (client.submit(sort_cell, cell, info, stats_future, folder, key=f"sort-{cell['key']}",
+                                                   pure=False), stats_future, cell, info)
+    for key, (sort_future, stats_future, cell, info) in sort_futures.items():
+        if info["ground_truth"] or cell["codec"] is None:
+            finish_futures.append(client.submit(_finish_cell, sort_future, info, stats_future, folder, key=f"finish-{key}", pure=False))
+        else:
+            raw_key = f"{cell['recording']}__raw__{cell['sorter']}__seed{cell['seed']}"
+            raw_row = sort_futures[raw_key][0] if raw_key in sort_futures else json.loads(_cell_path(output_folder, raw_key).read_text())
+            finish_futures.append(client.submit(_add_agreement_and_finish, sort_future, raw_row, info, stats_future, folder,
+                                                key=f"finish-{key}", pure=False))
+    finished = 0
+    failures = []
+    for future in as_completed(finish_futures):
+        try:
+            row = future.result()
+        except Exception as error:  # one failing cell must not lose the others: report it and go on
+            message = str(error).strip().splitlines()
+            reason = next((line for line in reversed(message) if "Error" in line), message[-1] if message else "")
+            failures.append({"task": str(future.key), "error": type(error).__name__, "message": str(error)})
+            if verbose:
+                print(f"FAILED {future.key}: {type(error).__name__}: {reason[:300]}", flush=True)
+            continue
+        finished += 1
+        if verbose:
+            score = row.get("accuracy_mean", row.get("agreement_accuracy_mean"))
+            score_text = (f", {row['num_sorted_units']} units" if score is None
+                          else f", {'accuracy' if 'accuracy_mean' in row else 'agreement'} {score:.3f}")
+            print(f"[{finished}/{len(finish_futures)}] {row['recording']} | {row['codec']} | {row['sorter']} seed {row['seed']}: "
+                  f"ratio {row['compression_ratio']:.2f}{score_text}", flush=True)
+        if max_cells is not None and finished >= max_cells:
+            for other in finish_futures:
+                other.cancel()
+            break
+    if failures:
+        _write_json_atomic(Path(folder) / "failures.json", {"failures": failures})
+
+
+def _add_agreement_and_finish(row: dict, raw_row: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
+    row = dict(row)
+    row.update(agreement_with_raw(raw_row["sorting_folder"], row["sorting_folder"]))
+    return _finish_cell(row, info, stats, output_folder)
+
+
+def read_study_results(output_folder):
+    """The tidy table of a study folder (every finished cell), as a pandas DataFrame."""
+    import pandas as pd
+
+    output_folder = Path(output_folder)
+    rows = [json.loads(path.read_text()) for path in sorted((output_folder / "cells").glob("*.json"))]
+    if not rows:
+        raise FileNotFoundError(f"{output_folder} has no finished cells (cells/*.json): run 'vqcompress study' first")
+    return pd.DataFrame(rows)
+
+
+def write_study_table(output_folder, plan: dict | None = None):
+    """Write ``results.csv`` (flat columns) and ``results.json`` (with the hardware reports)."""
+    output_folder = Path(output_folder)
+    table = read_study_results(output_folder)
+    if plan is not None:
+        order = {cell["key"]: index for index, cell in enumerate(plan["cells"])}
+        table = table.assign(_order=table["cell"].map(order).fillna(len(order))).sort_values("_order").drop(columns="_order")
+    flat = table.drop(columns=[column for column in ("hardware", "codec_config") if column in table.columns])
+    if "codec_config" in table.columns:
+        flat = flat.assign(codec_config=table["codec_config"].map(lambda value: json.dumps(value) if value else ""))
+    temporary = output_folder / "results.csv.tmp"
+    flat.to_csv(temporary, index=False)
+    os.replace(temporary, output_folder / "results.csv")
+    _write_json_atomic(output_folder / "results.json", {"format": STUDY_FORMAT, "rows": table.to_dict(orient="records")})
+    return table

@@ -1,0 +1,88 @@
+"""The study runner on a Dask LocalCluster: a small grid, killed mid-way, resumed; then the report."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from spikeinterface_vqcompress.report import build_report, find_browser, screenshot
+from spikeinterface_vqcompress.study import StudyConfigError, expand_study, load_study_config, read_study_results
+
+
+def _write_config(tmp_path, ground_truth_file):
+    config = {
+        "name": "tiny",
+        "recordings": [{"name": "gt", "path": str(ground_truth_file), "format": "mearec"}],
+        "codecs": [{"id": "flac"}, {"id": "bit-truncation", "num_bits": [4, 6]}],
+        "sorters": [{"name": "simple", "seeds": [0]}],
+    }
+    path = tmp_path / "study.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_config_expands_rate_axes_and_bad_configs_are_named(tmp_path, ground_truth_file):
+    config = load_study_config(_write_config(tmp_path, ground_truth_file))
+    plan = expand_study(config)
+    assert [point["id"] for point in plan["codec_points"]] == ["flac", "bit-truncation", "bit-truncation"]
+    assert [point.get("num_bits") for point in plan["codec_points"]][1:] == [4, 6]
+    assert len(plan["cells"]) == 4  # raw + 3 codec points, one sorter, one seed
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**config, "codecs": [{"id": "nope"}]}))
+    with pytest.raises(StudyConfigError, match="unknown codec 'nope'"):
+        load_study_config(bad)
+    bad.write_text(json.dumps({**config, "sorters": [{"name": "kilosort99"}]}))
+    with pytest.raises(StudyConfigError, match="unknown sorter"):
+        load_study_config(bad)
+
+
+def _cell_files(folder):
+    cells = folder / "cells"
+    return {path.name: path.stat().st_mtime_ns for path in cells.glob("*.json")} if cells.is_dir() else {}
+
+
+def test_study_resumes_after_being_killed_and_reports(tmp_path, ground_truth_file):
+    config_path = _write_config(tmp_path, ground_truth_file)
+    output = tmp_path / "study"
+    command = [sys.executable, "-m", "spikeinterface_vqcompress.cli", "study", str(config_path), "--output", str(output)]
+    # first run: killed (whole process group, workers included) as soon as one cell has finished
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not _cell_files(output) and process.poll() is None:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = _cell_files(output)
+    assert 1 <= len(before) <= 4
+    # second run: resumes, leaves the finished cells untouched, completes the grid
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert f"{len(before)} already finished" in completed.stdout
+    after = _cell_files(output)
+    assert len(after) == 4
+    assert all(after[name] == mtime for name, mtime in before.items())
+    table = read_study_results(output)
+    assert set(table["codec_id"]) == {"raw", "flac", "bit-truncation"}
+    assert (table["accuracy_mean"].between(0, 1)).all()
+    coded = table[table["codec_id"] != "raw"]
+    assert coded["hardware"].map(lambda report: len(report["verdicts"]) == 3).all()  # every row carries its report
+    assert (coded.loc[coded["codec_id"] == "flac", "rmse_uV"] == 0).all()
+    assert (output / "results.csv").is_file()
+
+    page = build_report(output)
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") >= 4 and "Ratio–accuracy curves" in text and "Hardware budget" in text
+    if find_browser() is None:
+        pytest.skip("no headless browser here (scripts/setup.sh installs chromium)")
+    image_path = screenshot(page, tmp_path / "page.png", width=1200, height=1600)
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(image_path).convert("L"), dtype=float)
+    assert pixels.shape == (1600, 1200)
+    assert pixels.std() > 20  # not a blank page
+    assert (pixels[:120] < 100).mean() > 0.002  # dark text (the title) in the top band
