@@ -22,6 +22,7 @@ A study is described by a config (JSON or YAML)::
       - {name: tridesclous2, seeds: [0]}
       - {name: spykingcircus2, seeds: [0, 1, 2]}
     adc_bits: null                     # optional: ratio against this ADC depth too
+    sorter_timeout_s: 900              # optional: a sorting past this is stopped and its row says so
     chunk_duration_s: 1.0
 
 :func:`run_study` simulates the MEArec recordings, compresses each recording with each codec
@@ -294,20 +295,16 @@ def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s
     return stats
 
 
-def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
-    """Sort one (recording, codec point) with one sorter and seed; keep the sorting; score it when
-    the recording has ground truth. Returns the cell's row (without agreement scores)."""
+def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder: str, result_file: str):
+    """Sort one cell and save the sorting (runs in a child process when the study has a time limit)."""
     from spikeinterface.core import NumpySorting
 
-    from .evaluation.pipeline import run_seeded_sorter, score_sorting
+    from .evaluation.pipeline import run_seeded_sorter
     from .preprocessing import read_compressed
 
     output_folder = Path(output_folder)
-    recording, gt_sorting = _load(info)
-    if stats is not None:
-        source = read_compressed(stats["file"])  # the container keeps the probe, gains and offsets
-    else:
-        source = recording
+    recording, _ = _load(info)
+    source = read_compressed(stats["file"]) if stats is not None else recording  # the container keeps probe and gains
     work = output_folder / "work" / cell["key"]
     sorting, sort_time_s = run_seeded_sorter(source, cell["sorter"], cell["seed"], work, cell.get("sorter_params"),
                                              {"n_jobs": 1, "progress_bar": False})
@@ -318,11 +315,58 @@ def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str) ->
         warnings.simplefilter("ignore")
         NumpySorting.from_sorting(sorting).save(folder=sorting_folder, format="numpy_folder")
     shutil.rmtree(work, ignore_errors=True)
+    Path(result_file).write_text(json.dumps({"sort_time_s": sort_time_s, "sorting_folder": str(sorting_folder)}))
+
+
+def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, timeout_s: float | None = None) -> dict:
+    """Sort one (recording, codec point) with one sorter and seed; keep the sorting; score it when
+    the recording has ground truth. Returns the cell's row (without agreement scores).
+
+    With ``timeout_s`` the sorter runs in a child process that is killed past the limit: the row
+    then says ``sorting_error`` (a codec can make a recording a sorter never finishes on; that is a
+    result, not a reason to stall the study)."""
+    import multiprocessing
+    import tempfile
+
+    from spikeinterface.core import load
+
+    from .evaluation.pipeline import score_sorting
+
     row = {"cell": cell["key"], "recording": info["name"], "codec_id": "raw" if stats is None else stats["codec"]["id"],
-           "codec": "raw" if stats is None else codec_label_of(stats["codec"]), "sorter": cell["sorter"], "seed": cell["seed"],
-           "sort_time_s": sort_time_s, "num_sorted_units": int(len(sorting.unit_ids)), "sorting_folder": str(sorting_folder)}
-    if gt_sorting is not None:
+           "codec": "raw" if stats is None else codec_label_of(stats["codec"]), "sorter": cell["sorter"], "seed": cell["seed"]}
+    with tempfile.TemporaryDirectory() as folder:
+        result_file = str(Path(folder) / "result.json")
+        if timeout_s is None:
+            _sort_into_folder(cell, info, stats, output_folder, result_file)
+        else:
+            child = multiprocessing.get_context("spawn").Process(target=_sort_into_folder,
+                                                                 args=(cell, info, stats, output_folder, result_file))
+            child.start()
+            child.join(timeout_s)
+            if child.is_alive():
+                child.kill()
+                child.join()
+                shutil.rmtree(Path(output_folder) / "work" / cell["key"], ignore_errors=True)
+                row.update(sorting_error=f"{cell['sorter']} did not finish within {timeout_s:g} s", sort_time_s=float(timeout_s),
+                           num_sorted_units=None, sorting_folder=None)
+                return row
+            if child.exitcode != 0 or not Path(result_file).is_file():
+                raise RuntimeError(f"{cell['sorter']} failed on {cell['key']} (exit code {child.exitcode}); see the worker log")
+        result = json.loads(Path(result_file).read_text())
+    sorting = load(result["sorting_folder"])
+    row.update(sort_time_s=result["sort_time_s"], num_sorted_units=int(len(sorting.unit_ids)), sorting_folder=result["sorting_folder"])
+    if info["ground_truth"]:
+        _, gt_sorting = _load(info)
         row.update(score_sorting(gt_sorting, sorting))
+    return row
+
+
+def _sort_or_reuse_raw(cell: dict, info: dict, stats: dict, output_folder: str, raw_row: dict, timeout_s=None) -> dict:
+    """The raw recording's sorting when the rebuilt samples are bit-identical, else a sorting."""
+    if not stats.get("exact"):
+        return sort_cell(cell, info, stats, output_folder, timeout_s)
+    row = dict(raw_row, cell=cell["key"], codec_id=stats["codec"]["id"], codec=codec_label_of(stats["codec"]),
+               sorting_reused_from_raw=True)
     return row
 
 
@@ -447,61 +491,88 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
     folder = str(output_folder)
     recordings = {spec["name"]: spec for spec in config["recordings"]}
     needed_recordings = sorted({cell["recording"] for cell in pending})
-    info_futures = {name: client.submit(prepare_recording, recordings[name], folder, config["config_folder"],
-                                        key=f"prepare-{name}", pure=False)
-                    for name in needed_recordings}
-    infos = {name: future.result() for name, future in info_futures.items()}
-    skipped = {name: info["skipped"] for name, info in infos.items() if "skipped" in info}
-    for name, reason in skipped.items():
-        if verbose:
-            print(f"recording {name!r} skipped: {reason}", flush=True)
+    prepare_keys = {f"prepare-{name}": name for name in needed_recordings}
+    futures = as_completed([client.submit(prepare_recording, recordings[name], folder, config["config_folder"], key=key, pure=False,
+                                          priority=30)
+                            for key, name in prepare_keys.items()])
     chunk_duration_s = float(config.get("chunk_duration_s", 1.0))
     adc_bits = config.get("adc_bits")
-    compress_futures = {}
-    sort_futures = {}
-    finish_futures = []
-    for cell in pending:
-        if cell["recording"] in skipped:
-            continue
-        info = infos[cell["recording"]]
-        stats_future = None
-        if cell["codec"] is not None:
-            point = (cell["recording"], codec_key(cell["codec"]))
-            if point not in compress_futures:
-                compress_futures[point] = client.submit(compress_point, info, cell["codec"], folder, chunk_duration_s, adc_bits,
-                                                        key=f"compress-{point[0]}-{point[1]}", pure=False)
-            stats_future = compress_futures[point]
-        sort_futures[cell["key"]] = (client.submit(sort_cell, cell, info, stats_future, folder, key=f"sort-{cell['key']}",
-                                                   pure=False), stats_future, cell, info)
-    for key, (sort_future, stats_future, cell, info) in sort_futures.items():
-        if info["ground_truth"] or cell["codec"] is None:
-            finish_futures.append(client.submit(_finish_cell, sort_future, info, stats_future, folder, key=f"finish-{key}", pure=False))
-        else:
+    finished, total, failures = 0, 0, []
+
+    first_sorter = config["sorters"][0]["name"]
+    timeout_s = config.get("sorter_timeout_s")
+
+    def priority(cell, info):
+        # the first sorter's first seed on ground-truth recordings first: an interrupted study has the
+        # headline column complete before the repeats (Dask runs higher priorities first)
+        return (4 if cell["sorter"] == first_sorter else 0) + (2 if info["ground_truth"] else 0) - int(cell["seed"] or 0)
+
+    def submit_recording(info):
+        """Submit the compress, sort and finish tasks of one prepared recording; returns the finish futures."""
+        compress_futures, sort_futures, finish = {}, {}, []
+        for cell in (cell for cell in pending if cell["recording"] == info["name"]):
+            rank = priority(cell, info)
+            stats_future = None
+            if cell["codec"] is not None:
+                key = codec_key(cell["codec"])
+                if key not in compress_futures:
+                    compress_futures[key] = client.submit(compress_point, info, cell["codec"], folder, chunk_duration_s, adc_bits,
+                                                          key=f"compress-{info['name']}-{key}", pure=False, priority=rank + 10)
+                stats_future = compress_futures[key]
             raw_key = f"{cell['recording']}__raw__{cell['sorter']}__seed{cell['seed']}"
-            raw_row = sort_futures[raw_key][0] if raw_key in sort_futures else json.loads(_cell_path(output_folder, raw_key).read_text())
-            finish_futures.append(client.submit(_add_agreement_and_finish, sort_future, raw_row, info, stats_future, folder,
-                                                key=f"finish-{key}", pure=False))
-    finished = 0
-    failures = []
-    for future in as_completed(finish_futures):
+            raw_row = None
+            if cell["codec"] is not None:
+                raw_row = sort_futures[raw_key] if raw_key in sort_futures else json.loads(_cell_path(output_folder, raw_key).read_text())
+            if raw_row is not None and config.get("reuse_raw_sorting_if_exact", True):
+                # a bit-exact rebuild is the raw recording: sorting it again would only measure the
+                # sorter's run-to-run variation (checked on the decoded samples, not assumed)
+                sorted_future = client.submit(_sort_or_reuse_raw, cell, info, stats_future, folder, raw_row, timeout_s,
+                                              key=f"sort-{cell['key']}", pure=False, priority=rank)
+            else:
+                sorted_future = client.submit(sort_cell, cell, info, stats_future, folder, timeout_s, key=f"sort-{cell['key']}", pure=False,
+                                              priority=rank + (1 if cell["codec"] is None else 0))
+            sort_futures[cell["key"]] = sorted_future
+            if info["ground_truth"] or raw_row is None:
+                finish.append(client.submit(_finish_cell, sorted_future, info, stats_future, folder, key=f"finish-{cell['key']}",
+                                            pure=False, priority=rank + 20))
+            else:
+                finish.append(client.submit(_add_agreement_and_finish, sorted_future, raw_row, info, stats_future, folder,
+                                            key=f"finish-{cell['key']}", pure=False, priority=rank + 20))
+        return finish
+
+    all_finish = []
+    for future in futures:
         try:
-            row = future.result()
-        except Exception as error:  # one failing cell must not lose the others: report it and go on
+            result = future.result()
+        except Exception as error:  # one failing task must not lose the others: report it and go on
             message = str(error).strip().splitlines()
             reason = next((line for line in reversed(message) if "Error" in line), message[-1] if message else "")
             failures.append({"task": str(future.key), "error": type(error).__name__, "message": str(error)})
             if verbose:
                 print(f"FAILED {future.key}: {type(error).__name__}: {reason[:300]}", flush=True)
             continue
+        if str(future.key) in prepare_keys:
+            if "skipped" in result:
+                if verbose:
+                    print(f"recording {result['name']!r} skipped: {result['skipped']}", flush=True)
+                continue
+            new = submit_recording(result)
+            total += len(new)
+            all_finish.extend(new)
+            futures.update(new)
+            continue
         finished += 1
         if verbose:
+            row = result
             score = row.get("accuracy_mean", row.get("agreement_accuracy_mean"))
             score_text = (f", {row['num_sorted_units']} units" if score is None
                           else f", {'accuracy' if 'accuracy_mean' in row else 'agreement'} {score:.3f}")
-            print(f"[{finished}/{len(finish_futures)}] {row['recording']} | {row['codec']} | {row['sorter']} seed {row['seed']}: "
+            if row.get("sorting_error"):
+                score_text = f", {row['sorting_error']}"
+            print(f"[{finished}/{total}] {row['recording']} | {row['codec']} | {row['sorter']} seed {row['seed']}: "
                   f"ratio {row['compression_ratio']:.2f}{score_text}", flush=True)
         if max_cells is not None and finished >= max_cells:
-            for other in finish_futures:
+            for other in all_finish:
                 other.cancel()
             break
     if failures:
@@ -510,7 +581,8 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
 
 def _add_agreement_and_finish(row: dict, raw_row: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
     row = dict(row)
-    row.update(agreement_with_raw(raw_row["sorting_folder"], row["sorting_folder"]))
+    if row.get("sorting_folder") and raw_row.get("sorting_folder"):
+        row.update(agreement_with_raw(raw_row["sorting_folder"], row["sorting_folder"]))
     return _finish_cell(row, info, stats, output_folder)
 
 
