@@ -12,4 +12,5 @@ from .base import (
 )
 from . import classic  # noqa: F401  (registers the baselines)
 from . import vqcae_hybrid  # noqa: F401  (registers vqcae-hybrid; weights load on first use)
+from .. import broadband  # noqa: F401  (registers broadband: lossless / near-lossless)
 from .classic import BitTruncationCodec, FlacCodec, WavPackCodec, ZstdCodec

@@ -1,0 +1,300 @@
+"""Benchmark of the broadband codec (issue 5) side by side with the classic baselines, in one run.
+
+Datasets (the same as ``benchmarks/baselines.py``):
+
+- ``../shared/data/neuralink_n1``: 100 N1 files; TOTAL-bytes ratio as the challenge scores it
+  (sum of the .wav file sizes / sum of compressed sizes). Two figures for our codec: the .vqc
+  container per file (JSON header, index and CRCs included) and the bare broadband stream per file
+  (chunk header + CRC + payload + 4 bytes of sampling rate: everything needed to rebuild the .wav).
+  The codec's settings (binary-coder adaptation, contexts, predictor) were chosen on every 10th file
+  (files 0, 10, ..., 90 in sorted order); the table also reports the 90 files never looked at.
+- MEArec Neuronexus-32 (seed 101) and Neuropixels-64 (seed 102), 20 units, 30 s (the evaluation
+  recordings in ``benchmarks/work``; the codec was tuned on a seed-201 Neuronexus-32 recording).
+  Sorting: tridesclous2 seed 0 (spykingcircus2 x3 not run, for time).
+- ``../shared/data/locust_tetrode``: agreement with the raw recording's sorting (no ground truth).
+
+Speeds are single-thread multiples of real time measured with ``time.process_time`` (CPU time of
+this process) because the benchmark machine is shared; the wall-clock figures from the pipeline are
+in the JSON too.
+
+Writes ``benchmarks/results/broadband.json`` and ``broadband.md``::
+
+    python benchmarks/broadband.py                 # everything (~30-40 min on 2 cores)
+    python benchmarks/broadband.py --only neuralink_n1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SHARED_DATA = HERE.parent.parent / "shared" / "data"
+
+LOSSLESS = [{"id": "zstd"}, {"id": "flac"}, {"id": "wavpack"}, {"id": "broadband"}]
+LOSSY_PROBE = [
+    {"id": "wavpack", "bps": 2.25},
+    {"id": "bit-truncation", "num_bits": 6},
+    {"id": "broadband", "max_error": 4},
+    {"id": "broadband", "max_error": 16},
+    {"id": "broadband", "max_error": 32},
+    {"id": "broadband", "max_error": 64},
+]
+LOSSY_N1 = [
+    {"id": "wavpack", "bps": 3.0},
+    {"id": "wavpack", "bps": 2.25},
+    {"id": "bit-truncation", "num_bits": 6},
+    {"id": "broadband", "max_error": 32},
+    {"id": "broadband", "max_error": 64},
+    {"id": "broadband", "max_error": 128},
+]
+MEAREC = [
+    {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
+    {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
+]
+
+
+def single_thread_speed(codec, traces, sampling_frequency, chunk_num_samples):
+    """Encode and decode ``traces`` chunk by chunk in this process; CPU-time multiples of real time."""
+    encode_s = decode_s = 0.0
+    for start in range(0, traces.shape[0], chunk_num_samples):
+        chunk = np.ascontiguousarray(traces[start : start + chunk_num_samples])
+        t0 = time.process_time()
+        data = codec.encode(chunk)
+        t1 = time.process_time()
+        codec.decode(data, chunk.shape[0], chunk.shape[1], chunk.dtype)
+        decode_s += time.process_time() - t1
+        encode_s += t1 - t0
+    duration_s = traces.shape[0] / sampling_frequency
+    return {"encode_speed_x_realtime_cpu": duration_s / encode_s, "decode_speed_x_realtime_cpu": duration_s / decode_s,
+            "encode_samples_per_s_cpu": traces.size / encode_s}
+
+
+def run_neuralink(quick):
+    from scipy.io import wavfile
+    import spikeinterface.core as sc
+
+    import spikeinterface_vqcompress as vq
+    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+
+    folder = SHARED_DATA / "neuralink_n1"
+    files = sorted(folder.glob("*.wav"))[: 10 if quick else None]
+    tuning = set(range(0, len(files), 10))
+    rows = []
+    for config in LOSSLESS + LOSSY_N1:
+        codec = vq.get_codec(dict(config))
+        sums = {"all": [0, 0, 0], "held_out": [0, 0, 0]}  # wav bytes, container bytes, bare bytes
+        squared_error, max_error, num_samples = 0.0, 0, 0
+        encode_s = decode_s = duration_s = 0.0
+        for index, file in enumerate(files):
+            sampling_frequency, samples = wavfile.read(file)
+            traces = samples[:, None]
+            t0 = time.process_time()
+            bare = codec.encode(traces)
+            encode_s += time.process_time() - t0
+            t0 = time.process_time()
+            decoded = codec.decode(bare, traces.shape[0], 1, np.int16)[:, 0]
+            decode_s += time.process_time() - t0
+            recording = sc.NumpyRecording(traces, sampling_frequency=float(sampling_frequency))
+            compressed = vq.compress(recording, codec=config, chunk_duration_s=10.0, adc_bits=10, progress_bar=False)
+            assert np.array_equal(compressed.get_traces()[:, 0], decoded)
+            error = decoded.astype(np.int64) - samples
+            squared_error += float(np.sum(error.astype(float) ** 2))
+            max_error = max(max_error, int(np.abs(error).max()))
+            num_samples += samples.size
+            duration_s += samples.size / sampling_frequency
+            for key in ("all",) + (() if index in tuning else ("held_out",)):
+                sums[key][0] += file.stat().st_size
+                sums[key][1] += compressed.encoded_nbytes
+                sums[key][2] += len(bare) + 4
+        row = {
+            "dataset": "neuralink_n1", "codec": codec_label(config), "codec_config": config, "num_files": len(files),
+            "total_wav_bytes": sums["all"][0], "container_bytes": sums["all"][1], "bare_stream_bytes": sums["all"][2],
+            "ratio_container": sums["all"][0] / sums["all"][1], "ratio_bare_stream": sums["all"][0] / sums["all"][2],
+            "ratio_container_held_out": sums["held_out"][0] / max(sums["held_out"][1], 1),
+            "ratio_bare_stream_held_out": sums["held_out"][0] / max(sums["held_out"][2], 1),
+            "bits_per_sample_bare": 8 * sums["all"][2] / num_samples,
+            "rmse_stored": float(np.sqrt(squared_error / num_samples)), "max_abs_error_stored": max_error,
+            "exact": max_error == 0, "encode_speed_x_realtime_cpu": duration_s / encode_s,
+            "decode_speed_x_realtime_cpu": duration_s / decode_s,
+        }
+        rows.append(row)
+        print(f"neuralink_n1 {row['codec']}: container {row['ratio_container']:.3f}, bare {row['ratio_bare_stream']:.3f}, "
+              f"encode {row['encode_speed_x_realtime_cpu']:.0f}x RT", flush=True)
+    return rows
+
+
+def run_probe_dataset(name, recording, reference_sorting, work_folder, n_jobs, scored_against, quick, lossy=None,
+                      sort=True):
+    from spikeinterface_vqcompress import get_codec
+    from spikeinterface_vqcompress.evaluation import evaluate_codecs
+    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+
+    codecs = LOSSLESS + (LOSSY_PROBE if lossy is None else lossy)
+    results = evaluate_codecs(recording, reference_sorting, codecs, sorter="tridesclous2" if sort else None, seeds=[0],
+                              output_folder=work_folder / f"broadband_{name}_tridesclous2", adc_bits=16,
+                              reuse_raw_sorting_if_exact=True, n_jobs=n_jobs, progress_bar=False, verbose=True)
+    speed_samples = int(min(recording.get_num_samples(), 4 * recording.sampling_frequency))
+    traces = recording.get_traces(start_frame=0, end_frame=speed_samples)
+    for config, result in zip(codecs, results):
+        result["dataset"] = name
+        result["scored_against"] = scored_against if sort else "not sorted in this run (ratios and fidelity only)"
+        result.update(single_thread_speed(get_codec(dict(config)), traces, recording.sampling_frequency,
+                                          int(recording.sampling_frequency)))
+        print(f"{name} {codec_label(config)}: ratio {result['compression_ratio']:.3f} "
+              f"encode {result['encode_speed_x_realtime_cpu']:.1f}x RT (1 thread)", flush=True)
+    return results
+
+
+def run_locust(work_folder, quick, n_jobs, lossy=None, sort=True):
+    import spikeinterface.core as sc
+    import spikeinterface.sorters as ss
+    from probeinterface import generate_tetrode
+
+    file = SHARED_DATA / "locust_tetrode" / "locust_trial_01.raw"
+    traces = np.fromfile(file, dtype="<i2").reshape(-1, 4)
+    if quick:
+        traces = traces[: 15000 * 10]
+    recording = sc.NumpyRecording(traces, sampling_frequency=15000.0)
+    tetrode = generate_tetrode()
+    tetrode.set_device_channel_indices(np.arange(4))
+    recording.set_probe(tetrode)
+    recording = recording.save(folder=work_folder / "broadband_locust_binary", overwrite=True, progress_bar=False)
+    reference = None
+    if sort:
+        reference = ss.run_sorter("tridesclous2", recording, folder=str(work_folder / "broadband_locust_reference"),
+                                  remove_existing_folder=True, verbose=False, seed=0)
+    return run_probe_dataset("locust_tetrode", recording, reference, work_folder, n_jobs,
+                             "raw recording sorted by tridesclous2 seed 0 (agreement, no ground truth)", quick, lossy, sort)
+
+
+def run_mearec(spec, work_folder, quick, n_jobs, lossy=None, sort=True):
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    path = work_folder / f"{spec['name']}.h5"
+    if not path.is_file():
+        from spikeinterface_vqcompress.groundtruth import simulate_recording
+
+        path = simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
+                                  seed=spec["seed"], num_templates_per_cell=12, n_jobs=n_jobs)
+    recording, gt_sorting = load_ground_truth(path)
+    if quick:
+        recording = recording.frame_slice(0, int(10 * recording.sampling_frequency))
+        gt_sorting = gt_sorting.frame_slice(0, int(10 * recording.sampling_frequency))
+    return run_probe_dataset(spec["name"], recording, gt_sorting, work_folder, n_jobs, "ground truth", quick, lossy, sort)
+
+
+def throughput_384(work_folder):
+    """Single-thread encode throughput of the lossless and a near-lossless setting on 384 channels
+    (the Neuropixels-64 recording tiled 6 times, 2 s), against 384 ch x 30 kHz."""
+    from spikeinterface_vqcompress import get_codec
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    recording, _ = load_ground_truth(work_folder / "mearec_neuropixels64.h5")
+    traces = np.tile(recording.get_traces(start_frame=0, end_frame=64000), (1, 6))
+    rows = []
+    for config in ({"id": "broadband"}, {"id": "broadband", "max_error": 32}, {"id": "broadband", "lpc_order": 8}):
+        speed = single_thread_speed(get_codec(dict(config)), traces, 32000.0, 32000)
+        needed = 384 * 30000.0
+        rows.append({"dataset": "throughput_384ch", "codec_config": config, **speed,
+                     "fraction_of_384ch_30kHz_on_2_cores": 2 * speed["encode_samples_per_s_cpu"] / needed})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def markdown(rows, wall_time_s, command) -> str:
+    from spikeinterface_vqcompress.evaluation import format_table
+
+    lines = ["# Broadband codec (issue 5) vs the classic codecs", "",
+             "One run, same data as `baselines.md`. Speeds marked (1 thread) are CPU-time multiples of real time "
+             "of one process (the machine was shared with other jobs, wall-clock figures are noisier).", ""]
+    n1 = [row for row in rows if row["dataset"] == "neuralink_n1"]
+    if n1:
+        lines += [f"## neuralink_n1 ({n1[0]['num_files']} files, total-bytes ratio vs the .wav files)", "",
+                  "`bare` = broadband stream per file + 4 bytes of sampling rate (what a challenge entry would store); "
+                  "`container` = one .vqc file per file (JSON header, chunk index, CRCs). `held-out` = the 90 files "
+                  "not used to choose the codec's settings.", "",
+                  "| codec | ratio container | ratio bare | ratio container, held-out | ratio bare, held-out | bits/sample (bare) | RMSE (LSB) | max error (LSB) | encode ×RT (1 thread) | decode ×RT (1 thread) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in n1:
+            lines.append(f"| {row['codec']} | {row['ratio_container']:.3f} | {row['ratio_bare_stream']:.3f} | "
+                         f"{row['ratio_container_held_out']:.3f} | {row['ratio_bare_stream_held_out']:.3f} | "
+                         f"{row['bits_per_sample_bare']:.3f} | {row['rmse_stored']:.2f} | {row['max_abs_error_stored']} | "
+                         f"{row['encode_speed_x_realtime_cpu']:.0f} | {row['decode_speed_x_realtime_cpu']:.0f} |")
+        lines.append("")
+    for dataset in dict.fromkeys(row["dataset"] for row in rows if row["dataset"] not in ("neuralink_n1", "throughput_384ch")):
+        subset = [row for row in rows if row["dataset"] == dataset]
+        title = (f"## {dataset}, tridesclous2 seed 0 (scored against {subset[0]['scored_against']})"
+                 if "raw" in subset[0] else f"## {dataset} ({subset[0]['scored_against']})")
+        lines += [title, "",
+                  format_table(subset), "",
+                  "| codec | encode ×RT (1 thread) | decode ×RT (1 thread) |", "|---|---|---|"]
+        for row in subset:
+            lines.append(f"| {row['codec']} | {row['encode_speed_x_realtime_cpu']:.1f} | {row['decode_speed_x_realtime_cpu']:.1f} |")
+        lines.append("")
+    throughput = [row for row in rows if row["dataset"] == "throughput_384ch"]
+    if throughput:
+        lines += ["## Encoder throughput against 384 channels x 30 kHz (single thread, x2 for 2 cores)", "",
+                  "| codec | samples/s (1 thread, CPU time) | fraction of 384 ch x 30 kHz on 2 cores |", "|---|---|---|"]
+        for row in throughput:
+            lines.append(f"| {json.dumps(row['codec_config'])} | {row['encode_samples_per_s_cpu']:.3g} | "
+                         f"{row['fraction_of_384ch_30kHz_on_2_cores']:.2f} |")
+        lines.append("")
+    lines.append(f"Wall time: {wall_time_s:.0f} s. Command: `{command}`")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--work-folder", default=str(HERE / "work"))
+    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--lossy", default=None,
+                        help="JSON list of lossy codec configs to sort on the probe datasets (default: LOSSY_PROBE)")
+    parser.add_argument("--no-sort", action="store_true", help="ratios, fidelity and speed only (no sorter runs)")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="neuralink_n1 locust_tetrode mearec_neuronexus32 mearec_neuropixels64 throughput_384ch")
+    args = parser.parse_args()
+    work_folder = Path(args.work_folder)
+    work_folder.mkdir(parents=True, exist_ok=True)
+    wanted = set(args.only) if args.only else None
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    name = "broadband_quick" if args.quick else "broadband"
+    from spikeinterface_vqcompress import __version__
+    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
+
+    t0 = time.perf_counter()
+    command = " ".join(sys.argv)
+    rows = []
+    json_path = output / f"{name}.json"
+    if wanted is not None and json_path.is_file():  # partial re-run: keep the other datasets' rows
+        rows = [row for row in json.loads(json_path.read_text())["rows"] if row["dataset"] not in wanted]
+
+    def save():
+        payload = {"package_version": __version__, "command": command, "wall_time_s": time.perf_counter() - t0,
+                   "machine": "2-core CPU shared with other jobs, no GPU", "rows": rows}
+        json_path.write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
+        (output / f"{name}.md").write_text(markdown(rows, payload["wall_time_s"], command))
+
+    steps = [("neuralink_n1", lambda: run_neuralink(args.quick))]
+    lossy = None if args.lossy is None else json.loads(args.lossy)
+    steps += [(spec["name"], lambda spec=spec: run_mearec(spec, work_folder, args.quick, args.n_jobs, lossy,
+                                                                      not args.no_sort)) for spec in MEAREC]
+    steps += [("locust_tetrode", lambda: run_locust(work_folder, args.quick, args.n_jobs, lossy, not args.no_sort)),
+              ("throughput_384ch", lambda: throughput_384(work_folder))]
+    for dataset, step in steps:
+        if wanted is None or dataset in wanted:
+            rows = [row for row in rows if row["dataset"] != dataset] + step()
+            save()
+    print(markdown(rows, time.perf_counter() - t0, command))
+
+
+if __name__ == "__main__":
+    main()

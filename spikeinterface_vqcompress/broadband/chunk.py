@@ -1,0 +1,389 @@
+"""The broadband chunk bitstream: header, side information, range-coded samples.
+
+Layout of one chunk (all integers little-endian)::
+
+    magic "VQBB" | version u8 | flags u8 | num_samples u32 | num_channels u16 | max_error u16
+    | num_stages u8 | (order u8, rate u8) * num_stages | crc32 u32 of the decoded int16 samples
+    | range-coded payload
+
+The range-coded payload holds, in order: per channel the value lattice (type 0 identity, 1 affine
+``value = offset + spacing * k``, 2 table of used levels ``(index gap, value gap)``), then for
+multi-channel chunks a flag and, when adaptive stages are used, the coding order and each channel's
+reference channel, then per channel the Q12 predictor coefficients, then the samples
+(:func:`._kernel.code_samples`). Every chunk is independent (random access by chunk).
+
+This module must not import spikeinterface.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+import numpy as np
+
+from ..codecs.base import CorruptDataError
+from ..entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
+from ._kernel import code_samples, get_residual, new_residual_model, put_residual
+
+MAGIC = b"VQBB"
+VERSION = 1
+_HEADER = struct.Struct("<4sBBIHH")
+_CRC = struct.Struct("<I")
+INT16_MIN, INT16_MAX = -32768, 32767
+# decoding a sample costs at least one binary decision of >= log2(4096/4095) bits: a chunk of
+# n bytes cannot hold more than ~22,900 samples per byte (refuse forged sizes beyond that)
+MAX_SAMPLES_PER_BYTE = 23000
+LATTICE_NONE, LATTICE_AFFINE, LATTICE_TABLE = 0, 1, 2
+
+PRESETS = {
+    "fast": ((8, 8),),
+    "default": ((32, 9), (16, 8), (2, 6)),
+}
+
+
+class _SideModel:
+    """Adaptive models for the side information (separate from the sample models)."""
+
+    def __init__(self):
+        self.tables = new_residual_model()
+
+    def put(self, rc, out, value, context=0):
+        put_residual(rc, out, *self.tables, context, 1, int(value))
+
+    def get(self, rc, data, context=0):
+        return int(get_residual(rc, data, *self.tables, context, 1))
+
+
+def _used_levels(column: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an int16 column (a histogram: O(n), no sort)."""
+    counts = np.bincount(column.astype(np.int64) - INT16_MIN, minlength=65536)
+    return np.flatnonzero(counts).astype(np.int64) + INT16_MIN
+
+
+def _analyse_lattice(column: np.ndarray, max_error: int):
+    """Choose the lattice of one channel: (type, parameters)."""
+    probe = np.unique(column[:2048])
+    if probe.size < 2 or np.diff(probe.astype(np.int64)).min() == 1:
+        return LATTICE_NONE, None
+    levels = _used_levels(column)
+    gaps = np.diff(levels)
+    spacing = int(np.gcd.reduce(gaps))
+    if spacing >= 2:
+        return LATTICE_AFFINE, (int(levels[0]), spacing)
+    if max_error == 0 and levels.size * 8 < column.size and gaps.min() >= 2:
+        smallest = int(gaps.min())
+        typical = float(gaps[gaps <= 1.5 * smallest].mean())
+        index_gaps = np.maximum(1, np.rint(gaps / typical)).astype(np.int64)
+        return LATTICE_TABLE, (levels, index_gaps, smallest)
+    return LATTICE_NONE, None
+
+
+def _to_domain(column, kind, parameters, max_error):
+    """Coding-domain values, valid range and quantisation step of one channel."""
+    column = column.astype(np.int64)
+    if kind == LATTICE_NONE:
+        return column, INT16_MIN, INT16_MAX, 2 * max_error + 1
+    if kind == LATTICE_AFFINE:
+        offset, spacing = parameters
+        low = -((offset - INT16_MIN) // spacing)
+        high = (INT16_MAX - offset) // spacing
+        return (column - offset) // spacing, low, high, 2 * (max_error // spacing) + 1
+    levels, index_gaps, _ = parameters
+    indices = np.concatenate([[0], np.cumsum(index_gaps)])
+    lookup = np.zeros(65536, dtype=np.int64)
+    lookup[levels - INT16_MIN] = indices
+    return lookup[column - INT16_MIN], 0, int(indices[-1]), 1
+
+
+def _from_domain(values, kind, parameters, codec_id):
+    if kind == LATTICE_NONE:
+        return values
+    if kind == LATTICE_AFFINE:
+        offset, spacing = parameters
+        return offset + spacing * values
+    table = parameters
+    rebuilt = table[values]
+    if np.any(rebuilt == np.iinfo(np.int64).min):
+        raise CorruptDataError(f"{codec_id}: decoded a level the chunk's value table does not hold; the data is damaged")
+    return rebuilt
+
+
+def _coding_order(domain: np.ndarray):
+    """Coding order and reference channels from the correlation of first differences (Prim's tree)."""
+    num_channels = domain.shape[1]
+    order = np.arange(num_channels, dtype=np.int64)
+    reference = np.full(num_channels, -1, dtype=np.int64)
+    if num_channels < 2:
+        return order, reference
+    sample = np.diff(domain[: min(domain.shape[0], 8192)].astype(np.float64), axis=0)
+    if sample.shape[0] < 16:
+        return order, reference
+    sample -= sample.mean(axis=0)
+    norms = np.sqrt((sample**2).sum(axis=0))
+    norms[norms == 0] = np.inf
+    correlation = np.abs(sample.T @ sample) / np.outer(norms, norms)
+    np.fill_diagonal(correlation, -1.0)
+    in_tree = np.zeros(num_channels, dtype=bool)
+    in_tree[0] = True
+    best = correlation[0].copy()
+    best_from = np.zeros(num_channels, dtype=np.int64)
+    order_list = [0]
+    for _ in range(num_channels - 1):
+        candidates = np.where(in_tree, -np.inf, best)
+        channel = int(np.argmax(candidates))
+        if best[channel] >= 0.2:
+            reference[channel] = best_from[channel]
+        in_tree[channel] = True
+        order_list.append(channel)
+        better = correlation[channel] > best
+        best = np.where(better, correlation[channel], best)
+        best_from = np.where(better, channel, best_from)
+    return np.array(order_list, dtype=np.int64), reference
+
+
+def _stages_array(stages):
+    orders = np.array([order for order, _ in stages], dtype=np.int64)
+    rates = np.array([rate for _, rate in stages], dtype=np.int64)
+    return orders, rates
+
+
+def _fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
+    """Least-squares (autocorrelation method) predictor of the first difference, Q12 integers.
+
+    With ``step > 1`` (near-lossless) the predictor runs on reconstructed samples, i.e. the signal
+    plus white quantisation noise of variance ``(step**2 - 1) / 12``: that noise's autocorrelation
+    (of its first difference) is added before solving, so the predictor does not amplify it.
+    """
+    from scipy.linalg import solve_toeplitz
+
+    d = np.diff(values[:262144].astype(np.float64))
+    if d.size <= 4 * lpc_order:
+        return np.zeros(lpc_order, dtype=np.int64)
+    d -= d.mean()
+    autocorrelation = np.array([np.sum(d[: d.size - lag] * d[lag:]) for lag in range(lpc_order + 1)])  # no BLAS threads
+    if autocorrelation[0] <= 0:
+        return np.zeros(lpc_order, dtype=np.int64)
+    autocorrelation /= d.size
+    noise_variance = (step * step - 1) / 12.0
+    autocorrelation[0] += 2 * noise_variance
+    if lpc_order >= 1:
+        autocorrelation[1] -= noise_variance
+    autocorrelation[0] *= 1.0 + 1e-6
+    try:
+        coefficients = solve_toeplitz(autocorrelation[:lpc_order], autocorrelation[1 : lpc_order + 1])
+    except np.linalg.LinAlgError:
+        return np.zeros(lpc_order, dtype=np.int64)
+    return np.clip(np.rint(coefficients * 4096), -32768, 32767).astype(np.int64)
+
+
+def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default"], lpc_order: int = 32) -> bytes:
+    """Encode an int16 chunk ``(num_samples, num_channels)``; ``max_error`` 0 is lossless."""
+    traces = np.asarray(traces)
+    if traces.ndim == 1:
+        traces = traces[:, None]
+    if traces.dtype != np.int16:
+        raise TypeError(f"broadband: encodes int16 samples, got {traces.dtype}; convert with recording.astype('int16')")
+    num_samples, num_channels = traces.shape
+    if num_channels > 65535 or num_samples >= 2**32:
+        raise ValueError("broadband: a chunk holds at most 65535 channels and 2**32 - 1 samples; use smaller chunks")
+    max_error = int(max_error)
+    if not 0 <= max_error <= 4096:
+        raise ValueError(f"broadband: max_error must be between 0 and 4096 stored units, got {max_error}")
+    out = np.zeros(num_samples * num_channels * 6 + 64 * num_channels + 4096, dtype=np.uint8)
+    rc = new_encoder_state()
+    side = _SideModel()
+    domain = np.empty((num_samples, num_channels), dtype=np.int64)
+    low = np.empty(num_channels, np.int64)
+    high = np.empty(num_channels, np.int64)
+    step = np.empty(num_channels, np.int64)
+    lattices = []
+    for channel in range(num_channels):
+        kind, parameters = _analyse_lattice(traces[:, channel], max_error) if num_samples else (LATTICE_NONE, None)
+        side.put(rc, out, kind, 0)
+        if kind == LATTICE_AFFINE:
+            side.put(rc, out, parameters[0], 1)
+            side.put(rc, out, parameters[1], 2)
+        elif kind == LATTICE_TABLE:
+            levels, index_gaps, smallest = parameters
+            side.put(rc, out, int(levels[0]), 1)
+            side.put(rc, out, smallest, 2)
+            side.put(rc, out, levels.size - 1, 3)
+            value_gaps = np.diff(levels)
+            for index_gap, value_gap in zip(index_gaps.tolist(), value_gaps.tolist()):
+                side.put(rc, out, index_gap - 1, 4)
+                side.put(rc, out, value_gap - index_gap * smallest, 5)
+        lattices.append((kind, parameters))
+        domain[:, channel], low[channel], high[channel], step[channel] = _to_domain(traces[:, channel], kind, parameters, max_error)
+    if stages and num_channels > 1:  # only the adaptive stages use a reference channel
+        order, reference = _coding_order(domain)
+    else:
+        order, reference = np.arange(num_channels, dtype=np.int64), np.full(num_channels, -1, dtype=np.int64)
+    if num_channels > 1:
+        side.put(rc, out, 1 if stages else 0, 9)
+    if stages and num_channels > 1:
+        for position in range(1, num_channels):
+            channel = order[position]
+            side.put(rc, out, channel, 6)
+            side.put(rc, out, reference[channel] + 1, 7)
+    fixed_weights = np.zeros((num_channels, lpc_order), dtype=np.int64)
+    if lpc_order:
+        for channel in range(num_channels):
+            fixed_weights[channel] = _fit_lpc(domain[:, channel], lpc_order, int(step[channel]))
+            for coefficient in fixed_weights[channel].tolist():
+                side.put(rc, out, coefficient, 8)
+    orders, rates = _stages_array(stages)
+    code_samples(False, domain, order, reference, low, high, step, fixed_weights, orders, rates, rc, out, *new_residual_model())
+    size = encoder_flush(rc, out)
+    if size > out.size:  # cannot happen with the bound above; refuse rather than emit a cut stream
+        raise RuntimeError("broadband: internal output buffer overflow")
+    rebuilt = np.empty((num_samples, num_channels), dtype=np.int16)
+    for channel, (kind, parameters) in enumerate(lattices):
+        if kind == LATTICE_TABLE:
+            levels, index_gaps, _ = parameters
+            indices = np.concatenate([[0], np.cumsum(index_gaps)])
+            table = np.full(int(indices[-1]) + 1, np.iinfo(np.int64).min, dtype=np.int64)
+            table[indices] = levels
+            parameters = table
+        rebuilt[:, channel] = _from_domain(domain[:, channel], kind, parameters, "broadband")
+    header = _HEADER.pack(MAGIC, VERSION, 0, num_samples, num_channels, max_error)
+    header += bytes([lpc_order, len(stages)]) + b"".join(bytes([order, rate]) for order, rate in stages)
+    header += _CRC.pack(zlib.crc32(rebuilt.tobytes()))
+    return header + out[:size].tobytes()
+
+
+def read_chunk_header(data, codec_id: str = "broadband") -> dict:
+    """Parse and validate a chunk header; return its fields and the payload offset."""
+    data = bytes(data)
+    if len(data) < _HEADER.size + 2 + _CRC.size:
+        raise CorruptDataError(f"{codec_id}: chunk of {len(data)} bytes is too short to hold a broadband header")
+    magic, version, flags, num_samples, num_channels, max_error = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise CorruptDataError(f"{codec_id}: chunk does not start with the broadband magic bytes")
+    if version != VERSION:
+        raise CorruptDataError(f"{codec_id}: chunk format version {version} is not supported (this package reads {VERSION}); upgrade spikeinterface-vqcompress")
+    lpc_order = data[_HEADER.size]
+    num_stages = data[_HEADER.size + 1]
+    offset = _HEADER.size + 2
+    if lpc_order > 64:
+        raise CorruptDataError(f"{codec_id}: chunk header declares a predictor of order {lpc_order}; the data is damaged")
+    if num_stages > 8 or len(data) < offset + 2 * num_stages + _CRC.size:
+        raise CorruptDataError(f"{codec_id}: chunk header declares {num_stages} predictor stages; the data is damaged")
+    stages = tuple((data[offset + 2 * i], data[offset + 2 * i + 1]) for i in range(num_stages))
+    if any(order > 64 or rate > 24 for order, rate in stages):
+        raise CorruptDataError(f"{codec_id}: chunk header holds an invalid predictor configuration; the data is damaged")
+    offset += 2 * num_stages
+    (crc,) = _CRC.unpack_from(data, offset)
+    offset += _CRC.size
+    if flags != 0 or num_channels == 0 and num_samples != 0 or max_error > 4096:
+        raise CorruptDataError(f"{codec_id}: chunk header fields are invalid; the data is damaged")
+    if num_samples * num_channels > (len(data) + 16) * MAX_SAMPLES_PER_BYTE:
+        raise CorruptDataError(
+            f"{codec_id}: chunk declares {num_samples} x {num_channels} samples, more than {len(data)} bytes can hold; "
+            "the data is damaged or forged"
+        )
+    return {"num_samples": num_samples, "num_channels": num_channels, "max_error": max_error, "stages": stages,
+            "lpc_order": lpc_order,
+            "crc32": crc, "payload_offset": offset}
+
+
+def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
+    """Decode a chunk written by :func:`encode_chunk` into int16 ``(num_samples, num_channels)``."""
+    header = read_chunk_header(data, codec_id)
+    buffer = np.frombuffer(bytes(data), dtype=np.uint8).copy()  # writable: one kernel serves both directions
+    num_samples, num_channels = header["num_samples"], header["num_channels"]
+    max_error = header["max_error"]
+    rc = decoder_init(buffer, header["payload_offset"])
+    side = _SideModel()
+    low = np.empty(num_channels, np.int64)
+    high = np.empty(num_channels, np.int64)
+    step = np.empty(num_channels, np.int64)
+    lattices = []
+    for channel in range(num_channels):
+        kind = side.get(rc, buffer, 0)
+        if kind == LATTICE_NONE:
+            parameters = None
+            low[channel], high[channel], step[channel] = INT16_MIN, INT16_MAX, 2 * max_error + 1
+        elif kind == LATTICE_AFFINE:
+            offset, spacing = side.get(rc, buffer, 1), side.get(rc, buffer, 2)
+            if not (INT16_MIN <= offset <= INT16_MAX and 2 <= spacing <= 65535):
+                raise CorruptDataError(f"{codec_id}: invalid value lattice in the chunk; the data is damaged")
+            parameters = (offset, spacing)
+            low[channel] = -((offset - INT16_MIN) // spacing)
+            high[channel] = (INT16_MAX - offset) // spacing
+            step[channel] = 2 * (max_error // spacing) + 1
+        elif kind == LATTICE_TABLE:
+            first, smallest, count = side.get(rc, buffer, 1), side.get(rc, buffer, 2), side.get(rc, buffer, 3)
+            if not (INT16_MIN <= first <= INT16_MAX and 2 <= smallest <= 65535 and 0 <= count <= 65535 and max_error == 0):
+                raise CorruptDataError(f"{codec_id}: invalid value table in the chunk; the data is damaged")
+            levels = [first]
+            index = 0
+            indices = [0]
+            for _ in range(count):
+                index_gap = side.get(rc, buffer, 4) + 1
+                value_gap = side.get(rc, buffer, 5) + index_gap * smallest
+                index += index_gap
+                if index_gap < 1 or value_gap < 1 or index > 65535 or levels[-1] + value_gap > INT16_MAX or rc[3] > 8:
+                    raise CorruptDataError(f"{codec_id}: invalid value table in the chunk; the data is damaged")
+                levels.append(levels[-1] + value_gap)
+                indices.append(index)
+            table = np.full(index + 1, np.iinfo(np.int64).min, dtype=np.int64)
+            table[np.array(indices)] = levels
+            parameters = table
+            low[channel], high[channel], step[channel] = 0, index, 1
+        else:
+            raise CorruptDataError(f"{codec_id}: unknown value lattice type {kind}; the data is damaged")
+        lattices.append((kind, parameters))
+        if rc[3] > 8:
+            raise CorruptDataError(f"{codec_id}: chunk payload is truncated")
+    order = np.arange(num_channels, dtype=np.int64)
+    reference = np.full(num_channels, -1, dtype=np.int64)
+    has_order = side.get(rc, buffer, 9) if num_channels > 1 else 0
+    if has_order not in (0, 1):
+        raise CorruptDataError(f"{codec_id}: invalid channel-order flag in the chunk; the data is damaged")
+    if has_order:
+        order[:] = 0
+        seen = np.zeros(num_channels, dtype=bool)
+        seen[0] = True
+        for position in range(1, num_channels):
+            channel = side.get(rc, buffer, 6)
+            ref = side.get(rc, buffer, 7) - 1
+            if not (0 <= channel < num_channels) or seen[channel] or not (-1 <= ref < num_channels) or (ref >= 0 and not seen[ref]):
+                raise CorruptDataError(f"{codec_id}: invalid channel coding order in the chunk; the data is damaged")
+            seen[channel] = True
+            order[position] = channel
+            reference[channel] = ref
+    lpc_order = header["lpc_order"]
+    fixed_weights = np.zeros((num_channels, lpc_order), dtype=np.int64)
+    for channel in range(num_channels):
+        for i in range(lpc_order):
+            coefficient = side.get(rc, buffer, 8)
+            if not -32768 <= coefficient <= 32767:
+                raise CorruptDataError(f"{codec_id}: invalid predictor coefficient in the chunk; the data is damaged")
+            fixed_weights[channel, i] = coefficient
+        if rc[3] > 8:
+            raise CorruptDataError(f"{codec_id}: chunk payload is truncated")
+    orders, rates = _stages_array(header["stages"])
+    values = np.zeros((num_samples, num_channels), dtype=np.int64)
+    status = code_samples(True, values, order, reference, low, high, step, fixed_weights, orders, rates, rc, buffer,
+                          *new_residual_model())
+    if status != 0:
+        raise CorruptDataError(f"{codec_id}: decoded samples leave the valid range; the data is damaged")
+    if rc[3] > 5:
+        raise CorruptDataError(f"{codec_id}: chunk payload is truncated ({rc[3]} bytes missing)")
+    traces = np.empty((num_samples, num_channels), dtype=np.int16)
+    for channel, (kind, parameters) in enumerate(lattices):
+        traces[:, channel] = _from_domain(values[:, channel], kind, parameters, codec_id)
+    if zlib.crc32(traces.tobytes()) != header["crc32"]:
+        raise CorruptDataError(f"{codec_id}: decoded samples do not match the chunk's CRC32; the data is damaged")
+    return traces
+
+
+def max_error_in_units(max_error: int) -> int:
+    """The guaranteed bound on |decoded - original| per sample for a requested ``max_error``."""
+    return int(max_error)
+
+
+__all__ = ["encode_chunk", "decode_chunk", "read_chunk_header", "PRESETS", "MAGIC", "VERSION"]
+_ = math  # noqa: F841

@@ -1,0 +1,230 @@
+"""The broadband codec: bit-exact lossless, guaranteed near-lossless bound, value lattices, damaged
+data, committed bitstreams that must decode forever, and the numcodecs/zarr codec."""
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spikeinterface_vqcompress as vq
+from spikeinterface_vqcompress.broadband import BroadbandCodec, decode_chunk, encode_chunk
+from spikeinterface_vqcompress.broadband.numcodec import Broadband
+from spikeinterface_vqcompress.codecs import CorruptDataError
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _noise_traces(num_samples=4000, num_channels=4, seed=0, scale=40.0):
+    """Band-limited noise with a few spikes: something a predictor can work on."""
+    rng = np.random.default_rng(seed)
+    white = rng.normal(size=(num_samples + 8, num_channels))
+    smooth = sum(white[i : i + num_samples] for i in range(8)) / np.sqrt(8)
+    traces = smooth * scale
+    for start in rng.integers(0, num_samples - 40, size=10):
+        traces[start : start + 30] -= 300 * np.hanning(30)[:, None] * rng.uniform(0.2, 1.0, num_channels)
+    return np.round(traces).astype(np.int16)
+
+
+def _n1_like(num_samples=20000, seed=1):
+    """10-bit codes stretched to int16 with a non-integer spacing (~64.06) and an offset."""
+    rng = np.random.default_rng(seed)
+    codes = np.clip(np.round(np.cumsum(rng.normal(size=num_samples)) * 0.3 + rng.normal(size=num_samples) * 4) + 512, 0, 1023)
+    return (np.floor((codes - 512) * 64.0625 + 0.5) + 33).astype(np.int16)[:, None], codes.astype(np.int16)[:, None]
+
+
+@pytest.mark.parametrize("num_channels", [1, 4])
+def test_lossless_round_trip_is_bit_exact(num_channels):
+    traces = _noise_traces(num_channels=num_channels)
+    codec = BroadbandCodec()
+    data = codec.encode(traces)
+    decoded = codec.decode(data, *traces.shape, np.int16)
+    np.testing.assert_array_equal(decoded, traces)
+    assert len(data) < traces.nbytes / 2
+
+
+@pytest.mark.parametrize("traces", [
+    np.zeros((0, 3), np.int16),
+    np.zeros((1, 1), np.int16),
+    np.full((500, 2), -32768, np.int16),
+    np.tile(np.array([[-32768, 32767]], np.int16), (300, 1)),
+    np.random.default_rng(2).integers(-32768, 32768, size=(700, 3)).astype(np.int16),
+], ids=["empty", "one-sample", "constant-min", "extremes", "uniform-random"])
+def test_lossless_edge_cases(traces):
+    data = encode_chunk(traces)
+    np.testing.assert_array_equal(decode_chunk(data), traces)
+
+
+@pytest.mark.parametrize("max_error", [1, 4, 31, 200])
+def test_near_lossless_bound_is_guaranteed(max_error):
+    traces = _noise_traces(num_channels=3, seed=max_error)
+    traces[:50, 0] = 32767  # at the int16 edges the bound must hold too
+    traces[50:100, 1] = -32768
+    codec = BroadbandCodec(max_error=max_error)
+    assert not codec.lossless and codec.max_error == max_error
+    data = codec.encode(traces)
+    decoded = codec.decode(data, *traces.shape, np.int16)
+    error = np.abs(decoded.astype(int) - traces.astype(int))
+    assert error.max() <= max_error
+    assert error.max() > 0
+    assert len(data) < len(BroadbandCodec().encode(traces))
+
+
+def test_near_lossless_rate_falls_with_max_error():
+    traces = _noise_traces(num_channels=2)
+    sizes = [len(encode_chunk(traces, max_error=max_error)) for max_error in (0, 2, 8, 32)]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] < sizes[0] / 3
+
+
+def test_lattice_of_stretched_codes_costs_what_the_codes_cost():
+    stretched, codes = _n1_like()
+    stretched_bytes = len(encode_chunk(stretched))
+    codes_bytes = len(encode_chunk(codes))
+    np.testing.assert_array_equal(decode_chunk(encode_chunk(stretched)), stretched)
+    # the level table is side information: a few hundred bytes at most
+    assert stretched_bytes < codes_bytes + 300
+    # without lattice detection the ~64-apart levels would cost ~6 more bits per sample
+    assert stretched_bytes < stretched.size * 16 / 8 / 2
+
+
+def test_affine_lattice_and_near_lossless_on_it():
+    traces = (_noise_traces(num_channels=2) // 4 * 4 + 2).astype(np.int16)  # spacing 4, offset 2
+    exact = encode_chunk(traces)
+    np.testing.assert_array_equal(decode_chunk(exact), traces)
+    assert len(exact) < len(encode_chunk((traces // 4).astype(np.int16))) + 40
+    decoded = decode_chunk(encode_chunk(traces, max_error=8)).astype(int)
+    assert np.abs(decoded - traces).max() <= 8
+    assert np.all((decoded - 2) % 4 == 0)  # rebuilt on the lattice
+
+
+def test_through_compress_and_container(tmp_path):
+    import spikeinterface.core as sc
+
+    traces = _noise_traces(num_samples=9000, num_channels=5)
+    recording = sc.NumpyRecording(traces, sampling_frequency=3000.0)
+    compressed = vq.compress(recording, "broadband", chunk_duration_s=1.0, progress_bar=False)
+    np.testing.assert_array_equal(compressed.get_traces(), traces)
+    # random access: one chunk in the middle
+    np.testing.assert_array_equal(compressed.get_traces(start_frame=4100, end_frame=4200), traces[4100:4200])
+    assert compressed.compression_ratio > vq.compress(recording, "zstd", progress_bar=False).compression_ratio
+    vq.write_compressed(recording, tmp_path / "b.vqc", codec={"id": "broadband", "max_error": 6})
+    rebuilt = vq.read_compressed(tmp_path / "b.vqc").get_traces()
+    assert np.abs(rebuilt.astype(int) - traces).max() <= 6
+
+
+def test_damaged_chunks_raise_corrupt_data_error_or_decode_exactly():
+    traces = _noise_traces(num_samples=1500, num_channels=3)
+    data = encode_chunk(traces)
+    rng = np.random.default_rng(5)
+    raised = 0
+    for case in range(150):
+        mutated = bytearray(data)
+        kind = case % 3
+        if kind == 0:
+            mutated[rng.integers(len(mutated))] ^= 1 << rng.integers(8)
+        elif kind == 1:
+            mutated = mutated[: rng.integers(len(mutated))]
+        else:
+            mutated[rng.integers(len(mutated))] = rng.integers(256)
+        try:
+            decoded = decode_chunk(bytes(mutated))
+        except CorruptDataError:
+            raised += 1
+        else:  # the chunk's CRC32 guarantees an undetected change decodes to the original
+            np.testing.assert_array_equal(decoded, traces)
+    assert raised > 100
+
+
+def test_forged_sizes_are_refused_without_allocating():
+    data = bytearray(encode_chunk(_noise_traces(num_samples=200, num_channels=2)))
+    data[6:10] = (2**32 - 1).to_bytes(4, "little")  # num_samples
+    with pytest.raises(CorruptDataError, match="more than"):
+        decode_chunk(bytes(data))
+    with pytest.raises(CorruptDataError):
+        decode_chunk(b"VQBB")
+    with pytest.raises(CorruptDataError):
+        BroadbandCodec().decode(encode_chunk(_noise_traces(100, 2)), 99, 2, np.int16)
+
+
+def _fixture_input():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("broadband_fixtures", FIXTURES / "broadband_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.fixture_input()
+
+
+def test_committed_bitstreams_decode_to_the_committed_output():
+    manifest = json.loads((FIXTURES / "broadband_v1_manifest.json").read_text())
+    traces = _fixture_input()
+    assert hashlib.sha256(traces.tobytes()).hexdigest() == manifest["input_sha256"]
+    for name, entry in manifest["files"].items():
+        decoded = decode_chunk((FIXTURES / name).read_bytes())
+        assert list(decoded.shape) == manifest["shape"]
+        assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"]
+        assert np.abs(decoded.astype(int) - traces.astype(int)).max() <= entry["max_error"]
+
+
+def test_numcodecs_codec_config_and_round_trip():
+    import numcodecs
+
+    codec = numcodecs.get_codec({"id": "vqcompress_broadband", "max_error": 0})
+    assert isinstance(codec, Broadband)
+    config = codec.get_config()
+    assert json.loads(json.dumps(config)) == config
+    traces = _noise_traces(num_samples=1000, num_channels=3)
+    decoded = codec.decode(codec.encode(traces))
+    np.testing.assert_array_equal(np.asarray(decoded).reshape(traces.shape), traces)
+    out = np.empty_like(traces)
+    codec.decode(codec.encode(traces), out=out)
+    np.testing.assert_array_equal(out, traces)
+    with pytest.raises(TypeError, match="int16"):
+        codec.encode(traces.astype(np.float32))
+
+
+def test_zarr_save_and_fresh_process_reads_without_importing_the_package(tmp_path):
+    import spikeinterface.core as sc
+
+    traces = _noise_traces(num_samples=6000, num_channels=4)
+    recording = sc.NumpyRecording(traces, sampling_frequency=3000.0)
+    folder = tmp_path / "rec.zarr"
+    recording.save(format="zarr", folder=folder, compressor=Broadband(), progress_bar=False)
+    expected = hashlib.sha256(traces.tobytes()).hexdigest()
+    script = (
+        "import sys, hashlib, zarr, numpy as np\n"
+        "assert 'spikeinterface_vqcompress' not in sys.modules\n"
+        f"root = zarr.open({str(folder)!r}, mode='r')\n"
+        "array = root['traces_seg0']  # numcodecs finds the codec through its entry point\n"
+        "print(array.compressor.codec_id)\n"
+        "print(hashlib.sha256(np.ascontiguousarray(array[:]).tobytes()).hexdigest())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    codec_id, digest = result.stdout.split()
+    assert codec_id == "vqcompress_broadband"
+    assert digest == expected
+
+
+def test_registered_and_hardware_profile():
+    assert "broadband" in vq.available_codecs()
+    codec = vq.get_codec({"id": "broadband", "max_error": 2})
+    assert codec.get_config() == {"id": "broadband", "max_error": 2, "lpc_order": 32, "stages": None}
+    profile = codec.hardware_profile(num_channels=32)
+    assert profile.operations_per_sample["mac"] >= 32
+    assert profile.algorithmic_latency_samples == 0
+    import spikeinterface.core as sc
+
+    recording = sc.NumpyRecording(_noise_traces(num_samples=3000, num_channels=2), sampling_frequency=3000.0)
+    for stages in (None, [[4, 6]]):  # every operation kind must be one the hardware report prices
+        compressed = vq.compress(recording, "broadband", stages=stages, progress_bar=False)
+        report = compressed.hardware_report()
+        assert report.operations_per_second_per_channel["mac"] > 0
+    with pytest.raises(ValueError, match="max_error"):
+        BroadbandCodec(max_error=-1)
+    with pytest.raises(ValueError, match="stage"):
+        BroadbandCodec(stages=[[0, 5]])
