@@ -28,6 +28,7 @@ from pathlib import Path
 # Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
 # ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
 CLI_EXTENSIONS = (
+    "spikeinterface_vqcompress.esort.cli",
 )
 
 DEMO_CODECS = [

@@ -1,0 +1,239 @@
+"""E-Sort on SpikeInterface recordings: preprocessing, labels, fine-tuning, sorting, shipped backbones.
+
+The steps, as the ``esort`` sorter runs them (each usable on its own)::
+
+    prepared = prepare_recording(recording)                       # float32, optional band-pass
+    noise = noise_levels(prepared)                                # per-channel MAD noise
+    labels = labels_from_sorting(label_sorting, ...)              # first N spikes per unit
+    model, info = fine_tune_recording(prepared, noise, labels)    # new head on the shipped backbone
+    sorting = sort_recording(model, prepared, noise, labels.unit_ids)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
+from .postprocessing import detect_spikes
+from .training import TrainingSet, fine_tune
+
+MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_BACKBONE = "esort_backbone"
+
+_BACKBONE_CACHE: dict = {}
+
+
+# -- shipped backbone --------------------------------------------------------------------------------
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def backbone_path(name_or_path: str | Path = DEFAULT_BACKBONE) -> Path:
+    """Resolve a shipped backbone name (``models/<name>.pt``) or a path to a ``.pt`` file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".pt" and candidate.is_file():
+        return candidate
+    shipped = MODELS_FOLDER / f"{name_or_path}.pt"
+    if shipped.is_file():
+        return shipped
+    available = sorted(path.stem for path in MODELS_FOLDER.glob("esort_*.pt"))
+    raise FileNotFoundError(f"no E-Sort backbone {str(name_or_path)!r}: give a path to a .pt file or one of "
+                            f"{available} (train one with `vqcompress train esort`)")
+
+
+def load_backbone(name_or_path: str | Path = DEFAULT_BACKBONE) -> dict:
+    """Read a backbone state dict (``torch.load(weights_only=True)``), checking the model card's sha256.
+
+    A shipped backbone ``models/<name>.pt`` has a model card ``models/<name>.json`` whose
+    ``weights_sha256`` must match the file.
+    """
+    path = backbone_path(name_or_path)
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key not in _BACKBONE_CACHE:
+        card = path.with_suffix(".json")
+        if card.is_file():
+            expected = json.loads(card.read_text()).get("weights_sha256")
+            actual = _sha256_of(path)
+            if expected and expected != actual:
+                raise ValueError(f"{path} does not match its model card {card.name} (sha256 {actual} != {expected}): "
+                                 "the weights were changed; retrain with `vqcompress train esort`")
+        _BACKBONE_CACHE[key] = torch.load(path, map_location="cpu", weights_only=True)
+    return _BACKBONE_CACHE[key]
+
+
+# -- recording side ----------------------------------------------------------------------------------
+def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 300.0, freq_max: float = 6000.0):
+    """The recording E-Sort sees: float32, band-passed ``freq_min``-``freq_max`` Hz if ``apply_filter``."""
+    from spikeinterface.preprocessing import bandpass_filter
+
+    if apply_filter:
+        return bandpass_filter(recording, freq_min=freq_min, freq_max=freq_max, dtype="float32")
+    return recording.astype("float32") if recording.get_dtype() != np.float32 else recording
+
+
+def noise_levels(recording, seed: int = 0) -> np.ndarray:
+    """Per-channel noise (MAD / 0.6745) of a prepared recording, in its own units, never 0."""
+    from spikeinterface.core import get_noise_levels
+
+    levels = np.asarray(get_noise_levels(recording, return_in_uV=False, method="mad",
+                                         random_slices_kwargs={"seed": seed}), dtype=np.float32)
+    return np.where(levels > 0, levels, 1.0).astype(np.float32)
+
+
+def normalised_traces(recording, noise, start_frame, end_frame, segment_index=0) -> np.ndarray:
+    """``(end - start, C)`` float32 traces divided by the per-channel noise."""
+    traces = recording.get_traces(segment_index=segment_index, start_frame=start_frame, end_frame=end_frame,
+                                  return_in_uV=False)
+    return (np.asarray(traces, dtype=np.float32) / noise[None, :]).astype(np.float32, copy=False)
+
+
+@dataclass
+class Labels:
+    """Labelled spikes for fine-tuning: per unit, its spikes and the end of its labelled period."""
+
+    unit_ids: list
+    spike_trains: list
+    known_until: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def end_sample(self) -> int:
+        """End of the labelled part of the recording (the latest ``known_until``)."""
+        return int(np.max(self.known_until)) if len(self.known_until) else 0
+
+
+def labels_from_sorting(sorting, num_samples: int, num_spikes_per_unit: int | None = None,
+                        label_duration_samples: int | None = None, min_spikes_per_unit: int = 3,
+                        segment_index: int = 0, margin_samples: int = 6) -> Labels:
+    """Turn a sorting (ground truth, or a conventional sorter's output) into E-Sort labels.
+
+    Parameters
+    ----------
+    sorting : BaseSorting
+        Where the labels come from; its spikes are trusted as complete within the labelled period.
+    num_samples : int
+        Number of samples of the recording segment.
+    num_spikes_per_unit : int | None, default: None
+        Keep each unit's first N spikes; its labelled period then ends just after its N-th spike
+        (``+ margin_samples``). None keeps every spike of the labelled period.
+    label_duration_samples : int | None, default: None
+        Only spikes before this sample count (None: the whole segment).
+    min_spikes_per_unit : int, default: 3
+        Units with fewer labelled spikes are left out (they cannot be learned).
+    segment_index : int, default: 0
+    margin_samples : int, default: 6
+
+    Returns
+    -------
+    labels : Labels
+    """
+    limit = int(num_samples if label_duration_samples is None else min(label_duration_samples, num_samples))
+    unit_ids, trains, known_until, dropped = [], [], [], []
+    for unit_id in sorting.unit_ids:
+        train = np.asarray(sorting.get_unit_spike_train(unit_id, segment_index=segment_index), dtype=np.int64)
+        train = np.sort(train[train < limit])
+        end = limit
+        if num_spikes_per_unit is not None and len(train) > num_spikes_per_unit:
+            train = train[:num_spikes_per_unit]
+            end = min(int(train[-1]) + margin_samples, limit)
+        if len(train) < min_spikes_per_unit:
+            dropped.append(unit_id)
+            continue
+        unit_ids.append(unit_id)
+        trains.append(train)
+        known_until.append(end)
+    info = {"num_spikes_per_unit": num_spikes_per_unit, "label_duration_samples": limit,
+            "dropped_units": [str(unit) for unit in dropped],
+            "num_labelled_spikes": [int(len(train)) for train in trains]}
+    return Labels(unit_ids, trains, np.asarray(known_until, dtype=np.int64), info)
+
+
+def training_set_from_recording(prepared, noise, labels: Labels, seed: int = 0, extra_samples: int = 64,
+                                **training_set_kwargs) -> TrainingSet:
+    """Load the labelled period of segment 0 into memory and build its :class:`TrainingSet`."""
+    if not labels.unit_ids:
+        raise ValueError("no labelled unit: the label sorting found no unit with enough spikes in the label period; "
+                         "lengthen label_duration_s or lower min_spikes_per_unit")
+    end = min(labels.end_sample + extra_samples, prepared.get_num_samples(segment_index=0))
+    traces = normalised_traces(prepared, noise, 0, end)
+    return TrainingSet(traces, labels.spike_trains, labels.known_until, seed=seed, **training_set_kwargs)
+
+
+def build_model(prepared, num_units: int, pretrained=DEFAULT_BACKBONE, transfer_spatial="auto"):
+    """A new :class:`ESortNet` for ``prepared``, its backbone copied from ``pretrained`` (None: random).
+
+    Returns
+    -------
+    model : ESortNet
+    transfer : dict
+        What was copied (see ``load_backbone_into``), with the recording's geometry fingerprint.
+    """
+    model = ESortNet(prepared.get_num_channels(), num_units)
+    fingerprint = geometry_fingerprint(prepared.get_channel_locations())
+    transfer = {"temporal": False, "spatial": False}
+    if pretrained:
+        transfer = load_backbone_into(model, load_backbone(pretrained), fingerprint, transfer_spatial)
+    transfer["fingerprint"] = fingerprint
+    transfer["pretrained"] = str(pretrained) if pretrained else None
+    return model, transfer
+
+
+def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACKBONE, transfer_spatial="auto",
+                        epochs: int = 20, batch_size: int = 256, learning_rate: float = 1e-3,
+                        backbone_learning_rate: float | None = None, device="auto", seed: int = 0,
+                        verbose: bool = False):
+    """Build the network for ``prepared`` and fine-tune it on ``labels``.
+
+    Returns
+    -------
+    model : ESortNet
+    info : dict
+        Transfer report, training history and times.
+    """
+    torch.manual_seed(seed)
+    device = resolve_device(device)
+    t0 = time.perf_counter()
+    training_set = training_set_from_recording(prepared, noise, labels, seed=seed)
+    model, transfer = build_model(prepared, len(labels.unit_ids), pretrained, transfer_spatial)
+    history = fine_tune(model, training_set, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                        backbone_learning_rate=backbone_learning_rate, device=device, seed=seed, verbose=verbose)
+    info = {"transfer": transfer, "history": history, "device": str(device),
+            "fine_tune_time_s": time.perf_counter() - t0, "num_units": len(labels.unit_ids),
+            "num_training_windows": len(training_set)}
+    return model, info
+
+
+def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = 0.5, kernel_size: int = 17,
+                   min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto"):
+    """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``."""
+    from spikeinterface.core import NumpySorting
+
+    device = resolve_device(device)
+    model = model.to(device).eval()
+    sampling_frequency = prepared.get_sampling_frequency()
+    chunk_num_samples = max(1024, int(chunk_duration_s * sampling_frequency))
+    unit_ids = np.asarray(unit_ids)
+    samples_list, labels_list = [], []
+    for segment_index in range(prepared.get_num_segments()):
+        num_samples = prepared.get_num_samples(segment_index=segment_index)
+
+        def get(start, end, segment_index=segment_index):
+            return normalised_traces(prepared, noise, start, end, segment_index=segment_index)
+
+        samples, units = detect_spikes(model, get, num_samples, threshold=threshold, kernel_size=kernel_size,
+                                       min_distance_samples=min_distance_samples,
+                                       chunk_num_samples=chunk_num_samples, stride=stride, device=device)
+        samples_list.append(samples)
+        labels_list.append(unit_ids[units] if len(units) else np.zeros(0, dtype=unit_ids.dtype))
+    return NumpySorting.from_samples_and_labels(samples_list, labels_list, sampling_frequency, unit_ids=list(unit_ids))

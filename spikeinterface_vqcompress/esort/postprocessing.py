@@ -1,0 +1,128 @@
+"""E-Sort post-processing: smoothing, threshold and local-maximum peak picking, streamed in chunks.
+
+Everything here is vectorised in torch (one loop per chunk, none per spike) and runs on the model's
+device. A chunk of ``chunk_num_samples`` centres is extended on both sides by the margins the window
+(``W // 2``), the smoothing kernel (``kernel_size // 2``) and the peak neighbourhood
+(``min_distance_samples``) need, so the spikes found are exactly those a single pass over the whole
+recording would find.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+
+def triangular_kernel(kernel_size: int = 17) -> torch.Tensor:
+    """A normalised triangular kernel of odd length ``kernel_size`` (sums to 1)."""
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd number, got {kernel_size}")
+    half = kernel_size // 2
+    kernel = (half + 1 - torch.arange(-half, half + 1).abs()).float()
+    return kernel / kernel.sum()
+
+
+def smooth_probabilities(probabilities: torch.Tensor, kernel: torch.Tensor, padding: bool = False) -> torch.Tensor:
+    """Convolve each unit's probability trace ``(T, K)`` with ``kernel``.
+
+    With ``padding=False`` the result is the "valid" part, ``T - len(kernel) + 1`` rows; with
+    ``padding=True`` it keeps ``T`` rows (zero padding).
+    """
+    num_units = probabilities.shape[1]
+    x = probabilities.t().unsqueeze(0)  # (1, K, T)
+    weight = kernel.to(probabilities).view(1, 1, -1).expand(num_units, 1, -1)
+    y = F.conv1d(x, weight, groups=num_units, padding=len(kernel) // 2 if padding else 0)
+    return y[0].t()
+
+
+def pick_peaks(smoothed: torch.Tensor, threshold: float, min_distance_samples: int):
+    """Local maxima above ``threshold`` of each column of ``smoothed`` (``(T, K)``), valid part only.
+
+    A row t is a peak of unit k when its value is >= ``threshold``, is the maximum over
+    ``[t - d, t + d]`` (``d = min_distance_samples``) and is strictly larger than row t - 1 (so a
+    flat top gives one peak). Only rows ``d .. T - d - 1`` are examined; the returned row indices are
+    relative to row ``d``.
+
+    Returns
+    -------
+    rows, units : torch.Tensor
+        Peak positions (relative to row ``d``) and unit indices, sorted by position.
+    """
+    d = int(min_distance_samples)
+    x = smoothed.t().unsqueeze(0)  # (1, K, T)
+    local_max = F.max_pool1d(x, kernel_size=2 * d + 1, stride=1)[0]  # (K, T - 2d)
+    centre = x[0, :, d:x.shape[2] - d]
+    previous = x[0, :, d - 1:x.shape[2] - d - 1] if d >= 1 else torch.full_like(centre, -1.0)
+    is_peak = (centre >= threshold) & (centre >= local_max) & (centre > previous)
+    units, rows = torch.nonzero(is_peak, as_tuple=True)
+    order = torch.argsort(rows, stable=True)
+    return rows[order], units[order]
+
+
+def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: float = 0.5,
+                  kernel_size: int = 17, min_distance_samples: int = 10, chunk_num_samples: int = 65536,
+                  stride: int = 1, device="cpu"):
+    """Run a fine-tuned E-Sort network over a whole recording segment and pick its spikes.
+
+    Parameters
+    ----------
+    model : ESortNet
+        The fine-tuned network (set to eval mode here).
+    get_normalised_traces : callable
+        ``get_normalised_traces(start_frame, end_frame) -> (end - start, C) float32 array`` of the
+        segment's normalised traces; frames are always inside ``[0, num_samples)``.
+    num_samples : int
+        Number of samples of the segment.
+    threshold : float, default: 0.5
+        Minimum smoothed probability of a spike.
+    kernel_size : int, default: 17
+        Length in samples of the triangular smoothing kernel (with ``stride`` s, the kernel has
+        ``kernel_size // s`` points, made odd, spanning the same time).
+    min_distance_samples : int, default: 10
+        Two spikes of one unit are at least this far apart (peak neighbourhood half-width).
+    chunk_num_samples : int, default: 65536
+        Spike centres handled per chunk.
+    stride : int, default: 1
+        The network is evaluated on windows centred every ``stride`` samples; spike times are then
+        known to ``stride`` samples.
+    device : str | torch.device, default: "cpu"
+        Where the network runs.
+
+    Returns
+    -------
+    sample_indices, unit_indices : np.ndarray
+        Spike samples (sorted) and the index of their unit (a column of the network's head).
+    """
+    model.eval()
+    stride = int(stride)
+    device = torch.device(device)
+    kernel_points = max(1, kernel_size // stride)
+    kernel_points += 1 - kernel_points % 2  # odd
+    kernel = triangular_kernel(kernel_points).to(device)
+    distance_rows = max(1, int(round(min_distance_samples / stride)))
+    window = model.window_num_samples
+    half_window = window // 2
+    pad_rows = kernel_points // 2 + distance_rows
+    chunk_num_samples = max(stride, (int(chunk_num_samples) // stride) * stride)
+    all_samples, all_units = [], []
+    for start in range(0, num_samples, chunk_num_samples):
+        end = min(start + chunk_num_samples, num_samples)
+        num_rows = -(-(end - start) // stride) + 2 * pad_rows  # centres start - pad_rows * stride + i * stride
+        first = start - pad_rows * stride - half_window
+        last = first + (num_rows - 1) * stride + window
+        traces = get_normalised_traces(max(first, 0), min(last, num_samples))
+        traces = np.asarray(traces, dtype=np.float32)
+        before, after = max(0, -first), max(0, last - num_samples)
+        if before or after:
+            traces = np.pad(traces, ((before, after), (0, 0)))
+        with torch.no_grad():
+            probabilities = model.forward_traces(torch.from_numpy(traces).to(device), stride=stride)
+            smoothed = smooth_probabilities(probabilities, kernel)  # rows: centres start - distance_rows * stride ...
+            rows, units = pick_peaks(smoothed, threshold, distance_rows)  # rows relative to start
+        all_samples.append(rows.cpu().numpy().astype(np.int64) * stride + start)
+        all_units.append(units.cpu().numpy().astype(np.int64))
+    samples = np.concatenate(all_samples) if all_samples else np.zeros(0, dtype=np.int64)
+    units = np.concatenate(all_units) if all_units else np.zeros(0, dtype=np.int64)
+    keep = (samples >= 0) & (samples < num_samples)
+    return samples[keep], units[keep]

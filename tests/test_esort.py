@@ -1,0 +1,246 @@
+"""E-Sort: network, post-processing, training sets, backbone transfer and the ``esort`` sorter."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import spikeinterface_vqcompress  # noqa: F401  registers "esort"
+from spikeinterface_vqcompress.esort import core
+from spikeinterface_vqcompress.esort.model import (ESortNet, SpatialLayer, TemporalLayers, backbone_state,
+                                                  geometry_fingerprint, load_backbone_into, resolve_device)
+from spikeinterface_vqcompress.esort.postprocessing import (detect_spikes, pick_peaks, smooth_probabilities,
+                                                            triangular_kernel)
+from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
+
+
+def _trained_bn_model(num_channels, num_units, seed=0):
+    """A random network whose batch-norm statistics are not the identity."""
+    torch.manual_seed(seed)
+    model = ESortNet(num_channels, num_units)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(128, num_channels, 60) * 2 + 0.5)
+    return model.eval()
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("not-a-device")
+
+
+@pytest.mark.parametrize("num_channels", [1, 7, 32])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_forward_traces_matches_window_forward(num_channels, stride):
+    model = _trained_bn_model(num_channels, 4)
+    traces = torch.randn(700, num_channels)
+    probabilities = model.forward_traces(traces, stride=stride)
+    starts = range(0, 700 - 60 + 1, stride)
+    windows = torch.stack([traces[start:start + 60].t() for start in starts])
+    with torch.no_grad():
+        expected = torch.sigmoid(model(windows))
+    assert probabilities.shape == expected.shape
+    torch.testing.assert_close(probabilities, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_forward_traces_rejects_bad_stride():
+    model = _trained_bn_model(2, 1)
+    with pytest.raises(ValueError, match="stride"):
+        model.forward_traces(torch.randn(200, 2), stride=7)
+
+
+def test_triangular_kernel_and_smoothing():
+    kernel = triangular_kernel(17)
+    assert kernel.shape == (17,) and torch.isclose(kernel.sum(), torch.tensor(1.0))
+    assert kernel[8] == kernel.max() and torch.equal(kernel, kernel.flip(0))
+    with pytest.raises(ValueError, match="odd"):
+        triangular_kernel(16)
+    probabilities = torch.zeros(100, 2)
+    probabilities[50, 0] = 1.0
+    smoothed = smooth_probabilities(probabilities, kernel, padding=True)
+    assert smoothed.shape == (100, 2)
+    torch.testing.assert_close(smoothed[42:59, 0], kernel.flip(0))
+    assert smooth_probabilities(probabilities, kernel).shape == (84, 2)
+
+
+def test_pick_peaks_threshold_distance_and_plateaus():
+    trace = torch.zeros(200, 2)
+    trace[50, 0] = 0.9          # a peak
+    trace[55, 0] = 0.8          # too close to the larger one
+    trace[120, 0] = 0.4         # below threshold
+    trace[150:154, 1] = 0.7     # a plateau: one peak, at its first row
+    rows, units = pick_peaks(trace, threshold=0.5, min_distance_samples=10)
+    assert rows.tolist() == [40, 140]  # relative to row d = 10
+    assert units.tolist() == [0, 1]
+
+
+def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
+    """A network whose output follows a planted pattern: spikes found where planted, for any chunking."""
+    model = _trained_bn_model(3, 5, seed=1)
+    rng = np.random.default_rng(0)
+    traces = rng.normal(size=(20000, 3)).astype(np.float32)
+
+    def get(start, end):
+        return traces[start:end]
+
+    results = []
+    for chunk in (997, 4096, 50000):
+        for stride in (1, 2):
+            samples, units = detect_spikes(model, get, len(traces), threshold=0.05, min_distance_samples=10,
+                                           chunk_num_samples=chunk, stride=stride)
+            results.append((stride, samples, units))
+            assert np.all(np.diff(samples) >= 0) and len(samples) > 0
+            assert samples.min() >= 0 and samples.max() < len(traces)
+    for stride in (1, 2):
+        same = [(s, u) for st, s, u in results if st == stride]
+        for samples, units in same[1:]:
+            np.testing.assert_array_equal(samples, same[0][0])
+            np.testing.assert_array_equal(units, same[0][1])
+
+
+def test_training_set_labels_and_mask():
+    traces = np.zeros((1000, 2), dtype=np.float32)
+    trains = [np.array([100, 300, 500]), np.array([200])]
+    known_until = [400, 1000]
+    training_set = TrainingSet(traces, trains, known_until, seed=0)
+    labels, mask = training_set.label(np.array([100, 105, 106, 296, 500, 205, 900]))
+    np.testing.assert_array_equal(labels[:, 0], [1, 1, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(labels[:, 1], [0, 0, 0, 0, 0, 1, 0])
+    # unit 0 is only known before sample 400: the windows at 500 and 900 do not count for it
+    np.testing.assert_array_equal(mask[:, 0], [1, 1, 1, 1, 0, 1, 0])
+    assert mask[:, 1].all()
+    windows = training_set.windows(np.arange(4))
+    assert windows.shape == (4, 2, 60)
+    assert training_set.labels[:, 0].sum() > 0 and (training_set.centres >= 30).all()
+
+
+def test_fine_tune_learns_a_planted_waveform():
+    """Two units with distinct waveforms on different channels, noise elsewhere: learned from 15 spikes each."""
+    rng = np.random.default_rng(0)
+    num_samples, num_channels = 16000, 4
+    traces = rng.normal(size=(num_samples, num_channels)).astype(np.float32)
+    shape = -8 * np.exp(-0.5 * ((np.arange(60) - 30) / 3.0) ** 2)
+    trains = [np.sort(rng.choice(np.arange(100, num_samples - 200, 200), 40, replace=False)) + offset
+              for offset in (0, 100)]
+    for unit, train in enumerate(trains):
+        for spike in train:
+            traces[spike - 30:spike + 30, unit * 2] += shape
+    labelled = [train[:15] for train in trains]
+    known = [int(train[14]) + 6 for train in trains]
+    training_set = TrainingSet(traces, labelled, known, seed=0, min_random=500)
+    model = ESortNet(num_channels, 2)
+    history = fine_tune(model, training_set, epochs=6, seed=0)
+    assert history["loss"][-1] < history["loss"][0]
+    samples, units = detect_spikes(model, lambda a, b: traces[a:b], num_samples, stride=2)
+    for unit, train in enumerate(trains):
+        found = samples[units == unit]
+        distance = np.abs(found[:, None] - train[None, :]).min(axis=1)
+        recall = np.mean(np.abs(train[:, None] - found[None, :]).min(axis=1) <= 5)
+        assert recall > 0.9 and np.mean(distance <= 5) > 0.9
+
+
+def test_backbone_transfer_rules(tmp_path):
+    locations_a = np.c_[np.zeros(4), np.arange(4) * 20.0]
+    locations_b = np.c_[np.zeros(4), np.arange(4) * 25.0]
+    fingerprint_a = geometry_fingerprint(locations_a)
+    assert fingerprint_a == geometry_fingerprint(locations_a + 0.01)
+    assert fingerprint_a != geometry_fingerprint(locations_b)
+    temporal = TemporalLayers()
+    spatial = SpatialLayer(4)
+    torch.nn.init.constant_(spatial.linear.weight, 0.25)
+    state = backbone_state(temporal, {fingerprint_a: spatial})
+    torch.save(state, tmp_path / "backbone.pt")
+    loaded = torch.load(tmp_path / "backbone.pt", weights_only=True)
+    model = ESortNet(4, 3)
+    report = load_backbone_into(model, loaded, fingerprint_a)
+    assert report["temporal"] and report["spatial"]
+    assert torch.allclose(model.spatial.linear.weight, torch.full_like(model.spatial.linear.weight, 0.25))
+    torch.testing.assert_close(model.temporal.linear1.weight, temporal.linear1.weight.half().float())
+    other = ESortNet(4, 3)
+    report = load_backbone_into(other, loaded, geometry_fingerprint(locations_b))
+    assert report["temporal"] and not report["spatial"]
+    assert not torch.allclose(other.spatial.linear.weight, torch.full_like(other.spatial.linear.weight, 0.25))
+    with pytest.raises(ValueError, match="no spatial layer"):
+        load_backbone_into(ESortNet(4, 3), loaded, geometry_fingerprint(locations_b), transfer_spatial=True)
+    # a different channel count still gets the temporal layers
+    report = load_backbone_into(ESortNet(9, 2), loaded, geometry_fingerprint(np.zeros((9, 2))))
+    assert report["temporal"] and not report["spatial"]
+
+
+def test_shipped_backbone_matches_its_model_card():
+    path = core.backbone_path("esort_backbone")
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["weights_sha256"] == core._sha256_of(path)
+    assert path.stat().st_size < 2_000_000
+    assert card["training"]["command"].startswith("vqcompress train esort")
+    state = core.load_backbone("esort_backbone")
+    assert any(key.startswith("temporal.") for key in state)
+    assert all(d["templates_seed"] not in (0, 101, 102) and d["recording_seed"] not in (0, 101, 102)
+               for d in card["training"]["data"])
+    with pytest.raises(FileNotFoundError, match="esort_backbone"):
+        core.backbone_path("no-such-backbone")
+
+
+def test_tampered_backbone_is_refused(tmp_path):
+    source = core.backbone_path("esort_backbone")
+    copy = tmp_path / "esort_copy.pt"
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    card = json.loads(source.with_suffix(".json").read_text())
+    copy.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="does not match its model card"):
+        core.load_backbone(copy)
+
+
+def test_sorter_is_registered():
+    import spikeinterface.sorters as ss
+
+    assert "esort" in ss.available_sorters()
+    assert "esort" in ss.installed_sorters()
+    defaults = ss.get_default_sorter_params("esort")
+    descriptions = ss.get_sorter_params_description("esort")
+    assert set(defaults) == set(descriptions)
+    assert defaults["label_sorter"] == "tridesclous2" and defaults["device"] == "auto"
+
+
+def test_run_sorter_esort_with_ground_truth_labels(ground_truth_file, tmp_path):
+    import spikeinterface.sorters as ss
+
+    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    recording, gt_sorting = load_ground_truth(ground_truth_file)
+    folder = tmp_path / "esort"
+    sorting = ss.run_sorter("esort", recording, folder=folder, label_source="sorting",
+                            label_sorting_path=str(ground_truth_file), num_spikes_per_unit=15, epochs=10,
+                            num_threads=2)
+    scores = score_sorting(gt_sorting, sorting)
+    assert scores["accuracy_mean"] > 0.7, scores
+    assert set(sorting.unit_ids) <= set(gt_sorting.unit_ids)
+    info = json.loads((folder / "sorter_output" / "esort_info.json").read_text())
+    assert info["sort_time_s"] > 0 and info["fine_tune_time_s"] > 0
+    assert info["transfer"]["temporal"] is True
+    again = ss.read_sorter_folder(folder)
+    assert len(again.to_spike_vector()) == len(sorting.to_spike_vector()) > 0
+    with pytest.raises(Exception, match="label_sorting_path"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "bad", label_source="sorting")
+
+
+@pytest.mark.slow
+def test_run_sorter_esort_labels_from_tridesclous2(ground_truth_file, tmp_path):
+    """The real-data mode: no ground truth, labels from tridesclous2 on the first seconds."""
+    import spikeinterface.sorters as ss
+
+    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    recording, gt_sorting = load_ground_truth(ground_truth_file)
+    sorting = ss.run_sorter("esort", recording, folder=tmp_path / "esort", label_duration_s=6.0, epochs=10)
+    assert (tmp_path / "esort" / "sorter_output" / "labels_sorting").is_dir()
+    assert len(sorting.unit_ids) >= 1
+    assert score_sorting(gt_sorting, sorting)["accuracy_mean"] > 0.5
