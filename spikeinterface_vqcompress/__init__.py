@@ -34,6 +34,7 @@ def _register_with_spikeinterface():
 
 
 _register_with_spikeinterface()
+from .spikecae.extension import ComputeCompressedWaveforms, compute_compressed_waveforms  # noqa: E402,F401  registers "compressed_waveforms"
 from .esort import sorter as _esort_sorter  # noqa: E402,F401  registers the "esort" sorter
 
 __all__ = [

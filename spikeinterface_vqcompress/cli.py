@@ -29,6 +29,7 @@ from pathlib import Path
 # ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
 CLI_EXTENSIONS = (
     "spikeinterface_vqcompress.esort.cli",
+    "spikeinterface_vqcompress.spikecae.cli",
 )
 
 DEMO_CODECS = [

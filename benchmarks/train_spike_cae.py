@@ -1,0 +1,85 @@
+"""Train the shipped spike CAE models (Wu et al. 2018) and write their weights + JSON model cards.
+
+    python benchmarks/train_spike_cae.py                 # both shipped models
+    python benchmarks/train_spike_cae.py --model nn32-4x64 --epochs 12
+
+Training data: MEArec recordings simulated here from the TRAINING template sets only
+(Neuronexus-32 seed 201, Neuropixels-64 seed 202, 10 templates per cell), two recordings per probe
+that differ in the number of units (hence in the units chosen and the spike trains). The evaluation
+recordings (seeds 0, 101, 102) are never used. Working files: benchmarks/work/spike_cae/.
+Outputs: spikeinterface_vqcompress/models/spike_cae_<probe>_<C>x<T>.{pt,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work" / "spike_cae"
+MODELS = ROOT / "spikeinterface_vqcompress" / "models"
+
+TRAINING_RECORDINGS = {
+    "Neuronexus-32": [
+        {"name": "train_nn32_s201_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 201},
+        {"name": "train_nn32_s201_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 201},
+    ],
+    "Neuropixels-64": [
+        {"name": "train_np64_s202_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 202},
+        {"name": "train_np64_s202_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 202},
+    ],
+}
+
+SHIPPED = {
+    "nn32-4x64": {"probe": "Neuronexus-32", "num_channels": 4, "num_samples": 64, "codebook_size": 128,
+                  "file": "spike_cae_nn32_4x64.pt"},
+    "np64-15x48": {"probe": "Neuropixels-64", "num_channels": 15, "num_samples": 48, "codebook_size": 512,
+                   "file": "spike_cae_np64_15x48.pt"},
+}
+
+
+def training_recordings(probe: str) -> list[Path]:
+    """Simulate (once) and return the training recordings of ``probe``."""
+    from spikeinterface_vqcompress.groundtruth import simulate_recording
+
+    paths = []
+    for spec in TRAINING_RECORDINGS[probe]:
+        path = WORK / f"{spec['name']}.h5"
+        if not path.exists():
+            simulate_recording(path, probe=probe, num_units=spec["num_units"], duration_s=spec["duration_s"],
+                               seed=spec["seed"], num_templates_per_cell=10, fallback="never")
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(SHIPPED) + ["all"], default="all")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--use-ema", action="store_true", help="EMA codebook instead of the VQ-VAE codebook loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-folder", default=str(MODELS))
+    args = parser.parse_args(argv)
+
+    from spikeinterface_vqcompress.spikecae.training import train_spike_cae
+
+    names = sorted(SHIPPED) if args.model == "all" else [args.model]
+    WORK.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        spec = SHIPPED[name]
+        command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {args.epochs} " \
+                  f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed}" + (" --use-ema" if args.use_ema else "")
+        recordings = training_recordings(spec["probe"])
+        train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
+                        codebook_size=spec["codebook_size"], use_ema=args.use_ema, epochs=args.epochs,
+                        batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                        output_path=Path(args.output_folder) / spec["file"], model_name=name, command=command,
+                        log=lambda message: print(message, flush=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

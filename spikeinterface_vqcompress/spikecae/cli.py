@@ -1,0 +1,124 @@
+"""``vqcompress train spike-cae`` and ``vqcompress spike-cae-detect``.
+
+::
+
+    vqcompress train spike-cae --probe Neuronexus-32 --seeds 201 --output my_cae.pt
+    vqcompress train spike-cae --recordings a.h5 b.h5 --num-channels 4 --num-samples 64 --output my_cae.pt
+    vqcompress spike-cae-detect RECORDING.h5 --threshold 4.5          # what the encoder would send
+
+A trained model is used with ``compress(recording, codec="spike-cae", model="my_cae.pt")`` or
+``vqcompress compress IN OUT.vqc --codec spike-cae:model=my_cae.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+#: Snippet shape (channels, samples) and codebook size by probe, as in Wu et al. 2018.
+PROBE_DEFAULTS = {
+    "Neuronexus-32": {"num_channels": 4, "num_samples": 64, "codebook_size": 128},
+    "Neuropixels-64": {"num_channels": 15, "num_samples": 48, "codebook_size": 512},
+}
+
+
+def command_train_spike_cae(args):
+    from ..groundtruth import simulate_recording
+    from .training import train_spike_cae
+
+    defaults = PROBE_DEFAULTS.get(args.probe, PROBE_DEFAULTS["Neuronexus-32"])
+    num_channels = args.num_channels or defaults["num_channels"]
+    num_samples = args.num_samples or defaults["num_samples"]
+    codebook_size = args.codebook_size or defaults["codebook_size"]
+    output = Path(args.output)
+    if output.suffix != ".pt":
+        raise SystemExit(f"error: --output must end in .pt (a model card .json is written next to it), got {output}")
+    if output.exists() and not args.overwrite:
+        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    recordings = [Path(path) for path in args.recordings or []]
+    missing = [str(path) for path in recordings if not path.exists()]
+    if missing:
+        raise SystemExit(f"error: recordings not found: {', '.join(missing)}")
+    if not recordings:
+        if not args.seeds:
+            raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
+                             "recordings (use seeds that you will not evaluate on)")
+        work = Path(args.work_folder)
+        work.mkdir(parents=True, exist_ok=True)
+        for seed in args.seeds:
+            path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s.h5"
+            if not path.exists():
+                print(f"simulating {path} (templates seed {seed})", flush=True)
+                simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
+                                   num_templates_per_cell=args.num_templates_per_cell, fallback="never", n_jobs=args.n_jobs)
+            recordings.append(path)
+    command = "vqcompress " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("vqcompress") else " ".join(sys.argv)
+    model, report = train_spike_cae(
+        [str(path) for path in recordings], num_channels=num_channels, num_samples=num_samples, codebook_size=codebook_size,
+        use_ema=args.use_ema, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, num_threads=args.num_threads, output_path=output, model_name=output.stem, command=command,
+        log=lambda message: print(message, flush=True),
+    )
+    summary = {key: report[key] for key in ("validation", "num_train_snippets", "train_time_s") if key in report}
+    print(json.dumps({"output": str(output), **summary}, indent=2, default=str))
+
+
+def command_detect(args):
+    import numpy as np
+
+    from ..codecs import get_codec
+    from ..io import load_recording
+
+    recording = load_recording(args.input)
+    codec = get_codec("spike-cae", model="identity", threshold=args.threshold,
+                      exclude_sweep_samples=args.exclude_sweep_samples, radius_um=args.radius_um).with_recording(recording)
+    chunk = int(recording.sampling_frequency)
+    counts = np.zeros(recording.get_num_channels(), dtype=np.int64)
+    total, noise = 0, []
+    for start in range(0, recording.get_num_samples(), chunk):
+        traces = recording.get_traces(start_frame=start, end_frame=min(start + chunk, recording.get_num_samples()))
+        times, channels, _, levels = codec.detect(traces)
+        counts += np.bincount(channels, minlength=counts.size)
+        total += len(times)
+        noise.append(levels)
+    duration_s = recording.get_total_duration()
+    print(json.dumps({"spikes": int(total), "spikes_per_s": total / duration_s,
+                      "spikes_per_channel_per_s": (counts / duration_s).round(2).tolist(),
+                      "noise_std_per_channel": np.mean(noise, axis=0).round(2).tolist()}, indent=2))
+
+
+def add_cli_commands(commands, trainers):
+    """Add ``train spike-cae`` (under ``trainers``) and ``spike-cae-detect`` (under ``commands``)."""
+    train = trainers.add_parser("spike-cae", help="train a spike-snippet VQ compressive autoencoder (Wu et al. 2018)",
+                                description="Train a spike CAE on ground-truth snippets of MEArec recordings.")
+    train.add_argument("--probe", default="Neuronexus-32", help="MEArec probe of simulated training data; also picks the "
+                       "default snippet shape (Neuronexus-32: 4 x 64, codebook 128; Neuropixels-64: 15 x 48, codebook 512)")
+    train.add_argument("--seeds", type=int, nargs="*", default=[], help="template/recording seeds of simulated training "
+                       "recordings (never the seeds you evaluate on)")
+    train.add_argument("--recordings", nargs="*", default=[], help="MEArec .h5 files to train on instead of simulating")
+    train.add_argument("--num-units", type=int, default=20)
+    train.add_argument("--duration-s", type=float, default=60.0)
+    train.add_argument("--num-templates-per-cell", type=int, default=10)
+    train.add_argument("--work-folder", default="spike_cae_training", help="where simulated recordings go")
+    train.add_argument("--num-channels", type=int, default=None)
+    train.add_argument("--num-samples", type=int, default=None)
+    train.add_argument("--codebook-size", type=int, default=None)
+    train.add_argument("--use-ema", action="store_true", help="EMA codebook instead of the VQ-VAE codebook loss")
+    train.add_argument("--epochs", type=int, default=12)
+    train.add_argument("--batch-size", type=int, default=256)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--num-threads", type=int, default=2)
+    train.add_argument("--n-jobs", type=int, default=1)
+    train.add_argument("--output", required=True, help="weights file (.pt); a JSON model card is written next to it")
+    train.add_argument("--overwrite", action="store_true")
+    train.set_defaults(function=command_train_spike_cae)
+
+    detect = commands.add_parser("spike-cae-detect", help="run the spike-cae encoder's detection on a recording and "
+                                 "report spike rates and noise levels")
+    detect.add_argument("input", help="any recording SpikeInterface/Neo reads (format guessed from the path)")
+    detect.add_argument("--threshold", type=float, default=4.5)
+    detect.add_argument("--exclude-sweep-samples", type=int, default=8)
+    detect.add_argument("--radius-um", type=float, default=50.0)
+    detect.set_defaults(function=command_detect)
