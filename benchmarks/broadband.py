@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import MEAREC_RECORDINGS  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
 
@@ -53,10 +56,8 @@ LOSSY_N1 = [
     {"id": "broadband", "max_error": 64},
     {"id": "broadband", "max_error": 128},
 ]
-MEAREC = [
-    {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
-    {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
-]
+# the evaluation recordings of the baseline benchmark (same files in benchmarks/work/)
+MEAREC = MEAREC_RECORDINGS
 
 
 def single_thread_speed(codec, traces, sampling_frequency, chunk_num_samples):
