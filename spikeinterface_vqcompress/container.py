@@ -73,6 +73,12 @@ def _crc32(*buffers) -> int:
     return crc & 0xFFFFFFFF
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class ContainerWriter:
     """Write a container chunk by chunk, atomically.
 
@@ -103,6 +109,7 @@ class ContainerWriter:
                 prefix=f".{self.file_path.name}.", suffix=".tmp", dir=self.file_path.parent
             )
             self._temporary_path = Path(temporary)
+            os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp creates 0600: give the file the usual permissions
             self._stream = os.fdopen(handle, "wb")
         header_bytes = json.dumps(header, sort_keys=True).encode("utf-8")
         if len(header_bytes) > MAX_HEADER_NBYTES:

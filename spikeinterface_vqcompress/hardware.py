@@ -502,6 +502,13 @@ def hardware_report(
     power_mW_1024 = None if power_uW is None else power_uW * budget.reference_channels / 1000.0
 
     latency_ms = 1000.0 * profile.algorithmic_latency_samples / sampling_frequency
+    if profile.algorithmic_latency_chunks:
+        if not (duration_s and num_chunks):
+            raise ValueError(
+                f"{codec_object.codec_id} buffers whole chunks before coding: give duration_s and num_chunks "
+                "so that the report can turn its latency into time"
+            )
+        latency_ms += 1000.0 * profile.algorithmic_latency_chunks * float(duration_s) / int(num_chunks)
     realtime = None
     chunk_latency = None
     if encode_time_s and duration_s:

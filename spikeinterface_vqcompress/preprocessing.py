@@ -231,7 +231,7 @@ class _CompressionStatsMixin:
         return hardware_report(
             reader.codec, num_channels=reader.num_channels, sampling_frequency=reader.sampling_frequency,
             compressed_nbytes=reader.nbytes, duration_s=num_samples / reader.sampling_frequency,
-            encode_time_s=encode_time_s, num_chunks=reader.num_chunks if encode_time_s else None, **kwargs,
+            encode_time_s=encode_time_s, num_chunks=reader.num_chunks, **kwargs,
         )
 
     @property

@@ -141,12 +141,17 @@ def _slug(text: str) -> str:
 
 
 def codec_key(config: dict | None) -> str:
-    """File-system name of a codec point: readable label + short hash of the full config."""
+    """File-system name of a codec point: readable label + short hash of the full config.
+
+    The label leaves out parameters left at None and is cut to 64 characters (the hash keeps names
+    unique), so that codecs with many parameters stay within file-name limits.
+    """
     if config is None:
         return "raw"
-    label = "_".join([config["id"]] + [f"{key}{value}" for key, value in sorted(config.items()) if key != "id"])
+    label = "_".join([config["id"]] + [f"{key}{value}" for key, value in sorted(config.items())
+                                       if key != "id" and value is not None])
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{_slug(label)}-{digest}"
+    return f"{_slug(label)[:64].rstrip('-')}-{digest}"
 
 
 def expand_study(config: dict) -> dict:

@@ -216,7 +216,7 @@ def test_registered_and_hardware_profile():
     assert codec.get_config() == {"id": "broadband", "max_error": 2, "lpc_order": 32, "stages": None}
     profile = codec.hardware_profile(num_channels=32)
     assert profile.operations_per_sample["mac"] >= 32
-    assert profile.algorithmic_latency_samples == 0
+    assert profile.algorithmic_latency_samples == 0 and profile.algorithmic_latency_chunks == 1
     import spikeinterface.core as sc
 
     recording = sc.NumpyRecording(_noise_traces(num_samples=3000, num_channels=2), sampling_frequency=3000.0)
@@ -224,6 +224,11 @@ def test_registered_and_hardware_profile():
         compressed = vq.compress(recording, "broadband", stages=stages, progress_bar=False)
         report = compressed.hardware_report()
         assert report.operations_per_second_per_channel["mac"] > 0
+        # the predictor is fitted on the chunk it codes: one chunk of latency, in ms of this run's chunks
+        assert report.algorithmic_latency_ms == pytest.approx(1000.0)
+    half_chunks = vq.compress(recording, "broadband", chunk_duration_s=0.5, progress_bar=False).hardware_report()
+    assert half_chunks.algorithmic_latency_ms == pytest.approx(500.0)
+    assert not half_chunks.verdicts[1]["pass"]
     with pytest.raises(ValueError, match="max_error"):
         BroadbandCodec(max_error=-1)
     with pytest.raises(ValueError, match="stage"):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ from spikeinterface_vqcompress.container import (
     ModelMismatchError,
 )
 
-BASELINES = [("zstd", {}), ("flac", {}), ("wavpack", {}), ("wavpack", {"bps": 2.5}), ("bit-truncation", {"num_bits": 3})]
+BASELINES = [("zstd", {}), ("flac", {}), ("wavpack", {}), ("wavpack", {"bps": 2.5}), ("bit-truncation", {"num_bits": 3}),
+             ("broadband", {}), ("broadband", {"max_error": 4})]
 
 
 def small_container(codec="zstd", num_samples=300, num_channels=3, chunk_num_samples=100, **params):
@@ -226,3 +228,43 @@ def test_channel_subset_and_multi_segment_round_trip():
     compressed = vq.compress(subset, "flac", chunk_duration_s=0.05, progress_bar=False)
     for segment_index, traces in enumerate(segments):
         np.testing.assert_array_equal(compressed.get_traces(segment_index=segment_index), traces[:, [0, 3]])
+
+
+# -- committed files of every codec: the same samples on any machine, with any later version ----------
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _codec_fixtures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("codec_fixtures", FIXTURES / "codec_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_containers_of_every_codec_decode_the_same():
+    import hashlib
+
+    fixtures = _codec_fixtures()
+    manifest = json.loads((FIXTURES / "codec_manifest.json").read_text())
+    source = fixtures.fixture_input()
+    assert hashlib.sha256(source.tobytes()).hexdigest() == manifest["input_sha256"]  # the input rebuilds exactly
+    covered = {entry["codec"]["id"] for entry in manifest["files"].values()}
+    assert covered == set(vq.available_codecs()), "add the new codec to tests/fixtures/codec_fixtures.py and rerun it"
+    for name, entry in manifest["files"].items():
+        recording = vq.read_compressed(FIXTURES / name)
+        decoded = recording.get_traces()
+        assert list(decoded.shape) == manifest["shape"], name
+        assert recording.get_traces(start_frame=1000, end_frame=1100).tolist() == decoded[1000:1100].tolist(), name
+        if entry["integer_decoder"]:
+            assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"], name
+        else:  # float32 torch layers: exact on the machine that wrote the file, within 1 LSB elsewhere
+            expected = np.load(FIXTURES / entry["decoded_file"])
+            difference = np.abs(decoded.astype(np.int64) - expected.astype(np.int64))
+            assert difference.max() <= 1, name
+            assert np.count_nonzero(difference) <= 1e-3 * difference.size, name
+        if vq.get_codec(entry["codec"]).lossless:
+            np.testing.assert_array_equal(decoded, source)
+        else:
+            assert not np.array_equal(decoded, source), name  # a lossy fixture that decodes exactly tests nothing

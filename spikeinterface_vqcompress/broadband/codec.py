@@ -121,10 +121,11 @@ class BroadbandCodec(Codec):
             parameter_count=lpc_order + taps,
             parameter_bits=16,
             algorithmic_latency_samples=0,
+            algorithmic_latency_chunks=1.0,
             buffer_samples_per_channel=lpc_order + max([order for order, _ in stages], default=0),
             notes=(
-                "sample-by-sample encoder: fixed LPC (coefficients fitted once per chunk by the encoder, which "
-                "in hardware would be done on a training block), integer NLMS stages and an adaptive binary range "
+                "sample-by-sample encoder, but the LPC coefficients are fitted on the chunk being coded and sent "
+                "ahead of it, so the encoder buffers one whole chunk (latency = one chunk); integer NLMS stages and an adaptive binary range "
                 "coder; ~7 binary decisions per sample measured on N1 data (more on high-amplitude data); "
                 "probability tables ~(52 x 25 x 4 + 52 x 8 x 128) x 32 bit shared by all channels"
             ),

@@ -32,7 +32,8 @@ class HardwareProfile:
     ----------
     operations_per_sample : dict, default: {}
         Operations per input sample (per channel), keyed by kind: ``"mac"`` (multiply-accumulate),
-        ``"add"``, ``"compare"``, ``"shift"``, ``"memory_access"``.
+        ``"add"``, ``"compare"``, ``"shift"``, ``"memory_access"``. This set is closed: the energy
+        model prices exactly these kinds, and an unknown kind raises ``ValueError`` in the report.
     operations_per_spike : dict, default: {}
         Operations per detected spike (snippet codecs), same keys.
     parameter_count : int, default: 0
@@ -41,6 +42,10 @@ class HardwareProfile:
         Bits per parameter at the precision the encoder would run.
     algorithmic_latency_samples : int, default: 0
         Samples the encoder must buffer before it can emit the code for a sample.
+    algorithmic_latency_chunks : float, default: 0
+        Whole chunks the encoder must see first (an encoder that fits side information, such as
+        predictor coefficients, on the chunk it codes has one chunk of latency). The report turns it
+        into time with the chunk duration of the run.
     buffer_samples_per_channel : int, default: 0
         Working memory of the encoder in samples per channel.
     notes : str, default: ""
@@ -52,6 +57,7 @@ class HardwareProfile:
     parameter_count: int = 0
     parameter_bits: int = 0
     algorithmic_latency_samples: int = 0
+    algorithmic_latency_chunks: float = 0.0
     buffer_samples_per_channel: int = 0
     notes: str = ""
 

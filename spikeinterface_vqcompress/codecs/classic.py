@@ -199,7 +199,9 @@ class WavPackCodec(Codec):
             operations_per_sample={"mac": 16, "add": 16, "compare": 6, "shift": 6},
             buffer_samples_per_channel=512,
             algorithmic_latency_samples=0,
-            notes="WavPack decorrelation passes (level 2: ~2-4 adaptive filter terms per sample) + adaptive Golomb coding",
+            algorithmic_latency_chunks=1.0,
+            notes="WavPack decorrelation passes (level 2: ~2-4 adaptive filter terms per sample) + adaptive Golomb "
+                  "coding; each chunk is written as one WavPack block, so the encoder buffers one chunk",
         )
 
 
