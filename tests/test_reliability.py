@@ -268,3 +268,20 @@ def test_committed_containers_of_every_codec_decode_the_same():
             np.testing.assert_array_equal(decoded, source)
         else:
             assert not np.array_equal(decoded, source), name  # a lossy fixture that decodes exactly tests nothing
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """The atomic writer's temporary file starts as 0600: the published file must follow the umask."""
+    mask = os.umask(0o022)
+    try:
+        vq.write_compressed(_numpy_recording(), tmp_path / "out.vqc", codec="zstd", progress_bar=False)
+        assert (os.stat(tmp_path / "out.vqc").st_mode & 0o777) == 0o644
+    finally:
+        os.umask(mask)
+
+
+def _numpy_recording():
+    from spikeinterface.core import NumpyRecording
+
+    traces = (np.random.default_rng(0).normal(size=(1000, 2)) * 40).astype(np.int16)
+    return NumpyRecording(traces, sampling_frequency=1000.0)
