@@ -599,6 +599,9 @@ def read_study_results(output_folder):
     rows = [json.loads(path.read_text()) for path in sorted((output_folder / "cells").glob("*.json"))]
     if not rows:
         raise FileNotFoundError(f"{output_folder} has no finished cells (cells/*.json): run 'vqcompress study' first")
+    for row in rows:  # labels from the stored config, so cells written by older versions read the same
+        if isinstance(row.get("codec_config"), dict) and row["codec_config"]:
+            row["codec"] = codec_label_of(row["codec_config"])
     return pd.DataFrame(rows)
 
 

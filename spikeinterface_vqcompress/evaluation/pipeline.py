@@ -129,9 +129,28 @@ def measure_decode(compressed) -> dict:
 
 
 def codec_label(config: dict) -> str:
-    """Short human label of a codec config: ``wavpack(bps=2.25)``."""
-    params = ", ".join(f"{key}={value}" for key, value in config.items() if key != "id" and value is not None)
-    return f"{config['id']}({params})" if params else config["id"]
+    """Short human label of a codec config: ``wavpack(bps=2.25)``.
+
+    The codec's first parameter (its main knob) is always shown; other parameters left at their
+    defaults, or None, are left out; long hashes are cut to 8 characters.
+    """
+    import inspect
+
+    from ..codecs.base import get_codec_class
+
+    try:
+        signature = list(inspect.signature(get_codec_class(config["id"]).__init__).parameters.values())[1:]
+        defaults = {parameter.name: parameter.default for parameter in signature[1:]}
+    except (KeyError, ValueError):
+        defaults = {}
+    shown = []
+    for key, value in config.items():
+        if key == "id" or value is None or (key in defaults and defaults[key] == value):
+            continue
+        if isinstance(value, str) and len(value) > 16 and all(character in "0123456789abcdef" for character in value):
+            value = value[:8]
+        shown.append(f"{key}={value}")
+    return f"{config['id']}({', '.join(shown)})" if shown else config["id"]
 
 
 def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridesclous2", seeds=(0,), codec_params=None,
