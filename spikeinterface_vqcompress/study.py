@@ -392,6 +392,52 @@ def agreement_with_raw(raw_sorting_folder: str, sorting_folder: str) -> dict:
     return {f"agreement_{key}": value for key, value in scores.items()}
 
 
+def _hardware_columns(hardware: dict) -> dict:
+    link, latency, power = hardware["verdicts"]
+    return dict(hw_link_Mbps_1024ch=link["value"], hw_link_pass=link["pass"], hw_latency_ms=latency["value"],
+                hw_latency_pass=latency["pass"], hw_power_mW_1024ch=power["value"], hw_power_pass=power["pass"],
+                hw_host_realtime=hardware["host_realtime_factor"], hardware=hardware)
+
+
+def refresh_hardware_reports(output_folder, **hardware_kwargs) -> int:
+    """Recompute the hardware report of every codec point and finished cell of a study folder.
+
+    The report depends only on the codec's hardware profile, the container's bytes and the encode
+    time measured when the point was compressed (all kept), so it can be rebuilt without encoding or
+    sorting again: after a change of a profile or of the energy model, or to price the study
+    against another budget (``budget=``, ``energy_model=``, ``weight_bits=``...).
+
+    Returns
+    -------
+    num_cells : int
+        Cells whose hardware columns were rewritten.
+    """
+    from .preprocessing import read_compressed
+
+    output_folder = Path(output_folder)
+    reports = {}
+    for stats_path in sorted((output_folder / "compressed").glob("*/*.json")):
+        stats = json.loads(stats_path.read_text())
+        if not Path(stats["file"]).is_file():
+            continue
+        container = read_compressed(stats["file"])
+        container.encode_time_s = stats["encode_time_s"]
+        stats["hardware"] = container.hardware_report(adc_bits=stats["adc_bits"], **hardware_kwargs).to_dict()
+        _write_json_atomic(stats_path, stats)
+        reports[(stats_path.parent.name, codec_key(stats["codec"]))] = stats["hardware"]
+    count = 0
+    for cell_path in sorted((output_folder / "cells").glob("*.json")):
+        row = json.loads(cell_path.read_text())
+        if not row.get("codec_config"):
+            continue
+        hardware = reports.get((row["recording"], codec_key(row["codec_config"])))
+        if hardware is not None:
+            row.update(_hardware_columns(hardware))
+            _write_json_atomic(cell_path, row)
+            count += 1
+    return count
+
+
 def _finish_cell(row: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
     """Add the recording, codec, fidelity and hardware columns; write the cell atomically."""
     row = dict(row)
@@ -410,11 +456,7 @@ def _finish_cell(row: dict, info: dict, stats: dict | None, output_folder: str) 
                    bits_per_sample=stats["bits_per_sample"], compression_ratio_vs_adc=stats["compression_ratio_vs_adc"],
                    adc_bits=stats["adc_bits"], rmse_uV=stats.get("rmse_uV"), exact=stats.get("exact"),
                    sndr_spike_db=stats.get("sndr_spike_db_mean"), encode_time_s=stats["encode_time_s"])
-        hardware = stats["hardware"]
-        link, latency, power = hardware["verdicts"]
-        row.update(hw_link_Mbps_1024ch=link["value"], hw_link_pass=link["pass"], hw_latency_ms=latency["value"],
-                   hw_latency_pass=latency["pass"], hw_power_mW_1024ch=power["value"], hw_power_pass=power["pass"],
-                   hw_host_realtime=hardware["host_realtime_factor"], hardware=hardware)
+        row.update(_hardware_columns(stats["hardware"]))
     row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     _write_json_atomic(Path(output_folder) / "cells" / f"{row['cell']}.json", row)
     return row

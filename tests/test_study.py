@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from spikeinterface_vqcompress.report import build_report, find_browser, screenshot
-from spikeinterface_vqcompress.study import StudyConfigError, expand_study, load_study_config, read_study_results
+from spikeinterface_vqcompress.study import (StudyConfigError, expand_study, load_study_config, read_study_results,
+                                             refresh_hardware_reports)
 
 
 def _write_config(tmp_path, ground_truth_file):
@@ -73,6 +74,16 @@ def test_study_resumes_after_being_killed_and_reports(tmp_path, ground_truth_fil
     assert coded["hardware"].map(lambda report: len(report["verdicts"]) == 3).all()  # every row carries its report
     assert (coded.loc[coded["codec_id"] == "flac", "rmse_uV"] == 0).all()
     assert (output / "results.csv").is_file()
+
+    # the reports are rebuilt from the kept bytes and encode times, here against a 1000x wider link
+    from spikeinterface_vqcompress.hardware import Budget
+
+    assert refresh_hardware_reports(output, budget=Budget(name="wide", link_bits_per_second=1e9)) == len(coded)
+    refreshed = read_study_results(output)
+    refreshed = refreshed[refreshed["codec_id"] != "raw"].set_index("cell").loc[coded["cell"]]
+    np.testing.assert_allclose(refreshed["hw_link_Mbps_1024ch"], coded["hw_link_Mbps_1024ch"])  # same bytes
+    assert refreshed["hw_link_pass"].all() and not coded["hw_link_pass"].any()
+    assert (refreshed["hardware"].map(lambda report: report["verdicts"][0]["name"]).str.startswith("wide")).all()
 
     page = build_report(output)
     text = page.read_text()
