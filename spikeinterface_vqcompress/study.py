@@ -472,7 +472,10 @@ def _make_client(scheduler, n_workers):
     from distributed import Client, LocalCluster
 
     # sorters and MEArec may start processes of their own: workers must not be daemonic
-    dask.config.set({"distributed.worker.daemon": False})
+    # no root-task queuing: compress tasks have no dependencies, so with queuing the scheduler holds them
+    # back while the workers' queues are full of sort tasks, and a recording prepared late waits for all
+    # the others. Without it, the workers run their tasks by the priorities given below.
+    dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.worker-saturation": float("inf")})
     if scheduler:
         return Client(scheduler), None
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
