@@ -311,8 +311,13 @@ def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder:
     recording, _ = _load(info)
     source = read_compressed(stats["file"]) if stats is not None else recording  # the container keeps probe and gains
     work = output_folder / "work" / cell["key"]
-    sorting, sort_time_s = run_seeded_sorter(source, cell["sorter"], cell["seed"], work, cell.get("sorter_params"),
-                                             {"n_jobs": 1, "progress_bar": False})
+    try:
+        sorting, sort_time_s = run_seeded_sorter(source, cell["sorter"], cell["seed"], work, cell.get("sorter_params"),
+                                                 {"n_jobs": 1, "progress_bar": False})
+    except Exception as error:  # the parent process only sees an exit code: leave it the reason
+        reason = " ".join(str(error).split())
+        Path(f"{result_file}.error").write_text(f"{type(error).__name__}: {reason[-500:]}")
+        raise
     sorting_folder = output_folder / "sortings" / cell["key"]
     if sorting_folder.exists():
         shutil.rmtree(sorting_folder)
@@ -356,7 +361,9 @@ def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, ti
                            num_sorted_units=None, sorting_folder=None)
                 return row
             if child.exitcode != 0 or not Path(result_file).is_file():
-                raise RuntimeError(f"{cell['sorter']} failed on {cell['key']} (exit code {child.exitcode}); see the worker log")
+                error_file = Path(f"{result_file}.error")
+                reason = error_file.read_text() if error_file.is_file() else "see the worker log"
+                raise RuntimeError(f"{cell['sorter']} failed on {cell['key']} (exit code {child.exitcode}): {reason}")
         result = json.loads(Path(result_file).read_text())
     sorting = load(result["sorting_folder"])
     row.update(sort_time_s=result["sort_time_s"], num_sorted_units=int(len(sorting.unit_ids)), sorting_folder=result["sorting_folder"])

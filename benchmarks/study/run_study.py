@@ -44,6 +44,30 @@ def summary_markdown(table, planned_cells=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def failures_markdown(failures_path) -> str:
+    """The cells that have no row, and why (a sorter that fails on a rebuilt recording is a result too)."""
+    import json
+    import re
+
+    if not Path(failures_path).is_file():
+        return ""
+    lines = ["", "## Cells without a row", "",
+             "| recording | codec point | sorter | seeds | error |", "|---|---|---|---|---|"]
+    grouped = {}
+    for failure in json.loads(Path(failures_path).read_text())["failures"]:
+        match = re.match(r"(?:finish|sort)-(.+?)__(.+)__(.+?)__seed(\d+)$", failure["task"])
+        if match is None:
+            grouped.setdefault((failure["task"], "", "", failure["message"].splitlines()[0][:160]), []).append("")
+            continue
+        recording, codec, sorter, seed = match.groups()
+        message = failure["message"].strip().splitlines()[0]
+        message = re.sub(r" on \S+ \(exit", " (exit", message)[:160]
+        grouped.setdefault((recording, codec, sorter, message), []).append(seed)
+    for (recording, codec, sorter, message), seeds in sorted(grouped.items()):
+        lines.append(f"| {recording} | {codec} | {sorter} | {', '.join(sorted(seeds))} | {message} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "benchmarks" / "study" / "study.yaml"))
@@ -72,7 +96,7 @@ def main(argv=None):
     if (work / "failures.json").is_file():
         shutil.copy(work / "failures.json", results / "failures.json")
     planned = len(expand_study(load_study_config(args.config))["cells"])
-    (results / "summary.md").write_text(summary_markdown(read_study_results(work), planned))
+    (results / "summary.md").write_text(summary_markdown(read_study_results(work), planned) + failures_markdown(work / "failures.json"))
     page = build_report(work, output=results / "report.html")
     if find_browser() is not None:
         screenshot(page, results / "report.png", width=1400, height=5200)
