@@ -2,8 +2,8 @@
 
 A case passes when decoding either succeeds (a codec payload without its container CRC may decode
 to other samples: that is what the container CRC is for) or raises the package's own
-``CorruptDataError``; it fails on any other exception, on a case taking longer than
-``--case-timeout-s`` (hang) or on resident memory growing past ``--memory-limit-MB`` (a forged size
+``CorruptDataError``; it fails on any other exception, on a case using more than ``--case-timeout-s``
+CPU seconds or ``--case-wall-timeout-s`` wall-clock seconds (hang) or on resident memory growing past ``--memory-limit-MB`` (a forged size
 honoured). Container cases must always raise ``CorruptDataError`` (every mutation is detected).
 
 Writes ``benchmarks/results/fuzz.json`` and ``fuzz.md``::
@@ -91,7 +91,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=100000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--case-timeout-s", type=int, default=5)
+    parser.add_argument("--case-timeout-s", type=float, default=5.0,
+                        help="CPU seconds one case may use (a spinning decoder); CPU time, so a loaded machine does not "
+                             "turn slow cases into hangs")
+    parser.add_argument("--case-wall-timeout-s", type=int, default=120,
+                        help="wall-clock seconds one case may take (a decoder blocked without using CPU)")
     parser.add_argument("--memory-limit-MB", type=float, default=1024.0)
     parser.add_argument("--output", default=str(HERE / "results"))
     args = parser.parse_args()
@@ -114,6 +118,7 @@ def main():
     process = psutil.Process()
     baseline_MB = process.memory_info().rss / 2**20
     signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
     counts = {}
     failures = []
     t0 = time.perf_counter()
@@ -126,7 +131,8 @@ def main():
         entry = counts.setdefault(key, {"cases": 0, "corrupt_data_error": 0, "decoded": 0, "failures": 0})
         entry["cases"] += 1
         outcome = None
-        signal.alarm(args.case_timeout_s)
+        signal.setitimer(signal.ITIMER_PROF, args.case_timeout_s)  # process CPU time, all threads
+        signal.alarm(args.case_wall_timeout_s)
         try:
             if target == "container":
                 if data == container:
@@ -145,6 +151,7 @@ def main():
         except Exception as error:  # noqa: BLE001 - that is what we are counting
             outcome = f"{type(error).__name__}: {error}"[:200]
         finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
             signal.alarm(0)
         if outcome in ("corrupt_data_error", "decoded"):
             entry[outcome] += 1

@@ -49,6 +49,8 @@ def summarize_study(table):
     -------
     summary : pandas.DataFrame
     """
+    import pandas as pd
+
     table = table.assign(score=_score_column(table))
     raw_scores = table[table["codec"] == "raw"].groupby(["recording", "sorter"])["score"].mean()
     groups = table.groupby(["recording", "codec", "codec_id", "sorter"], sort=False)
@@ -63,9 +65,19 @@ def summarize_study(table):
         sort_time_s=("sort_time_s", "mean"),
     ).reset_index()
     summary["score_std"] = summary["score_std"].fillna(0.0)
+    # paired with the raw recording's sorting of the same sorter and seed: seeds still missing from a
+    # point (an unfinished study) do not bias its change
+    raw_by_seed = table[table["codec"] == "raw"].set_index(["recording", "sorter", "seed"])["score"]
+    paired = table.assign(raw_score=[raw_by_seed.get((row.recording, row.sorter, row.seed), np.nan)
+                                     for row in table.itertuples()])
+    change = (paired["score"] - paired["raw_score"]).groupby([paired[key] for key in ("recording", "codec", "codec_id", "sorter")],
+                                                             sort=False).mean()
     summary["score_change"] = [
-        row.score_mean - raw_scores.get((row.recording, row.sorter), np.nan) for row in summary.itertuples()
+        change.get((row.recording, row.codec, row.codec_id, row.sorter), np.nan) for row in summary.itertuples()
     ]
+    if summary["score_change"].isna().any():  # no raw sorting for that seed: fall back to the raw mean
+        fallback = [row.score_mean - raw_scores.get((row.recording, row.sorter), np.nan) for row in summary.itertuples()]
+        summary["score_change"] = summary["score_change"].fillna(pd.Series(fallback, index=summary.index))
     for column in ("hw_link_pass", "hw_latency_pass", "hw_power_pass", "hw_link_Mbps_1024ch", "hw_latency_ms", "hw_power_mW_1024ch"):
         if column in table.columns:
             summary[column] = groups[column].first().values

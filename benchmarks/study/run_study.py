@@ -26,7 +26,8 @@ def summary_markdown(table, planned_cells=None) -> str:
              "Locust and Open Ephys traces have no µV gain: their RMSE is in ADC units.", "",
              "Mean over sorter seeds (tridesclous2 seed 0; spykingcircus2 seeds 0, 1, 2). Score: accuracy against MEArec "
              "ground truth, or for real recordings agreement with the raw recording's sorting (same sorter and seed). "
-             "Bit-exact rebuilds reuse the raw sorting. Ratio: every container byte against int16.", "",
+             "Bit-exact rebuilds reuse the raw sorting. Ratio: every container byte against int16. Δ vs raw: mean over the "
+             "seeds present of (score - raw recording's score with the same sorter and seed).", "",
              "| recording | codec | sorter | ratio | RMSE µV | score mean ± std (n) | Δ vs raw |", "|---|---|---|---|---|---|---|"]
     for row in summary.itertuples():
         rmse = "-" if row.rmse_uV != row.rmse_uV else f"{row.rmse_uV:.3g}"
