@@ -605,6 +605,7 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
             message = str(error).strip().splitlines()
             reason = next((line for line in reversed(message) if "Error" in line), message[-1] if message else "")
             failures.append({"task": str(future.key), "error": type(error).__name__, "message": str(error)})
+            _write_json_atomic(Path(folder) / "failures.json", {"failures": failures})  # kept if the run is killed
             if verbose:
                 print(f"FAILED {future.key}: {type(error).__name__}: {reason[:300]}", flush=True)
             continue

@@ -45,27 +45,31 @@ def summary_markdown(table, planned_cells=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def failures_markdown(failures_path) -> str:
-    """The cells that have no row, and why (a sorter that fails on a rebuilt recording is a result too)."""
+def missing_markdown(plan, table, failures_path) -> str:
+    """The planned cells that have no row, and why when the run recorded it (a sorter that fails on a
+    rebuilt recording is a result too); cells of an unfinished run are listed as not run."""
     import json
     import re
 
-    if not Path(failures_path).is_file():
-        return ""
-    lines = ["", "## Cells without a row", "",
-             "| recording | codec point | sorter | seeds | error |", "|---|---|---|---|---|"]
+    finished = set(table["cell"])
+    reasons = {}
+    if Path(failures_path).is_file():
+        for failure in json.loads(Path(failures_path).read_text())["failures"]:
+            message = " ".join(failure["message"].split())
+            reasons[re.sub(r"^(finish|sort)-", "", failure["task"])] = re.sub(r" on \S+ \(exit", " (exit", message)[:200]
     grouped = {}
-    for failure in json.loads(Path(failures_path).read_text())["failures"]:
-        match = re.match(r"(?:finish|sort)-(.+?)__(.+)__(.+?)__seed(\d+)$", failure["task"])
-        if match is None:
-            grouped.setdefault((failure["task"], "", "", failure["message"].splitlines()[0][:160]), []).append("")
+    for cell in plan["cells"]:
+        if cell["key"] in finished:
             continue
-        recording, codec, sorter, seed = match.groups()
-        message = failure["message"].strip().splitlines()[0]
-        message = re.sub(r" on \S+ \(exit", " (exit", message)[:160]
-        grouped.setdefault((recording, codec, sorter, message), []).append(seed)
-    for (recording, codec, sorter, message), seeds in sorted(grouped.items()):
-        lines.append(f"| {recording} | {codec} | {sorter} | {', '.join(sorted(seeds))} | {message} |")
+        codec = cell["key"].split("__")[1]
+        reason = reasons.get(cell["key"], "not run (the run was stopped)")
+        grouped.setdefault((cell["recording"], codec, cell["sorter"], reason), []).append(str(cell["seed"]))
+    if not grouped:
+        return ""
+    lines = ["", f"## Planned cells without a row ({sum(len(seeds) for seeds in grouped.values())})", "",
+             "| recording | codec point | sorter | seeds | why |", "|---|---|---|---|---|"]
+    for (recording, codec, sorter, reason), seeds in sorted(grouped.items()):
+        lines.append(f"| {recording} | {codec} | {sorter} | {', '.join(seeds)} | {reason} |")
     return "\n".join(lines) + "\n"
 
 
@@ -96,8 +100,10 @@ def main(argv=None):
         shutil.copy(work / name, results / name)
     if (work / "failures.json").is_file():
         shutil.copy(work / "failures.json", results / "failures.json")
-    planned = len(expand_study(load_study_config(args.config))["cells"])
-    (results / "summary.md").write_text(summary_markdown(read_study_results(work), planned) + failures_markdown(work / "failures.json"))
+    plan = expand_study(load_study_config(args.config))
+    finished = read_study_results(work)
+    (results / "summary.md").write_text(summary_markdown(finished, len(plan["cells"]))
+                                        + missing_markdown(plan, finished, work / "failures.json"))
     page = build_report(work, output=results / "report.html")
     if find_browser() is not None:
         screenshot(page, results / "report.png", width=1400, height=5200)
