@@ -42,6 +42,7 @@ formats and asks for ``format=``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -499,3 +500,12 @@ def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs)
     if not isinstance(recording, BaseRecording):
         raise TypeError(f"{path} holds a {type(recording).__name__}, not a recording.")
     return recording
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (model cards and shipped weights are checked with it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

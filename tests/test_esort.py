@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import spikeinterface_vqcompress  # noqa: F401  registers "esort"
+from spikeinterface_vqcompress.io import file_sha256
 from spikeinterface_vqcompress.esort import core
 from spikeinterface_vqcompress.esort.model import (ESortNet, SpatialLayer, TemporalLayers, backbone_state,
                                                   geometry_fingerprint, load_backbone_into, resolve_device)
@@ -174,7 +175,7 @@ def test_backbone_transfer_rules(tmp_path):
 def test_shipped_backbone_matches_its_model_card():
     path = core.backbone_path("esort_backbone")
     card = json.loads(path.with_suffix(".json").read_text())
-    assert card["weights_sha256"] == core._sha256_of(path)
+    assert card["weights_sha256"] == file_sha256(path)
     assert path.stat().st_size < 2_000_000
     assert card["training"]["command"].startswith("vqcompress train esort")
     state = core.load_backbone("esort_backbone")

@@ -23,12 +23,12 @@ rounded output sample by one unit.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
 import numpy as np
 
+from ..io import file_sha256
 from .base import Codec, CorruptDataError, HardwareProfile, register_codec
 from .classic import pack_parts, unpack_parts
 
@@ -54,14 +54,6 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_vqcae_model(model: str = DEFAULT_MODEL):
     """Load (once per process) a hybrid model: ``(VQCAEHybrid, index_frequencies, sha256)``.
 
@@ -75,7 +67,7 @@ def load_vqcae_model(model: str = DEFAULT_MODEL):
     key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
     with _CACHE_LOCK:
         if key not in _MODEL_CACHE:
-            digest = _sha256_of(path)
+            digest = file_sha256(path)
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
                 raise CorruptDataError(f"{path} is not a vqcae-hybrid weights file (format 'vqcae-hybrid-weights/1')")

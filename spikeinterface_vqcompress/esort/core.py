@@ -11,7 +11,6 @@ The steps, as the ``esort`` sorter runs them (each usable on its own)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io import file_sha256
 from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
 from .postprocessing import detect_spikes
 from .training import TrainingSet, fine_tune
@@ -31,12 +31,6 @@ _BACKBONE_CACHE: dict = {}
 
 
 # -- shipped backbone --------------------------------------------------------------------------------
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def backbone_path(name_or_path: str | Path = DEFAULT_BACKBONE) -> Path:
@@ -64,7 +58,7 @@ def load_backbone(name_or_path: str | Path = DEFAULT_BACKBONE) -> dict:
         card = path.with_suffix(".json")
         if card.is_file():
             expected = json.loads(card.read_text()).get("weights_sha256")
-            actual = _sha256_of(path)
+            actual = file_sha256(path)
             if expected and expected != actual:
                 raise ValueError(f"{path} does not match its model card {card.name} (sha256 {actual} != {expected}): "
                                  "the weights were changed; retrain with `vqcompress train esort`")

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..io import file_sha256
 from ..entropy.rans import build_frequency_table
 from ..nn.vq import VectorQuantizer
 
@@ -417,14 +418,6 @@ def available_spike_cae_models() -> list[str]:
     return [name for name, file_name in SHIPPED_MODELS.items() if (MODELS_FOLDER / file_name).exists()]
 
 
-def _file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_spike_cae(name_or_path=None, num_channels: int | None = None) -> SpikeCAE:
     """Load a shipped model by name or a weights file by path (``torch.load(weights_only=True)``).
 
@@ -475,7 +468,7 @@ def load_spike_cae(name_or_path=None, num_channels: int | None = None) -> SpikeC
     if num_channels is not None and int(num_channels) != model.num_channels:
         raise ValueError(f"model {name!r} takes {model.num_channels} channels, not {num_channels}")
     model.source = name
-    model.weights_file_sha256 = _file_sha256(path)
+    model.weights_file_sha256 = file_sha256(path)
     return model
 
 

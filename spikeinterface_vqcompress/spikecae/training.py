@@ -411,13 +411,13 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
 
 def write_model_card(model: SpikeCAE, output_path, report: dict, dtype: torch.dtype = torch.float16) -> Path:
     """Save the weights (float16 by default) and a JSON card with the file's sha256 next to them."""
-    from .model import _file_sha256
+    from ..io import file_sha256
 
     output_path = Path(output_path)
     save_spike_cae(model, output_path, dtype=dtype)
     card = dict(report)
     card["weights_file"] = output_path.name
-    card["weights_sha256"] = _file_sha256(output_path)
+    card["weights_sha256"] = file_sha256(output_path)
     card["weights_nbytes"] = output_path.stat().st_size
     card["weights_dtype"] = f"{str(dtype).replace('torch.', '')} (cast to float32 on load)"
     from .model import load_spike_cae
