@@ -97,3 +97,37 @@ def test_study_resumes_after_being_killed_and_reports(tmp_path, ground_truth_fil
     assert pixels.shape == (1600, 1200)
     assert pixels.std() > 20  # not a blank page
     assert (pixels[:120] < 100).mean() > 0.002  # dark text (the title) in the top band
+
+
+def test_hardware_bars_use_the_ground_truth_recording_with_most_codec_points():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from spikeinterface_vqcompress.report import _hardware_figure, _log_ratio_axis
+
+    def hardware(link_mbps):
+        return {"verdicts": [{"value": link_mbps, "limit": 1.0}, {"value": 2.0, "limit": 1.0}, {"value": 5.0, "limit": 10.0}]}
+
+    rows = [("locust", "flac", False, 4, 9.0)]  # listed first, real data, fewer codec points
+    rows += [("nn32", codec, True, 32, mbps) for codec, mbps in (("flac", 3.0), ("spike-cae", 0.5))]
+    rows += [("np64", codec, True, 64, mbps) for codec, mbps in (("flac", 6.0), ("spike-cae", 0.7))]
+    table = pd.DataFrame([{"recording": r, "codec": c, "ground_truth": g, "num_channels": n, "hardware": hardware(m)}
+                          for r, c, g, n, m in rows])
+    figure = _hardware_figure(table)
+    ax = figure.axes[0]
+    assert "nn32, 32 ch" in ax.get_title()
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["flac", "spike-cae"]
+    link_bars = sorted(ax.patches[:2], key=lambda bar: bar.get_y())
+    assert [bar.get_width() for bar in link_bars] == pytest.approx([3.0, 0.5])
+    plt.close(figure)
+
+    # a wide ratio range is labelled by decades only, a narrow one at 1-2-5
+    figure, ax = plt.subplots()
+    ax.plot([1.5, 2000], [0, 1])
+    _log_ratio_axis(ax)
+    ticks = [t for t in ax.get_xticks() if 1.5 <= t <= 2000]
+    assert ticks == pytest.approx([10, 100, 1000])
+    ax.set_xlim(1.5, 40)
+    _log_ratio_axis(ax)
+    assert 20 in [round(t) for t in ax.get_xticks()]
+    plt.close(figure)
