@@ -159,8 +159,7 @@ def _hardware_figure(table):
     # synthetic reference probe, not whichever recording the table happens to list first)
     coverage = rows.groupby("recording").agg(points=("codec", "nunique"), gt=("ground_truth", "any")) if "ground_truth" in rows.columns \
         else rows.groupby("recording").agg(points=("codec", "nunique")).assign(gt=False)
-    order = list(dict.fromkeys(table["recording"]))
-    best = max(coverage.index, key=lambda name: (coverage.loc[name, "points"], bool(coverage.loc[name, "gt"]), -order.index(name)))
+    best = max(sorted(coverage.index), key=lambda name: (coverage.loc[name, "points"], bool(coverage.loc[name, "gt"])))  # ties: first by name
     rows = rows[rows["recording"] == best].drop_duplicates("codec")
     names = ["link", "latency", "power incl. radio"]
     figure, ax = plt.subplots(figsize=(8, 0.45 * len(rows) * 3 + 1.2))
