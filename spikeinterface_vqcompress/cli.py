@@ -28,6 +28,7 @@ from pathlib import Path
 # Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
 # ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
 CLI_EXTENSIONS = (
+    "spikeinterface_vqcompress.broadband.cli",
     "spikeinterface_vqcompress.esort.cli",
     "spikeinterface_vqcompress.spikecae.cli",
 )
@@ -479,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command as typed (model cards record it), also when main() is called with a list
+    args.command_line = "vqcompress " + " ".join(sys.argv[1:] if argv is None else [str(item) for item in argv])
     if getattr(args, "function", None) is None:
         parser.print_help()
         return 1

@@ -2,13 +2,14 @@
 
 - :class:`BroadbandCodec` (registry id ``broadband``): ``max_error=0`` lossless, bit-exact;
   ``max_error > 0`` near-lossless with that guaranteed bound per sample.
+- :class:`BroadbandRVQCodec` (registry id ``broadband-rvq``): the learned lossy mode, a convolutional
+  autoencoder over (channels, time) with residual vector quantisation; ``num_stages`` is the rate knob.
 - :class:`Broadband` (numcodecs id ``vqcompress_broadband``, entry point ``numcodecs.codecs``): the
-  same bitstream as a zarr compressor.
-
-Not done yet: the learned lossy mode (convolutional encoder + residual vector quantisation).
+  lossless / near-lossless bitstream as a zarr compressor.
 """
 
 from .codec import BroadbandCodec
 from .chunk import decode_chunk, encode_chunk
+from .lossy import BroadbandRVQCodec
 
-__all__ = ["BroadbandCodec", "decode_chunk", "encode_chunk"]
+__all__ = ["BroadbandCodec", "BroadbandRVQCodec", "decode_chunk", "encode_chunk"]

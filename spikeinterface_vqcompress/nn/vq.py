@@ -130,9 +130,8 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor):
-        one_hot = F.one_hot(indices, self.num_codes).to(flat.dtype)
-        counts = one_hot.sum(0)
-        sums = one_hot.t() @ flat
+        counts = torch.bincount(indices, minlength=self.num_codes).to(flat.dtype)
+        sums = torch.zeros(self.num_codes, flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, indices, flat)
         self.ema_counts.mul_(self.ema_decay).add_(counts, alpha=1 - self.ema_decay)
         self.ema_sums.mul_(self.ema_decay).add_(sums, alpha=1 - self.ema_decay)
         total = self.ema_counts.sum()

@@ -53,7 +53,7 @@ def command_train_spike_cae(args):
                 simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
                                    num_templates_per_cell=args.num_templates_per_cell, fallback="never", n_jobs=args.n_jobs)
             recordings.append(path)
-    command = "vqcompress " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("vqcompress") else " ".join(sys.argv)
+    command = getattr(args, "command_line", None) or "vqcompress " + " ".join(sys.argv[1:])
     model, report = train_spike_cae(
         [str(path) for path in recordings], num_channels=num_channels, num_samples=num_samples, codebook_size=codebook_size,
         use_ema=args.use_ema, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
