@@ -125,7 +125,9 @@ def main():
     for case in range(args.cases):
         codec_id = codec_ids[case % len(codec_ids)]
         codec, payload, container = samples[codec_id]
-        target = "container" if case % 2 == 0 else "codec"
+        # alternate the target per round over the codecs, so every codec gets both kinds of case
+        # whatever the number of codecs (with "case % 2" an even count would give each codec one kind)
+        target = "container" if (case // len(codec_ids)) % 2 == 0 else "codec"
         data = mutate(container if target == "container" else payload, rng)
         key = f"{target}:{codec_id}"
         entry = counts.setdefault(key, {"cases": 0, "corrupt_data_error": 0, "decoded": 0, "failures": 0})
