@@ -334,6 +334,41 @@ def command_report(args):
         print(f"screenshot: {screenshot(path, args.screenshot)}")
 
 
+def training_output_and_recordings(args, **simulate_kwargs):
+    """The ``.pt`` output and the training recordings of a ``vqcompress train ...`` command.
+
+    Checks ``--output`` (a ``.pt`` file, not overwritten without ``--overwrite``) and
+    ``--recordings``; with ``--seeds`` instead, simulates (once, in ``--work-folder``) one MEArec
+    recording per seed with ``--probe``, ``--num-units`` and ``--duration-s`` (+ ``simulate_kwargs``).
+    Errors exit with a message that names the fix.
+    """
+    output = Path(args.output)
+    if output.suffix != ".pt":
+        raise SystemExit(f"error: --output must end in .pt (a model card .json is written next to it), got {output}")
+    if output.exists() and not args.overwrite:
+        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+    recordings = [Path(path) for path in args.recordings or []]
+    missing = [str(path) for path in recordings if not path.exists()]
+    if missing:
+        raise SystemExit(f"error: recordings not found: {', '.join(missing)}")
+    if not recordings:
+        if not args.seeds:
+            raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
+                             "recordings (use seeds that you will not evaluate on)")
+        from .groundtruth import simulate_recording
+
+        work = Path(args.work_folder)
+        work.mkdir(parents=True, exist_ok=True)
+        for seed in args.seeds:
+            path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s.h5"
+            if not path.exists():
+                print(f"simulating {path} (templates seed {seed})", flush=True)
+                simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
+                                   fallback="never", **simulate_kwargs)
+            recordings.append(path)
+    return output, recordings
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 VALIDATION_SECONDS = 6.0
 
@@ -43,31 +42,11 @@ def load_training_arrays(paths, validation_seconds: float = VALIDATION_SECONDS):
 
 
 def command_train_broadband(args):
-    from ..groundtruth import simulate_recording
+    from ..cli import training_output_and_recordings
+    from ..io import file_sha256
     from .rvq import DEFAULT_CONFIG, train_broadband_rvq, write_model_card
 
-    output = Path(args.output)
-    if output.suffix != ".pt":
-        raise SystemExit(f"error: --output must end in .pt (a model card .json is written next to it), got {output}")
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
-    recordings = [Path(path) for path in args.recordings or []]
-    missing = [str(path) for path in recordings if not path.exists()]
-    if missing:
-        raise SystemExit(f"error: recordings not found: {', '.join(missing)}")
-    if not recordings:
-        if not args.seeds:
-            raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
-                             "recordings (use seeds that you will not evaluate on)")
-        work = Path(args.work_folder)
-        work.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:
-            path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s.h5"
-            if not path.exists():
-                print(f"simulating {path} (templates seed {seed})", flush=True)
-                simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
-                                   fallback="never")
-            recordings.append(path)
+    output, recordings = training_output_and_recordings(args)
     training, validation = load_training_arrays(recordings)
     config = {key: getattr(args, key) for key in DEFAULT_CONFIG if getattr(args, key, None) is not None}
     command = getattr(args, "command_line", None) or "vqcompress " + " ".join(sys.argv[1:])
@@ -75,7 +54,6 @@ def command_train_broadband(args):
         training, config=config, steps=args.steps, batch_size=args.batch_size, crop_samples=args.crop_samples,
         max_channels=args.max_channels, learning_rate=args.learning_rate, seed=args.seed, num_threads=args.num_threads,
         validation=validation, log=lambda message: print(message, flush=True))
-    from ..io import file_sha256
 
     report = {"training": {"command": command, **report},
               "data": [{"source": str(path), "sha256": file_sha256(path),

@@ -22,48 +22,28 @@ This module must not import spikeinterface.
 
 from __future__ import annotations
 
-import threading
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..codecs.base import Codec, CorruptDataError, HardwareProfile, register_codec
 from ..codecs.classic import pack_parts, unpack_parts
-from ..io import file_sha256
+from ..io import load_model_cached, resolve_model_path
 
-MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = "broadband_rvq_mearec"
 
-_MODEL_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
 
-
-def resolve_model_path(model: str) -> Path:
-    """A shipped model name (``models/<name>.pt``) or a path to a ``.pt`` file."""
-    candidate = MODELS_FOLDER / f"{model}.pt"
-    if candidate.is_file():
-        return candidate
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    shipped = sorted(item.stem for item in MODELS_FOLDER.glob("broadband_rvq*.pt"))
-    raise FileNotFoundError(
-        f"broadband-rvq model '{model}' is neither a shipped model ({', '.join(shipped) or 'none shipped'}) nor a file; "
-        "pass model=<name> or model=/path/to/weights.pt (train one with 'vqcompress train broadband')"
-    )
+def _model_path(model: str) -> Path:
+    return resolve_model_path(model, "broadband_rvq*.pt", "broadband-rvq", "train one with 'vqcompress train broadband'")
 
 
 def load_broadband_model(model: str = DEFAULT_MODEL):
     """Load (once per process) ``(BroadbandRVQ, index_frequencies (stages, codes), sha256)``."""
     from .rvq import load_weights
 
-    path = resolve_model_path(model)
-    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
-    with _CACHE_LOCK:
-        if key not in _MODEL_CACHE:
-            network, frequencies = load_weights(path)
-            _MODEL_CACHE[key] = (network, frequencies, file_sha256(path))
-        return _MODEL_CACHE[key]
+    (network, frequencies), digest = load_model_cached(_model_path(model), load_weights)
+    return network, frequencies, digest
 
 
 @register_codec
@@ -103,9 +83,7 @@ class BroadbandRVQCodec(Codec):
         self.network = network
         self.index_frequencies = frequencies
         self.model_sha256 = digest
-        card = resolve_model_path(str(model)).with_suffix(".json")
-        import json
-
+        card = _model_path(str(model)).with_suffix(".json")
         self.model_card = json.loads(card.read_text()) if card.is_file() else None
 
     @property

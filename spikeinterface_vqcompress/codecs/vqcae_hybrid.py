@@ -23,35 +23,29 @@ rounded output sample by one unit.
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import numpy as np
 
-from ..io import file_sha256
+from ..io import load_model_cached, resolve_model_path
 from .base import Codec, CorruptDataError, HardwareProfile, register_codec
 from .classic import pack_parts, unpack_parts
 
-MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
 DEFAULT_MODEL = "vqcae_hybrid_n1"
 
-_MODEL_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
+
+def _model_path(model: str):
+    return resolve_model_path(model, "vqcae*.pt", "vqcae-hybrid", "train one with benchmarks/train_vqcae_hybrid.py")
 
 
-def resolve_model_path(model: str) -> Path:
-    """A registry name (a file ``models/<name>.pt`` shipped with the package) or a path to a ``.pt`` file."""
-    candidate = MODELS_FOLDER / f"{model}.pt"
-    if candidate.is_file():
-        return candidate
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    shipped = sorted(item.stem for item in MODELS_FOLDER.glob("vqcae*.pt"))
-    raise FileNotFoundError(
-        f"vqcae-hybrid model '{model}' is neither a shipped model ({', '.join(shipped) or 'none shipped'}) nor a file; "
-        "pass model=<name> or model=/path/to/weights.pt (train one with benchmarks/train_vqcae_hybrid.py)"
-    )
+def _load_weights(path):
+    import torch
+
+    from ..nn.vqcae import WEIGHTS_FORMAT, VQCAEHybrid
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise CorruptDataError(f"{path} is not a vqcae-hybrid weights file (format 'vqcae-hybrid-weights/1')")
+    network = VQCAEHybrid.from_state_dict(payload["state_dict"], payload["config"])
+    return network, np.asarray(payload["index_frequencies"].numpy(), dtype=np.int64)
 
 
 def load_vqcae_model(model: str = DEFAULT_MODEL):
@@ -59,29 +53,15 @@ def load_vqcae_model(model: str = DEFAULT_MODEL):
 
     Uses ``torch.load(weights_only=True)``: only tensors and plain containers are read.
     """
-    import torch
-
-    from ..nn.vqcae import WEIGHTS_FORMAT, VQCAEHybrid
-
-    path = resolve_model_path(model)
-    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size)
-    with _CACHE_LOCK:
-        if key not in _MODEL_CACHE:
-            digest = file_sha256(path)
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
-                raise CorruptDataError(f"{path} is not a vqcae-hybrid weights file (format 'vqcae-hybrid-weights/1')")
-            network = VQCAEHybrid.from_state_dict(payload["state_dict"], payload["config"])
-            frequencies = np.asarray(payload["index_frequencies"].numpy(), dtype=np.int64)
-            _MODEL_CACHE[key] = (network, frequencies, digest)
-        return _MODEL_CACHE[key]
+    (network, frequencies), digest = load_model_cached(_model_path(model), _load_weights)
+    return network, frequencies, digest
 
 
 def load_model_card(model: str = DEFAULT_MODEL) -> dict | None:
     """The JSON model card beside the weights (``<name>.json``), or None when there is none."""
     import json
 
-    card_path = resolve_model_path(model).with_suffix(".json")
+    card_path = _model_path(model).with_suffix(".json")
     if not card_path.is_file():
         return None
     return json.loads(card_path.read_text())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 #: Snippet shape (channels, samples) and codebook size by probe, as in Wu et al. 2018.
 PROBE_DEFAULTS = {
@@ -24,35 +23,14 @@ PROBE_DEFAULTS = {
 
 
 def command_train_spike_cae(args):
-    from ..groundtruth import simulate_recording
+    from ..cli import training_output_and_recordings
     from .training import train_spike_cae
 
     defaults = PROBE_DEFAULTS.get(args.probe, PROBE_DEFAULTS["Neuronexus-32"])
     num_channels = args.num_channels or defaults["num_channels"]
     num_samples = args.num_samples or defaults["num_samples"]
     codebook_size = args.codebook_size or defaults["codebook_size"]
-    output = Path(args.output)
-    if output.suffix != ".pt":
-        raise SystemExit(f"error: --output must end in .pt (a model card .json is written next to it), got {output}")
-    if output.exists() and not args.overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
-    recordings = [Path(path) for path in args.recordings or []]
-    missing = [str(path) for path in recordings if not path.exists()]
-    if missing:
-        raise SystemExit(f"error: recordings not found: {', '.join(missing)}")
-    if not recordings:
-        if not args.seeds:
-            raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
-                             "recordings (use seeds that you will not evaluate on)")
-        work = Path(args.work_folder)
-        work.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:
-            path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s.h5"
-            if not path.exists():
-                print(f"simulating {path} (templates seed {seed})", flush=True)
-                simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
-                                   num_templates_per_cell=args.num_templates_per_cell, fallback="never", n_jobs=args.n_jobs)
-            recordings.append(path)
+    output, recordings = training_output_and_recordings(args, num_templates_per_cell=args.num_templates_per_cell, n_jobs=args.n_jobs)
     command = getattr(args, "command_line", None) or "vqcompress " + " ".join(sys.argv[1:])
     model, report = train_spike_cae(
         [str(path) for path in recordings], num_channels=num_channels, num_samples=num_samples, codebook_size=codebook_size,
