@@ -309,15 +309,23 @@ def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder:
 
     output_folder = Path(output_folder)
     recording, _ = _load(info)
-    source = read_compressed(stats["file"]) if stats is not None else recording  # the container keeps probe and gains
     work = output_folder / "work" / cell["key"]
+    decoded_folder = output_folder / "work" / f"{cell['key']}__decoded"
     try:
+        source = recording
+        if stats is not None:
+            # decode the container once into a binary folder (it keeps probe and gains): sorters read
+            # the traces several times, and a learned decoder costs seconds per chunk
+            shutil.rmtree(decoded_folder, ignore_errors=True)
+            source = read_compressed(stats["file"]).save(folder=decoded_folder, format="binary", n_jobs=1, progress_bar=False)
         sorting, sort_time_s = run_seeded_sorter(source, cell["sorter"], cell["seed"], work, cell.get("sorter_params"),
                                                  {"n_jobs": 1, "progress_bar": False})
     except Exception as error:  # the parent process only sees an exit code: leave it the reason
         reason = " ".join(str(error).split())
         Path(f"{result_file}.error").write_text(f"{type(error).__name__}: {reason[-500:]}")
         raise
+    finally:
+        shutil.rmtree(decoded_folder, ignore_errors=True)
     sorting_folder = output_folder / "sortings" / cell["key"]
     if sorting_folder.exists():
         shutil.rmtree(sorting_folder)
