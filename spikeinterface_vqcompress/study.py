@@ -563,6 +563,16 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
     chunk_duration_s = float(config.get("chunk_duration_s", 1.0))
     adc_bits = config.get("adc_bits")
     finished, total, failures = 0, 0, []
+    # failures recorded by earlier runs stay on record (with their reasons) until their cell is run
+    # again: a resumed run that is stopped before retrying them must not lose them
+    failures_path = Path(folder) / "failures.json"
+    earlier = json.loads(failures_path.read_text())["failures"] if failures_path.is_file() else []
+    succeeded: set = set()
+
+    def write_failures():
+        replaced = {failure["task"] for failure in failures} | succeeded
+        kept = [failure for failure in earlier if failure["task"] not in replaced]
+        _write_json_atomic(failures_path, {"failures": kept + failures})
 
     first_sorter = config["sorters"][0]["name"]
     timeout_s = config.get("sorter_timeout_s")
@@ -613,7 +623,7 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
             message = str(error).strip().splitlines()
             reason = next((line for line in reversed(message) if "Error" in line), message[-1] if message else "")
             failures.append({"task": str(future.key), "error": type(error).__name__, "message": str(error)})
-            _write_json_atomic(Path(folder) / "failures.json", {"failures": failures})  # kept if the run is killed
+            write_failures()  # kept if the run is killed
             if verbose:
                 print(f"FAILED {future.key}: {type(error).__name__}: {reason[:300]}", flush=True)
             continue
@@ -628,6 +638,7 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
             futures.update(new)
             continue
         finished += 1
+        succeeded.update({f"sort-{result['cell']}", f"finish-{result['cell']}"})
         if verbose:
             row = result
             score = row.get("accuracy_mean", row.get("agreement_accuracy_mean"))
@@ -641,8 +652,7 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
             for other in all_finish:
                 other.cancel()
             break
-    if failures:
-        _write_json_atomic(Path(folder) / "failures.json", {"failures": failures})
+    write_failures()
 
 
 def _add_agreement_and_finish(row: dict, raw_row: dict, info: dict, stats: dict | None, output_folder: str) -> dict:
