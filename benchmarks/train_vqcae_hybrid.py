@@ -15,7 +15,6 @@ usage of the trained model on the training files.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -58,11 +57,9 @@ def read_wav(path) -> tuple[int, np.ndarray]:
 
 
 def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from spikeinterface_vqcompress.io import file_sha256
+
+    return file_sha256(path)
 
 
 def save_model(model: VQCAEHybrid, index_frequencies: np.ndarray, path) -> str:
