@@ -317,7 +317,8 @@ def command_study(args):
 
     config = load_study_config(args.config)
     output = Path(args.output) if args.output else Path("vqcompress_output") / "study" / config.get("name", Path(args.config).stem)
-    table = run_study(config, output, scheduler=args.scheduler, n_workers=args.n_workers, max_cells=args.max_cells)
+    table = run_study(config, output, scheduler=args.scheduler, n_workers=args.n_workers, max_cells=args.max_cells,
+                      retry_failed=args.retry_failed)
     print(f"\n{len(table)} finished cells; table: {output / 'results.csv'}")
     if args.report:
         from .report import build_report
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
     study.add_argument("--n-workers", type=int, default=2, help="LocalCluster worker processes (default: %(default)s)")
     study.add_argument("--max-cells", type=int, default=None, help="stop after N newly finished cells (resume later)")
+    study.add_argument("--retry-failed", action="store_true",
+                       help="run again the cells whose failure an earlier run recorded (skipped by default)")
     study.add_argument("--report", action="store_true", help="write the HTML report when done")
     study.set_defaults(function=command_study)
 

@@ -497,8 +497,64 @@ def _make_client(scheduler, n_workers):
     return Client(cluster), cluster
 
 
+def recorded_failures(output_folder) -> dict:
+    """The cells whose last run failed, as ``{cell key: reason}``, from ``failures.json``.
+
+    A failed compress task (``compress-RECORDING-CODEC``) is returned under its task name; `pending_cells`
+    maps it to every cell of that recording and codec point.
+    """
+    path = Path(output_folder) / "failures.json"
+    if not path.is_file():
+        return {}
+    reasons = {}
+    for failure in json.loads(path.read_text())["failures"]:
+        task = str(failure["task"])
+        key = task.split("-", 1)[1] if task.startswith(("sort-", "finish-")) else task
+        reasons[key] = f"{failure.get('error', 'Error')}: {' '.join(str(failure.get('message', '')).split())[:200]}"
+    return reasons
+
+
+def pending_cells(plan: dict, output_folder, retry_failed: bool = False) -> tuple[list, dict]:
+    """Split the planned cells of a study folder into those to run and those skipped as failed before.
+
+    Parameters
+    ----------
+    plan : dict
+        From `expand_study`.
+    output_folder : str | Path
+        The study folder.
+    retry_failed : bool, default: False
+        Run again the cells whose failure an earlier run recorded. Most failures are deterministic
+        (a sorter that crashes on a rebuilt recording, a codec that refuses an input), so a resumed
+        study skips them by default and keeps their reasons on record.
+
+    Returns
+    -------
+    pending : list of dict
+        Cells without a result file (and, unless ``retry_failed``, without a recorded failure).
+    skipped : dict
+        ``{cell key: reason}`` of the cells left out because they failed before.
+    """
+    output_folder = Path(output_folder)
+    failed = {} if retry_failed else recorded_failures(output_folder)
+    pending, skipped = [], {}
+    for cell in plan["cells"]:
+        if _cell_path(output_folder, cell["key"]).is_file():
+            continue
+        compress_task = f"compress-{cell['recording']}-{codec_key(cell['codec'])}" if cell["codec"] is not None else None
+        raw_key = f"{cell['recording']}__raw__{cell['sorter']}__seed{cell['seed']}"
+        reason = failed.get(cell["key"]) or (failed.get(compress_task) if compress_task else None)
+        if reason is None and cell["codec"] is not None and raw_key in skipped:
+            reason = f"the raw recording's sorting failed before ({skipped[raw_key]})"
+        if reason is not None:
+            skipped[cell["key"]] = reason
+        else:
+            pending.append(cell)
+    return pending, skipped
+
+
 def run_study(config, output_folder, scheduler: str | None = None, n_workers: int = 2, verbose: bool = True,
-              max_cells: int | None = None):
+              max_cells: int | None = None, retry_failed: bool = False):
     """Run (or resume) a study on Dask distributed.
 
     Parameters
@@ -516,6 +572,9 @@ def run_study(config, output_folder, scheduler: str | None = None, n_workers: in
         Print one line per finished cell.
     max_cells : int | None, default: None
         Stop after this many newly finished cells (the rest stays for a later resume).
+    retry_failed : bool, default: False
+        Also run the cells whose failure an earlier run recorded in ``failures.json`` (by default they
+        are skipped and their reasons kept; see `pending_cells`).
 
     Returns
     -------
@@ -537,10 +596,11 @@ def run_study(config, output_folder, scheduler: str | None = None, n_workers: in
         print(f"resuming the study in {output_folder}", flush=True)
 
     plan = expand_study(config)
-    pending = [cell for cell in plan["cells"] if not _cell_path(output_folder, cell["key"]).is_file()]
-    done = len(plan["cells"]) - len(pending)
+    pending, skipped = pending_cells(plan, output_folder, retry_failed=retry_failed)
+    done = len(plan["cells"]) - len(pending) - len(skipped)
     if verbose:
-        print(f"{len(plan['cells'])} cells: {done} already finished, {len(pending)} to run", flush=True)
+        print(f"{len(plan['cells'])} cells: {done} already finished, {len(pending)} to run"
+              + (f", {len(skipped)} failed before and skipped (retry_failed=True runs them)" if skipped else ""), flush=True)
     if pending:
         client, cluster = _make_client(scheduler, n_workers)
         try:

@@ -42,6 +42,28 @@ def test_config_expands_rate_axes_and_bad_configs_are_named(tmp_path, ground_tru
         load_study_config(bad)
 
 
+def test_a_resumed_study_skips_cells_that_failed_before_unless_asked(tmp_path, ground_truth_file):
+    from spikeinterface_vqcompress.study import codec_key, pending_cells
+
+    plan = expand_study(load_study_config(_write_config(tmp_path, ground_truth_file)))
+    raw, flac, bits4, bits6 = (cell["key"] for cell in plan["cells"])
+    folder = tmp_path / "study"
+    (folder / "cells").mkdir(parents=True)
+    (folder / "cells" / f"{flac}.json").write_text("{}")  # finished
+    assert [cell["key"] for cell in pending_cells(plan, folder)[0]] == [raw, bits4, bits6]  # nothing failed yet
+    failures = [{"task": f"finish-{bits4}", "error": "RuntimeError", "message": "simple failed on it\n(exit 1)"},
+                {"task": f"compress-gt-{codec_key(plan['codec_points'][2])}", "error": "ValueError", "message": "no gain"}]
+    (folder / "failures.json").write_text(json.dumps({"failures": failures}))
+    pending, skipped = pending_cells(plan, folder)
+    assert [cell["key"] for cell in pending] == [raw]
+    assert skipped == {bits4: "RuntimeError: simple failed on it (exit 1)", bits6: "ValueError: no gain"}
+    assert [cell["key"] for cell in pending_cells(plan, folder, retry_failed=True)[0]] == [raw, bits4, bits6]
+    # a codec cell whose raw sorting failed is skipped with it (it is scored against the raw sorting)
+    (folder / "failures.json").write_text(json.dumps({"failures": [{"task": f"sort-{raw}", "error": "E", "message": "m"}]}))
+    pending, skipped = pending_cells(plan, folder)
+    assert pending == [] and set(skipped) == {raw, bits4, bits6} and "raw recording's sorting failed" in skipped[bits6]
+
+
 def _cell_files(folder):
     cells = folder / "cells"
     return {path.name: path.stat().st_mtime_ns for path in cells.glob("*.json")} if cells.is_dir() else {}

@@ -80,6 +80,7 @@ def main(argv=None):
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "study"))
     parser.add_argument("--scheduler", default=None)
     parser.add_argument("--n-workers", type=int, default=2)
+    parser.add_argument("--retry-failed", action="store_true", help="run again the cells that failed before")
     parser.add_argument("--skip-run", action="store_true", help="only rebuild the results from the finished cells")
     args = parser.parse_args(argv)
 
@@ -89,11 +90,12 @@ def main(argv=None):
 
     work = Path(args.work)
     if not args.skip_run:
-        run_study(load_study_config(args.config), work, scheduler=args.scheduler, n_workers=args.n_workers)
+        run_study(load_study_config(args.config), work, scheduler=args.scheduler, n_workers=args.n_workers,
+                  retry_failed=args.retry_failed)
     # hardware reports from the current profiles and energy model (points compressed by an earlier
     # version keep their bytes and encode times; only the report is rebuilt)
     refresh_hardware_reports(work)
-    table = write_study_table(work)
+    write_study_table(work)
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     for name in ("results.csv", "results.json", "study_config.json"):
