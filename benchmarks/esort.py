@@ -5,7 +5,9 @@ Recordings (never used for pretraining nor for choosing settings): the baselines
 ``mearec_neuropixels64.h5`` (seed 102, 20 units, 30 s), simulated by ``benchmarks/baselines.py`` when
 absent. For each recording, in one run on the same CPU:
 
-- tridesclous2, spykingcircus2, lupin (seed 0, default parameters): accuracy, precision, recall,
+- tridesclous2, spykingcircus2, lupin, kilosort4 on the CPU (seed 0 where the sorter takes one,
+  default parameters; kilosort4 needs ``pip install kilosort``, GPL, used here only as a comparison
+  and skipped when absent): accuracy, precision, recall,
   well-detected units (accuracy >= 0.8), wall time of ``run_sorter``;
 - E-Sort fine-tuned on the first N ground-truth spikes of each unit (N = 5, 10, 15), with the
   shipped pretrained backbone ("transfer") and from random weights ("scratch"); fine-tuning time and
@@ -35,7 +37,7 @@ RECORDINGS = [
     {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
     {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
 ]
-SORTERS = ["tridesclous2", "spykingcircus2", "lupin"]
+SORTERS = ["tridesclous2", "spykingcircus2", "lupin", "kilosort4"]
 SPIKES_PER_UNIT = [5, 10, 15]
 STRIDE = 2
 LABEL_SORTER_SECONDS = 10.0
@@ -54,6 +56,7 @@ def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, 
     import torch
 
     from spikeinterface_vqcompress.esort import core
+    from spikeinterface_vqcompress.esort.sorter import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_THRESHOLD
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -70,8 +73,16 @@ def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, 
            "noise_estimation_s": prep_s, "fine_tune_s": info["fine_tune_time_s"], "sort_s": sort_s,
            "num_training_windows": info["num_training_windows"], "final_loss": info["history"]["loss"][-1],
            "whole": score(gt_sorting, sorting), "rest": score(gt_sorting, sorting, labels.end_sample)}
+    # the same fine-tuned network with the amplitude gate (the sorter's default), sorted right after
+    t0 = time.perf_counter()
+    gated = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE, gate_threshold=DEFAULT_GATE_THRESHOLD,
+                                 gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES)
+    row["gated"] = {"gate_threshold": DEFAULT_GATE_THRESHOLD, "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
+                    "sort_s": time.perf_counter() - t0, "whole": score(gt_sorting, gated),
+                    "rest": score(gt_sorting, gated, labels.end_sample)}
     print(f"{dataset} {tag}: acc {row['whole']['accuracy_mean']:.3f} (rest {row['rest']['accuracy_mean']:.3f}), "
-          f"fine-tune {row['fine_tune_s']:.0f} s, sort {sort_s:.1f} s", flush=True)
+          f"fine-tune {row['fine_tune_s']:.0f} s, sort {sort_s:.1f} s; gated: acc "
+          f"{row['gated']['whole']['accuracy_mean']:.3f}, sort {row['gated']['sort_s']:.1f} s", flush=True)
     return row
 
 
@@ -80,16 +91,24 @@ def markdown(payload) -> str:
     lines = ["# E-Sort vs SpikeInterface sorters (held-out MEArec recordings)", "",
              payload["note"], "",
              "| recording | method | N/unit | accuracy (whole) | precision | recall | well-detected | accuracy (rest) "
-             "| fine-tune s | sort s |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| fine-tune s | sort s | gated: accuracy (whole) | gated: sort s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         whole = row["whole"]
         rest = row.get("rest")
+        gated = row.get("gated")
         lines.append(
             f"| {row['dataset']} | {row['method']} | {row.get('num_spikes_per_unit') or ''} | "
             f"{whole['accuracy_mean']:.3f} | {whole['precision_mean']:.3f} | {whole['recall_mean']:.3f} | "
             f"{whole['num_well_detected']}/{whole['num_gt_units']} | "
             f"{'' if rest is None else format(rest['accuracy_mean'], '.3f')} | "
-            f"{'' if row.get('fine_tune_s') is None else format(row['fine_tune_s'], '.1f')} | {row['sort_s']:.1f} |")
+            f"{'' if row.get('fine_tune_s') is None else format(row['fine_tune_s'], '.1f')} | {row['sort_s']:.1f} | "
+            f"{'' if gated is None else format(gated['whole']['accuracy_mean'], '.3f')} | "
+            f"{'' if gated is None else format(gated['sort_s'], '.1f')} |")
+    runs = {}
+    for row in rows:
+        run = row.get("run", {})
+        runs.setdefault(row["dataset"], f"`{run.get('command', payload['command'])}`" + (f" ({run['date']})" if run.get("date") else ""))
+    lines += ["", "Rows of each recording come from one run: " + "; ".join(f"{name}: {text}" for name, text in runs.items())]
     summary = payload.get("summary")
     if summary:
         lines += ["", "## Targets", ""]
@@ -107,17 +126,25 @@ def summarize(rows):
         scratch = {row["num_spikes_per_unit"]: row for row in subset if row["method"] == "esort-scratch"}
         if sorters and transfer:
             best = max(sorters, key=lambda row: row["whole"]["accuracy_mean"])
-            esort_best = max(transfer.values(), key=lambda row: row["whole"]["accuracy_mean"])
-            gap = best["whole"]["accuracy_mean"] - esort_best["whole"]["accuracy_mean"]
-            out.append(f"{dataset}: best SI sorter {best['method']} {best['whole']['accuracy_mean']:.3f}; E-Sort "
-                       f"(transfer, N={esort_best['num_spikes_per_unit']}) {esort_best['whole']['accuracy_mean']:.3f}: "
-                       f"gap {gap:+.3f} (target <= 0.02: {'met' if gap <= 0.02 else 'MISSED'})")
+            for label, get in (("", lambda row: row["whole"]), ("gated ", lambda row: row.get("gated", {}).get("whole"))):
+                scored = [row for row in transfer.values() if get(row) is not None]
+                if not scored:
+                    continue
+                esort_best = max(scored, key=lambda row: get(row)["accuracy_mean"])
+                gap = best["whole"]["accuracy_mean"] - get(esort_best)["accuracy_mean"]
+                out.append(f"{dataset}: best SI sorter {best['method']} {best['whole']['accuracy_mean']:.3f}; {label}E-Sort "
+                           f"(transfer, N={esort_best['num_spikes_per_unit']}) {get(esort_best)['accuracy_mean']:.3f}: "
+                           f"gap {gap:+.3f} (target <= 0.02: {'met' if gap <= 0.02 else 'MISSED'})")
         circus = [row for row in sorters if row["method"] == "spykingcircus2"]
         if circus and transfer:
-            sort_s = np.mean([row["sort_s"] for row in transfer.values()])
-            speedup = circus[0]["sort_s"] / sort_s
-            out.append(f"{dataset}: E-Sort sorting stage {sort_s:.1f} s vs spykingcircus2 {circus[0]['sort_s']:.1f} s: "
-                       f"{speedup:.1f}x (target >= 10x: {'met' if speedup >= 10 else 'MISSED'})")
+            for label, key in (("", lambda row: row["sort_s"]), ("gated ", lambda row: row.get("gated", {}).get("sort_s"))):
+                times = [key(row) for row in transfer.values() if key(row) is not None]
+                if not times:
+                    continue
+                sort_s = float(np.mean(times))
+                speedup = circus[0]["sort_s"] / sort_s
+                out.append(f"{dataset}: {label}E-Sort sorting stage {sort_s:.1f} s vs spykingcircus2 {circus[0]['sort_s']:.1f} s: "
+                           f"{speedup:.1f}x (target >= 10x: {'met' if speedup >= 10 else 'MISSED'})")
         if transfer and scratch:
             best_scratch = max(row["whole"]["accuracy_mean"] for row in scratch.values())
             n_scratch = min(n for n, row in scratch.items() if row["whole"]["accuracy_mean"] >= best_scratch - 1e-9)
@@ -144,6 +171,8 @@ def main():
     parser.add_argument("--sorters", nargs="*", default=SORTERS)
     parser.add_argument("--spikes-per-unit", nargs="*", type=int, default=SPIKES_PER_UNIT)
     parser.add_argument("--no-compressed", action="store_true", help="skip the WavPack-rebuilt row")
+    parser.add_argument("--label-cap", type=int, default=15,
+                        help="labels from tridesclous2: at most this many spikes per unit (the sorter's num_spikes_per_unit)")
     args = parser.parse_args()
     import spikeinterface.sorters as ss
     import torch
@@ -159,17 +188,30 @@ def main():
     output.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     rows = []
-    payload = {"package_version": vq.__version__, "command": " ".join(sys.argv),
+    run = {"command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M")}
+    previous = output / "esort.json"
+    if args.only and previous.is_file():
+        # recordings not run now keep their rows from the run that made them (each row names its run;
+        # every comparison in the summary is between rows of one recording, hence of one run)
+        for row in json.loads(previous.read_text())["rows"]:
+            if row["dataset"] not in args.only:
+                row.setdefault("run", {"command": json.loads(previous.read_text())["command"]})
+                rows.append(row)
+    payload = {"package_version": vq.__version__, "command": run["command"],
                "machine": "2-core CPU shared with other jobs (load average 6-12 during the run): absolute times are "
                           "inflated, ratios between rows of one run are the fair comparison",
                "esort_stride": STRIDE, "rows": rows,
                "note": (f"E-Sort rows: fine-tuned on the first N ground-truth spikes of each unit; 'rest' scores only "
                         f"the part after the labelled period. Sort time: band-pass + network (windows every {STRIDE} "
-                        "samples) + smoothing/peak picking over the whole 30 s, after fine-tuning. SI sorters: "
+                        "samples) + smoothing/peak picking over the whole 30 s, after fine-tuning. 'gated': the same "
+                        "fine-tuned network sorted again with the esort sorter's default amplitude gate (the network "
+                        "runs only near samples above 4 noise units, benchmarks/esort_gate.py). SI sorters: "
                         "run_sorter wall time, seed 0, default parameters. Well-detected: accuracy >= 0.8. "
-                        "Skipped: Neuropixels-128, drifting recordings, kilosort4 (not installed).")}
+                        "Skipped: Neuropixels-128, drifting recordings.")}
 
     def save():
+        for row in rows:
+            row.setdefault("run", run)
         payload["wall_time_s"] = time.perf_counter() - t_start
         payload["summary"] = summarize(rows)
         (output / "esort.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
@@ -193,6 +235,9 @@ def main():
         tdc2_sorting = None
         if not args.skip_sorters:
             for sorter in args.sorters:
+                if sorter not in ss.installed_sorters():
+                    print(f"{sorter} is not installed: skipped", flush=True)
+                    continue
                 params = {"seed": 0} if "seed" in ss.get_default_sorter_params(sorter) else {}
                 t0 = time.perf_counter()
                 sorting = ss.run_sorter(sorter, recording, folder=str(work / f"esort_bench_{spec['name']}_{sorter}"),
@@ -219,9 +264,10 @@ def main():
         if tdc2_sorting is not None:
             label_samples = int(LABEL_SORTER_SECONDS * recording.get_sampling_frequency())
             labels = core.labels_from_sorting(tdc2_sorting, num_samples, label_duration_samples=label_samples,
-                                              min_spikes_per_unit=5)
+                                              num_spikes_per_unit=args.label_cap, min_spikes_per_unit=5)
             row = esort_row(recording, gt_sorting, labels, "esort_backbone", spec["name"],
-                            f"esort-transfer, labels = tridesclous2 spikes in first {LABEL_SORTER_SECONDS:.0f} s",
+                            f"esort-transfer, labels = tridesclous2's first {args.label_cap} spikes per unit in the first "
+                            f"{LABEL_SORTER_SECONDS:.0f} s",
                             args.threads)
             row["note"] = ("tridesclous2 was run on the whole recording (the row above) and only its spikes in the "
                            "first seconds were used, instead of a separate run on the first seconds only")

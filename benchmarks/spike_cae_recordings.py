@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -206,8 +205,7 @@ def stage_throughput(results):
     """Encoder front end on one core: 1024 channels x 20 kHz, 5 s of data."""
     import threadpoolctl
 
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth
-    from spikeinterface_vqcompress.spikecae.background import estimate_background, spike_window_mask
+    from spikeinterface_vqcompress.spikecae.background import estimate_background
     from spikeinterface_vqcompress.spikecae.detection import DetectionParameters, StreamingSpikeDetector
 
     recording, _ = load(TRAIN_RECORDING)

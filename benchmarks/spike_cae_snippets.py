@@ -143,7 +143,6 @@ def baseline_grid(num_channels, num_samples, quick):
 
 
 def evaluate_coder(coder, snippets, clean, header_bytes, num_channels, num_samples):
-    from spikeinterface_vqcompress.spikecae.training import snippet_sndr_db
 
     start = time.perf_counter()
     data = coder.encode(snippets)

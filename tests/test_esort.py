@@ -11,8 +11,8 @@ from spikeinterface_vqcompress.io import file_sha256
 from spikeinterface_vqcompress.esort import core
 from spikeinterface_vqcompress.esort.model import (ESortNet, SpatialLayer, TemporalLayers, backbone_state,
                                                   geometry_fingerprint, load_backbone_into, resolve_device)
-from spikeinterface_vqcompress.esort.postprocessing import (detect_spikes, pick_peaks, smooth_probabilities,
-                                                            triangular_kernel)
+from spikeinterface_vqcompress.esort.postprocessing import (candidate_rows, detect_spikes, pick_peaks,
+                                                            smooth_probabilities, triangular_kernel)
 from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
 
 
@@ -101,6 +101,54 @@ def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
         for samples, units in same[1:]:
             np.testing.assert_array_equal(samples, same[0][0])
             np.testing.assert_array_equal(units, same[0][1])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_forward_rows_matches_forward_traces(stride):
+    model = _trained_bn_model(5, 3)
+    traces = torch.randn(900, 5)
+    rows = torch.tensor([0, 3, 4, 100, (900 - 60) // stride])
+    torch.testing.assert_close(model.forward_rows(traces, rows, stride=stride, batch_size=2),
+                               model.forward_traces(traces, stride=stride)[rows], atol=1e-5, rtol=1e-4)
+
+
+def test_amplitude_gate_selects_windows_around_large_samples():
+    traces = torch.zeros(1000, 4)
+    traces[300, 2] = -6.0  # one large sample on one channel
+    traces[700, 0] = 3.0  # below the gate
+    rows = candidate_rows(traces, window_num_samples=60, stride=2, gate_threshold=4.0, margin_samples=13)
+    centres = rows * 2 + 30
+    assert centres.tolist() == list(range(288, 314, 2))  # centres within 13 samples of sample 300
+    assert len(candidate_rows(traces, 60, 2, 10.0, 13)) == 0
+
+
+def test_gated_detection_runs_the_network_only_near_large_samples():
+    """A gate below every sample keeps every window (same spikes as no gate); a real gate keeps only
+    the spikes near supra-threshold samples, and those are the ungated spikes there."""
+    model = _trained_bn_model(3, 5, seed=1)
+    rng = np.random.default_rng(0)
+    traces = rng.normal(size=(20000, 3)).astype(np.float32)
+    traces[rng.choice(20000, 30, replace=False), 1] = 8.0
+
+    def get(start, end):
+        return traces[start:end]
+
+    kwargs = dict(threshold=0.05, min_distance_samples=10, chunk_num_samples=4096, stride=2)
+    ungated = detect_spikes(model, get, len(traces), **kwargs)
+    for gate in (None, -1.0):
+        samples, units = detect_spikes(model, get, len(traces), gate_threshold=gate, **kwargs)
+        np.testing.assert_array_equal(samples, ungated[0])
+        np.testing.assert_array_equal(units, ungated[1])
+    samples, units = detect_spikes(model, get, len(traces), gate_threshold=6.0, gate_margin_samples=13, **kwargs)
+    large = np.flatnonzero(np.abs(traces).max(axis=1) > 6.0)
+    assert 0 < len(samples) < len(ungated[0])
+    assert np.all(np.min(np.abs(samples[:, None] - large[None, :]), axis=1) <= 13 + 8 + 10)
+    # a spike whose smoothing support (+/- 8 samples) lies inside the gate keeps its smoothed value, and
+    # zeroed windows only lower its neighbours (probabilities are >= 0): it is found exactly as ungated
+    distance = np.min(np.abs(ungated[0][:, None] - large[None, :]), axis=1)
+    inside = distance <= 13 - 8
+    found = set(zip(samples.tolist(), units.tolist()))
+    assert inside.any() and all((s, u) in found for s, u in zip(ungated[0][inside].tolist(), ungated[1][inside].tolist()))
 
 
 def test_training_set_labels_and_mask():

@@ -209,8 +209,14 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
 
 
 def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = 0.5, kernel_size: int = 17,
-                   min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto"):
-    """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``."""
+                   min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto",
+                   gate_threshold: float | None = None, gate_margin_samples: int = 8):
+    """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
+
+    The post-processing parameters and the amplitude gate (``gate_threshold`` in noise units, None:
+    the network runs on every window) are those of
+    :func:`~spikeinterface_vqcompress.esort.postprocessing.detect_spikes`.
+    """
     from spikeinterface.core import NumpySorting
 
     device = resolve_device(device)
@@ -227,7 +233,8 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
 
         samples, units = detect_spikes(model, get, num_samples, threshold=threshold, kernel_size=kernel_size,
                                        min_distance_samples=min_distance_samples,
-                                       chunk_num_samples=chunk_num_samples, stride=stride, device=device)
+                                       chunk_num_samples=chunk_num_samples, stride=stride, device=device,
+                                       gate_threshold=gate_threshold, gate_margin_samples=gate_margin_samples)
         samples_list.append(samples)
         labels_list.append(unit_ids[units] if len(units) else np.zeros(0, dtype=unit_ids.dtype))
     return NumpySorting.from_samples_and_labels(samples_list, labels_list, sampling_frequency, unit_ids=list(unit_ids))

@@ -23,6 +23,12 @@ from pathlib import Path
 
 from spikeinterface.sorters import BaseSorter
 
+#: The sorter's amplitude gate (noise units) and its half-width (samples), chosen on a training
+#: recording by ``benchmarks/esort_gate.py`` (``benchmarks/results/esort_gate.md``: the same accuracy
+#: as no gate with a quarter of the windows; a 5-unit gate starts losing spikes, 6 loses units).
+DEFAULT_GATE_THRESHOLD = 4.0
+DEFAULT_GATE_MARGIN_SAMPLES = 8
+
 
 class ESortSorter(BaseSorter):
     """E-Sort: a neural network mapping a multichannel window to "a spike of unit k is here".
@@ -62,6 +68,8 @@ class ESortSorter(BaseSorter):
         "min_distance_ms": 0.3,
         "chunk_duration_s": 2.0,
         "stride": 2,
+        "gate_threshold": DEFAULT_GATE_THRESHOLD,
+        "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
         "device": "auto",
         "num_threads": None,
         "seed": 0,
@@ -94,6 +102,10 @@ class ESortSorter(BaseSorter):
         "chunk_duration_s": "Duration of the chunks the network and post-processing stream over",
         "stride": "The network runs on windows centred every `stride` samples (1: every sample, exact but twice "
                   "the compute; the +/-5-sample label tolerance makes 2 lose almost nothing)",
+        "gate_threshold": "Amplitude gate in noise units: the network runs only on windows centred within "
+                          "`gate_margin_samples` of a sample where some channel exceeds it in absolute value (None: "
+                          "every window)",
+        "gate_margin_samples": "Half-width in samples of the amplitude gate around each supra-threshold sample",
         "device": "torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'",
         "num_threads": "torch CPU threads (None: leave torch's setting)",
         "seed": "Seed of the training and of the label sorter (when it takes one)",
@@ -185,7 +197,8 @@ class ESortSorter(BaseSorter):
                                       kernel_size=params["smoothing_kernel_size"],
                                       min_distance_samples=min_distance_samples,
                                       chunk_duration_s=params["chunk_duration_s"], stride=params["stride"],
-                                      device=params["device"])
+                                      device=params["device"], gate_threshold=params["gate_threshold"],
+                                      gate_margin_samples=params["gate_margin_samples"])
         info["sort_time_s"] = time.perf_counter() - t0
         info["total_time_s"] = time.perf_counter() - t_start
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))

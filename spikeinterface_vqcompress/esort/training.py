@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .model import LABEL_TOLERANCE_SAMPLES, WINDOW_NUM_SAMPLES, ESortNet, SpatialLayer, TemporalLayers
