@@ -255,6 +255,14 @@ def test_sorter_is_registered():
     descriptions = ss.get_sorter_params_description("esort")
     assert set(defaults) == set(descriptions)
     assert defaults["label_sorter"] == "tridesclous2" and defaults["device"] == "auto"
+    assert defaults["gate_threshold"] == 4.0 and defaults["gate_margin_samples"] == 8
+
+
+def test_cli_names_a_bad_gate_threshold(tmp_path):
+    from spikeinterface_vqcompress import cli
+
+    with pytest.raises(SystemExit, match="--gate-threshold must be a number of noise units or 'none', got 'loud'"):
+        cli.main(["esort", str(tmp_path / "missing.h5"), str(tmp_path / "out"), "--gate-threshold", "loud"])
 
 
 def test_run_sorter_esort_with_ground_truth_labels(ground_truth_file, tmp_path):

@@ -19,8 +19,14 @@ def command_esort(args):
 
     from ..cli import _load_with_ground_truth
 
+    gate = {}
+    if args.gate_threshold is not None:
+        try:
+            gate["gate_threshold"] = None if args.gate_threshold.lower() == "none" else float(args.gate_threshold)
+        except ValueError:
+            raise SystemExit(f"error: --gate-threshold must be a number of noise units or 'none', got {args.gate_threshold!r}")
     recording, gt_sorting = _load_with_ground_truth(args.input)
-    params = {"label_duration_s": args.label_duration_s, "num_spikes_per_unit": args.num_spikes_per_unit,
+    params = {**gate, "label_duration_s": args.label_duration_s, "num_spikes_per_unit": args.num_spikes_per_unit,
               "label_sorter": args.label_sorter, "device": args.device, "epochs": args.epochs,
               "threshold": args.threshold}
     if args.labels_from_ground_truth:
@@ -59,6 +65,9 @@ def add_cli_commands(commands, trainers):
                       help="benchmark mode: fine-tune on the MEArec ground truth's first spikes")
     sort.add_argument("--epochs", type=int, default=20)
     sort.add_argument("--threshold", type=float, default=0.5)
+    sort.add_argument("--gate-threshold", default=None,
+                      help="amplitude gate in noise units, or 'none' to run the network on every window "
+                           "(default: the sorter's, 4)")
     sort.add_argument("--device", default="auto")
     sort.add_argument("--overwrite", action="store_true")
     sort.set_defaults(function=command_esort)
