@@ -50,14 +50,18 @@ def pick_peaks(smoothed: torch.Tensor, threshold: float, min_distance_samples: i
         Peak positions (relative to row ``d``) and unit indices, sorted by position.
     """
     d = int(min_distance_samples)
-    x = smoothed.t().unsqueeze(0)  # (1, K, T)
-    local_max = F.max_pool1d(x, kernel_size=2 * d + 1, stride=1)[0]  # (K, T - 2d)
-    centre = x[0, :, d:x.shape[2] - d]
-    previous = x[0, :, d - 1:x.shape[2] - d - 1] if d >= 1 else torch.full_like(centre, -1.0)
-    is_peak = (centre >= threshold) & (centre >= local_max) & (centre > previous)
-    units, rows = torch.nonzero(is_peak, as_tuple=True)
-    order = torch.argsort(rows, stable=True)
-    return rows[order], units[order]
+    if smoothed.shape[0] < 2 * d + 1:
+        empty = torch.zeros(0, dtype=torch.long, device=smoothed.device)
+        return empty, empty.clone()
+    centre = smoothed[d:smoothed.shape[0] - d]  # (T - 2d, K)
+    # only the (few) values above the threshold are examined: each against its own neighbourhood
+    rows, units = torch.nonzero(centre >= threshold, as_tuple=True)  # sorted by row, then unit
+    neighbourhoods = smoothed.unfold(0, 2 * d + 1, 1)[rows, units]  # (N, 2d + 1), value at index d
+    value = centre[rows, units]
+    is_peak = value >= neighbourhoods.max(dim=1).values
+    if d >= 1:
+        is_peak &= value > neighbourhoods[:, d - 1]
+    return rows[is_peak], units[is_peak]
 
 
 def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, gate_threshold: float,
@@ -66,7 +70,8 @@ def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, g
     sample where some channel of the normalised ``(T, C)`` traces exceeds ``gate_threshold`` in
     absolute value. Returns sorted int64 row indices."""
     num_rows = (traces.shape[0] - window_num_samples) // stride + 1
-    active = (traces.abs() > gate_threshold).any(dim=1).float()[None, None]  # (1, 1, T)
+    largest = torch.maximum(traces.amax(dim=1), -traces.amin(dim=1))  # max |x| over channels, no copy of traces
+    active = (largest > gate_threshold).float()[None, None]  # (1, 1, T)
     if margin_samples > 0:
         active = F.max_pool1d(active, kernel_size=2 * margin_samples + 1, stride=1, padding=margin_samples)
     centres = torch.arange(num_rows, device=traces.device) * stride + window_num_samples // 2
