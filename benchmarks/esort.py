@@ -193,9 +193,10 @@ def main():
     if args.only and previous.is_file():
         # recordings not run now keep their rows from the run that made them (each row names its run;
         # every comparison in the summary is between rows of one recording, hence of one run)
-        for row in json.loads(previous.read_text())["rows"]:
+        earlier = json.loads(previous.read_text())
+        for row in earlier["rows"]:
             if row["dataset"] not in args.only:
-                row.setdefault("run", {"command": json.loads(previous.read_text())["command"]})
+                row.setdefault("run", {"command": earlier["command"]})
                 rows.append(row)
     payload = {"package_version": vq.__version__, "command": run["command"],
                "machine": "2-core CPU shared with other jobs (load average 6-12 during the run): absolute times are "
