@@ -11,7 +11,8 @@ absent. For each recording, in one run on the same CPU:
   well-detected units (accuracy >= 0.8), wall time of ``run_sorter``;
 - E-Sort fine-tuned on the first N ground-truth spikes of each unit (N = 5, 10, 15), with the
   shipped pretrained backbone ("transfer") and from random weights ("scratch"); fine-tuning time and
-  sorting time (network + post-processing over the whole recording, band-pass included) apart;
+  sorting time (network + post-processing over the whole recording, band-pass included: the
+  sorter's default FFT band-pass) apart;
   scored on the whole recording and on the part after the labelled period ("rest");
 - E-Sort (transfer, N = 15) on the recording rebuilt from WavPack hybrid bps 2.25 bytes;
 - E-Sort with labels from tridesclous2 (its spikes in the first 10 s), the real-data mode.
@@ -203,7 +204,8 @@ def main():
                           "inflated, ratios between rows of one run are the fair comparison",
                "esort_stride": STRIDE, "rows": rows,
                "note": (f"E-Sort rows: fine-tuned on the first N ground-truth spikes of each unit; 'rest' scores only "
-                        f"the part after the labelled period. Sort time: band-pass + network (windows every {STRIDE} "
+                        f"the part after the labelled period. Sort time: band-pass (zero-phase Butterworth by FFT, the "
+                        f"esort sorter's default filter_method) + network (windows every {STRIDE} "
                         "samples) + smoothing/peak picking over the whole 30 s, after fine-tuning. 'gated': the same "
                         "fine-tuned network sorted again with the esort sorter's default amplitude gate (the network "
                         "runs only near samples above 4 noise units, benchmarks/esort_gate.py). SI sorters: "

@@ -210,7 +210,7 @@ class ESortNet(nn.Module):
         return torch.sigmoid(torch.addmm(self.head.bias, h, self.head.weight.t()))
 
     @torch.no_grad()
-    def forward_rows(self, traces: torch.Tensor, rows: torch.Tensor, stride: int = 1, batch_size: int = 8192) -> torch.Tensor:
+    def forward_rows(self, traces: torch.Tensor, rows: torch.Tensor, stride: int = 1, batch_size: int = 1024) -> torch.Tensor:
         """Probabilities of selected windows of a chunk only (inference mode, running BN statistics).
 
         Row ``i`` is the window starting at sample ``i * stride``, as in :meth:`forward_traces`. The
@@ -226,7 +226,9 @@ class ESortNet(nn.Module):
         rows : torch.Tensor
             Row indices (int64), each ``< (T - W) // stride + 1``.
         stride : int, default: 1
-        batch_size : int, default: 8192
+        batch_size : int, default: 1024
+            Windows per batch; 1024 windows of 32 channels (8 MB) stay in the CPU cache between the
+            gather and the first layer, which made the whole call ~1.7x faster than 8192.
 
         Returns
         -------

@@ -85,7 +85,7 @@ def training_set_from_file(file_path, seed=0):
     from . import core
 
     recording, sorting = read_mearec(file_path)
-    prepared = core.prepare_recording(recording)
+    prepared = core.prepare_recording(recording, filter_method="sosfiltfilt")  # as the shipped backbone was trained
     noise = core.noise_levels(prepared, seed=seed)
     labels = core.labels_from_sorting(sorting, recording.get_num_samples(0))
     training_set = core.training_set_from_recording(prepared, noise, labels, seed=seed)

@@ -1,0 +1,127 @@
+"""Zero-phase Butterworth band-pass computed with FFTs: E-Sort's fast stand-in for ``bandpass_filter``.
+
+SpikeInterface's ``bandpass_filter`` runs ``scipy.signal.sosfiltfilt`` (a Butterworth filter forward
+then backward) over each chunk and its margins. Forward-backward filtering multiplies the spectrum by
+``|H(f)|^2``, so the same result (to within float32 rounding and edge handling) is one real FFT per
+chunk, a product and an inverse FFT, several times faster on a CPU. On a 32-channel MEArec chunk the
+two differ by at most 0.002 noise units (``tests/test_esort.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from spikeinterface.core import get_chunk_with_margin
+from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor, BasePreprocessorSegment
+
+
+def butterworth_gain(frequencies: np.ndarray, sampling_frequency: float, freq_min: float, freq_max: float,
+                     filter_order: int) -> np.ndarray:
+    """``|H(f)|^2`` at ``frequencies`` (Hz) of scipy's ``iirfilter(filter_order, [freq_min, freq_max],
+    btype="bandpass", ftype="butter")``: the gain of that filter applied forward and backward."""
+    from scipy.signal import iirfilter, sosfreqz
+
+    sos = iirfilter(filter_order, [freq_min, freq_max], fs=sampling_frequency, btype="bandpass", ftype="butter",
+                    output="sos")
+    _, response = sosfreqz(sos, worN=np.asarray(frequencies, dtype=np.float64), fs=sampling_frequency)
+    return np.abs(response) ** 2
+
+
+class FFTBandpassFilterRecording(BasePreprocessor):
+    """Zero-phase Butterworth band-pass of a recording, applied in the frequency domain.
+
+    The result matches ``spikeinterface.preprocessing.bandpass_filter(recording, freq_min, freq_max,
+    filter_order=filter_order)`` (``sosfiltfilt``) away from the recording's first and last
+    10 ms or so, where this filter extends the signal by odd reflection instead (the two differ
+    there by less than one noise unit).
+
+    Parameters
+    ----------
+    recording : BaseRecording
+        The recording to filter.
+    freq_min, freq_max : float, default: 300.0, 6000.0
+        Band edges in Hz (``0 < freq_min < freq_max < sampling_frequency / 2``).
+    filter_order : int, default: 5
+        Order of the Butterworth filter before it is doubled by the forward-backward gain.
+    margin_ms : float | "auto", default: "auto"
+        Samples read on each side of a chunk so that the FFT's circular wrap-around stays out of it;
+        "auto": 5 periods of ``freq_min``, as ``bandpass_filter`` does.
+    dtype : "float32" | "float64", default: "float32"
+        The dtype of the returned traces.
+
+    Returns
+    -------
+    FFTBandpassFilterRecording
+        A lazy recording; ``si.load`` rebuilds it from its provenance.
+    """
+
+    def __init__(self, recording, freq_min: float = 300.0, freq_max: float = 6000.0, filter_order: int = 5,
+                 margin_ms="auto", dtype="float32"):
+        sampling_frequency = recording.get_sampling_frequency()
+        if not 0 < freq_min < freq_max < sampling_frequency / 2:
+            raise ValueError(f"need 0 < freq_min < freq_max < sampling_frequency / 2, got freq_min={freq_min}, "
+                             f"freq_max={freq_max} at {sampling_frequency} Hz: lower freq_max below the Nyquist "
+                             "frequency")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}: filtered traces are not integers")
+        if margin_ms == "auto":
+            margin_ms = 5 * 1000.0 / freq_min
+        margin = int(np.ceil(float(margin_ms) * sampling_frequency / 1000.0))
+        BasePreprocessor.__init__(self, recording, dtype=dtype)
+        for parent_segment in recording._recording_segments:
+            self.add_recording_segment(_FFTBandpassSegment(parent_segment, sampling_frequency, freq_min, freq_max,
+                                                           int(filter_order), margin, dtype))
+        self._kwargs = dict(recording=recording, freq_min=float(freq_min), freq_max=float(freq_max),
+                            filter_order=int(filter_order), margin_ms=float(margin_ms), dtype=dtype.str)
+
+
+class _FFTBandpassSegment(BasePreprocessorSegment):
+    def __init__(self, parent_segment, sampling_frequency, freq_min, freq_max, filter_order, margin, dtype):
+        BasePreprocessorSegment.__init__(self, parent_segment)
+        self.sampling_frequency = sampling_frequency
+        self.band = (freq_min, freq_max, filter_order)
+        self.margin = margin
+        self.dtype = dtype
+        self._gains = {}  # FFT length -> (n // 2 + 1,) float32 tensor
+
+    def _gain(self, num_fft: int) -> torch.Tensor:
+        if num_fft not in self._gains:
+            frequencies = np.fft.rfftfreq(num_fft, 1.0 / self.sampling_frequency)
+            gain = butterworth_gain(frequencies, self.sampling_frequency, *self.band)
+            self._gains[num_fft] = torch.from_numpy(gain.astype(np.float32))
+        return self._gains[num_fft]
+
+    def get_traces(self, start_frame, end_frame, channel_indices):
+        from scipy.fft import next_fast_len
+
+        traces, left, right = get_chunk_with_margin(self.parent_recording_segment, start_frame, end_frame,
+                                                    channel_indices, self.margin)
+        x = torch.from_numpy(np.array(traces, dtype=np.float32))  # (L, C), a copy we own
+        if len(x) == 0:
+            return np.zeros((0, x.shape[1]), dtype=self.dtype)
+        # at the recording's edges, extend by odd reflection (as sosfiltfilt pads)
+        pad_left = min(self.margin - left, len(x) - 1)
+        pad_right = min(self.margin - right, len(x) - 1)
+        if pad_left > 0 or pad_right > 0:
+            x = torch.cat([2 * x[:1] - x[1:pad_left + 1].flip(0), x,
+                           2 * x[-1:] - x[len(x) - 1 - pad_right:len(x) - 1].flip(0)])
+        length = len(x)
+        # remove the line through the first and last samples: the periodic extension has no jump, and
+        # the band-pass removes a line anyway (zero gain at 0 Hz and a smooth ramp has no band power)
+        ramp = torch.linspace(0.0, 1.0, length, dtype=torch.float32)[:, None]
+        x -= x[:1] + ramp * (x[-1:] - x[:1])
+        num_fft = next_fast_len(length, real=True)
+        spectrum = torch.fft.rfft(x, n=num_fft, dim=0)
+        spectrum *= self._gain(num_fft)[:, None]
+        filtered = torch.fft.irfft(spectrum, n=num_fft, dim=0)
+        first = max(pad_left, 0) + left
+        filtered = filtered[first:first + (end_frame - start_frame)]
+        return filtered.numpy().astype(self.dtype, copy=False)
+
+
+def fft_bandpass_filter(recording, freq_min: float = 300.0, freq_max: float = 6000.0, filter_order: int = 5,
+                        margin_ms="auto", dtype="float32") -> FFTBandpassFilterRecording:
+    """Zero-phase Butterworth band-pass by FFT; see :class:`FFTBandpassFilterRecording`."""
+    return FFTBandpassFilterRecording(recording, freq_min=freq_min, freq_max=freq_max, filter_order=filter_order,
+                                      margin_ms=margin_ms, dtype=dtype)
