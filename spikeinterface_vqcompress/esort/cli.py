@@ -27,8 +27,9 @@ def command_esort(args):
             raise SystemExit(f"error: --gate-threshold must be a number of noise units or 'none', got {args.gate_threshold!r}")
     recording, gt_sorting = _load_with_ground_truth(args.input)
     params = {**gate, "label_duration_s": args.label_duration_s, "num_spikes_per_unit": args.num_spikes_per_unit,
-              "label_sorter": args.label_sorter, "device": args.device, "epochs": args.epochs,
-              "threshold": args.threshold}
+              "label_sorter": args.label_sorter, "device": args.device, "threshold": args.threshold}
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
     if args.labels_from_ground_truth:
         if gt_sorting is None:
             raise SystemExit("error: --labels-from-ground-truth needs a MEArec .h5 recording")
@@ -63,7 +64,7 @@ def add_cli_commands(commands, trainers):
     sort.add_argument("--num-spikes-per-unit", type=int, default=None)
     sort.add_argument("--labels-from-ground-truth", action="store_true",
                       help="benchmark mode: fine-tune on the MEArec ground truth's first spikes")
-    sort.add_argument("--epochs", type=int, default=20)
+    sort.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the sorter's, 60)")
     sort.add_argument("--threshold", type=float, default=0.5)
     sort.add_argument("--gate-threshold", default=None,
                       help="amplitude gate in noise units, or 'none' to run the network on every window "

@@ -201,7 +201,7 @@ def build_model(prepared, num_units: int, pretrained=DEFAULT_BACKBONE, transfer_
 
 
 def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACKBONE, transfer_spatial="auto",
-                        epochs: int = 20, batch_size: int = 256, learning_rate: float = 1e-3,
+                        epochs: int = 60, batch_size: int = 256, learning_rate: float = 1e-3,
                         backbone_learning_rate: float | None = None, device="auto", seed: int = 0,
                         verbose: bool = False):
     """Build the network for ``prepared`` and fine-tune it on ``labels``.

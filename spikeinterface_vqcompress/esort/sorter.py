@@ -56,7 +56,7 @@ class ESortSorter(BaseSorter):
         "min_spikes_per_unit": 5,
         "pretrained": "esort_backbone",
         "transfer_spatial": "auto",
-        "epochs": 20,
+        "epochs": 60,
         "batch_size": 256,
         "learning_rate": 1e-3,
         "backbone_learning_rate": None,
@@ -90,7 +90,8 @@ class ESortSorter(BaseSorter):
         "pretrained": "Backbone: a shipped name ('esort_backbone'), a path to a .pt file, or None to train from scratch",
         "transfer_spatial": "'auto': reuse the backbone's spatial layer when the probe geometry matches one it was "
                             "trained on; False: always learn a new spatial layer (temporal layers always transfer)",
-        "epochs": "Fine-tuning epochs over the labelled windows",
+        "epochs": "Fine-tuning epochs over the labelled windows (60: chosen on a tuning recording, "
+                  "benchmarks/results/esort_finetune.md; with few labels an epoch is only a few steps)",
         "batch_size": "Fine-tuning batch size",
         "learning_rate": "Adam learning rate of the new head",
         "backbone_learning_rate": "Adam learning rate of the backbone during fine-tuning (None: learning_rate, 0: frozen)",
