@@ -57,7 +57,17 @@ def score(gt_sorting, sorting, start_frame=0):
     return score_sorting(gt_sorting, sorting)
 
 
-def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, seed=0):
+def _mean_scores(scores):
+    """Scores averaged over fine-tuning seeds (every numeric entry), with the accuracy's spread."""
+    out = {key: float(np.mean([score[key] for score in scores])) for key in scores[0]}
+    out["accuracy_std"] = float(np.std([score["accuracy_mean"] for score in scores]))
+    out["accuracy_per_seed"] = [score["accuracy_mean"] for score in scores]
+    return out
+
+
+def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, seeds=(0,)):
+    """Fine-tune E-Sort once per seed, sort (ungated and gated) and score; scores and times are the
+    mean over the seeds, the accuracy's std and per-seed values are kept."""
     import torch
 
     from spikeinterface_vqcompress.esort import core
@@ -66,29 +76,45 @@ def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     prepared = core.prepare_recording(recording)
-    noise = core.noise_levels(prepared, seed=seed)
+    noise = core.noise_levels(prepared, seed=0)
     prep_s = time.perf_counter() - t0
-    model, info = core.fine_tune_recording(prepared, noise, labels, pretrained=pretrained, seed=seed)
-    t0 = time.perf_counter()
-    sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE)
-    sort_s = time.perf_counter() - t0
+    runs = []
+    for seed in seeds:
+        model, info = core.fine_tune_recording(prepared, noise, labels, pretrained=pretrained, seed=seed)
+        t0 = time.perf_counter()
+        sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE)
+        sort_s = time.perf_counter() - t0
+        # the same fine-tuned network with the amplitude gate (the sorter's default), sorted right after
+        t0 = time.perf_counter()
+        gated = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE,
+                                    gate_threshold=DEFAULT_GATE_THRESHOLD, gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES)
+        gated_s = time.perf_counter() - t0
+        runs.append({"seed": seed, "info": info, "sort_s": sort_s, "gated_s": gated_s,
+                     "whole": score(gt_sorting, sorting), "rest": score(gt_sorting, sorting, labels.end_sample),
+                     "gated_whole": score(gt_sorting, gated), "gated_rest": score(gt_sorting, gated, labels.end_sample)})
     row = {"dataset": dataset, "method": tag, "num_spikes_per_unit": labels.info["num_spikes_per_unit"],
-           "pretrained": bool(pretrained), "transfer": info["transfer"],
+           "pretrained": bool(pretrained), "transfer": runs[0]["info"]["transfer"], "seeds": list(seeds),
            "labelled_period_end_s": labels.end_sample / recording.get_sampling_frequency(),
-           "noise_estimation_s": prep_s, "fine_tune_s": info["fine_tune_time_s"], "sort_s": sort_s,
-           "num_training_windows": info["num_training_windows"], "final_loss": info["history"]["loss"][-1],
-           "whole": score(gt_sorting, sorting), "rest": score(gt_sorting, sorting, labels.end_sample)}
-    # the same fine-tuned network with the amplitude gate (the sorter's default), sorted right after
-    t0 = time.perf_counter()
-    gated = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE, gate_threshold=DEFAULT_GATE_THRESHOLD,
-                                 gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES)
+           "noise_estimation_s": prep_s, "fine_tune_s": float(np.mean([r["info"]["fine_tune_time_s"] for r in runs])),
+           "sort_s": float(np.mean([r["sort_s"] for r in runs])),
+           "num_training_windows": runs[0]["info"]["num_training_windows"],
+           "final_loss": float(np.mean([r["info"]["history"]["loss"][-1] for r in runs])),
+           "whole": _mean_scores([r["whole"] for r in runs]), "rest": _mean_scores([r["rest"] for r in runs])}
     row["gated"] = {"gate_threshold": DEFAULT_GATE_THRESHOLD, "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
-                    "sort_s": time.perf_counter() - t0, "whole": score(gt_sorting, gated),
-                    "rest": score(gt_sorting, gated, labels.end_sample)}
-    print(f"{dataset} {tag}: acc {row['whole']['accuracy_mean']:.3f} (rest {row['rest']['accuracy_mean']:.3f}), "
-          f"fine-tune {row['fine_tune_s']:.0f} s, sort {sort_s:.1f} s; gated: acc "
-          f"{row['gated']['whole']['accuracy_mean']:.3f}, sort {row['gated']['sort_s']:.1f} s", flush=True)
+                    "sort_s": float(np.mean([r["gated_s"] for r in runs])),
+                    "whole": _mean_scores([r["gated_whole"] for r in runs]),
+                    "rest": _mean_scores([r["gated_rest"] for r in runs])}
+    print(f"{dataset} {tag}: acc {row['whole']['accuracy_mean']:.3f} +/- {row['whole']['accuracy_std']:.3f} (rest "
+          f"{row['rest']['accuracy_mean']:.3f}), fine-tune {row['fine_tune_s']:.0f} s, sort {row['sort_s']:.1f} s; "
+          f"gated: acc {row['gated']['whole']['accuracy_mean']:.3f}, sort {row['gated']['sort_s']:.1f} s", flush=True)
     return row
+
+
+def _accuracy(scores) -> str:
+    text = f"{scores['accuracy_mean']:.3f}"
+    if len(scores.get("accuracy_per_seed", [])) > 1:
+        text += f" ± {scores['accuracy_std']:.3f}"
+    return text
 
 
 def markdown(payload) -> str:
@@ -103,11 +129,11 @@ def markdown(payload) -> str:
         gated = row.get("gated")
         lines.append(
             f"| {row['dataset']} | {row['method']} | {row.get('num_spikes_per_unit') or ''} | "
-            f"{whole['accuracy_mean']:.3f} | {whole['precision_mean']:.3f} | {whole['recall_mean']:.3f} | "
-            f"{whole['num_well_detected']}/{whole['num_gt_units']} | "
+            f"{_accuracy(whole)} | {whole['precision_mean']:.3f} | {whole['recall_mean']:.3f} | "
+            f"{whole['num_well_detected']:.3g}/{whole['num_gt_units']:g} | "
             f"{'' if rest is None else format(rest['accuracy_mean'], '.3f')} | "
             f"{'' if row.get('fine_tune_s') is None else format(row['fine_tune_s'], '.1f')} | {row['sort_s']:.1f} | "
-            f"{'' if gated is None else format(gated['whole']['accuracy_mean'], '.3f')} | "
+            f"{'' if gated is None else _accuracy(gated['whole'])} | "
             f"{'' if gated is None else format(gated['sort_s'], '.1f')} |")
     runs = {}
     for row in rows:
@@ -176,6 +202,8 @@ def main():
     parser.add_argument("--sorters", nargs="*", default=SORTERS)
     parser.add_argument("--spikes-per-unit", nargs="*", type=int, default=SPIKES_PER_UNIT)
     parser.add_argument("--no-compressed", action="store_true", help="skip the WavPack-rebuilt row")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="fine-tuning seeds of the transfer / scratch rows (scores: mean and std over them)")
     parser.add_argument("--label-cap", type=int, default=15,
                         help="labels from tridesclous2: at most this many spikes per unit (the sorter's num_spikes_per_unit)")
     args = parser.parse_args()
@@ -204,13 +232,15 @@ def main():
                 row.setdefault("run", {"command": earlier["command"]})
                 rows.append(row)
     payload = {"package_version": vq.__version__, "command": run["command"],
-               "machine": "2-core CPU shared with other jobs (load average 6-12 during the run): absolute times are "
-                          "inflated, ratios between rows of one run are the fair comparison",
+               "machine": "2-core CPU (shared machine: absolute times are noisy; ratios between rows of one run are "
+                          "the fair comparison)",
                "esort_stride": STRIDE, "rows": rows,
-               "note": (f"E-Sort rows: fine-tuned on the first N ground-truth spikes of each unit; 'rest' scores only "
+               "note": (f"E-Sort rows: fine-tuned on the first N ground-truth spikes of each unit, once per "
+                        f"fine-tuning seed {args.seeds} (transfer / scratch rows; the others seed 0): scores and times "
+                        "are means over the seeds, accuracy as mean ± std; 'rest' scores only "
                         f"the part after the labelled period. Sort time: band-pass (zero-phase Butterworth by FFT, the "
                         f"esort sorter's default filter_method) + network (windows every {STRIDE} "
-                        "samples) + smoothing/peak picking over the whole 30 s, after fine-tuning. 'gated': the same "
+                        "samples) + smoothing/peak picking over the whole recording, after fine-tuning. 'gated': the same "
                         "fine-tuned network sorted again with the esort sorter's default amplitude gate (the network "
                         "runs only near samples above 4 noise units, benchmarks/esort_gate.py). SI sorters: "
                         "run_sorter wall time, seed 0, default parameters. Well-detected: accuracy >= 0.8. "
@@ -238,7 +268,8 @@ def main():
         for n in args.spikes_per_unit:
             labels = core.labels_from_sorting(gt_sorting, num_samples, num_spikes_per_unit=n)
             for pretrained, tag in (("esort_backbone", "esort-transfer"), (None, "esort-scratch")):
-                rows.append(esort_row(recording, gt_sorting, labels, pretrained, spec["name"], tag, args.threads))
+                rows.append(esort_row(recording, gt_sorting, labels, pretrained, spec["name"], tag, args.threads,
+                                      seeds=args.seeds))
                 save()
         tdc2_sorting = None
         if not args.skip_sorters:
