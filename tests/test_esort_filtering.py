@@ -68,3 +68,15 @@ def test_provenance_rebuilds_and_bad_arguments_are_named(recording, tmp_path):
     with pytest.raises(ValueError, match="filter_method"):
         core.prepare_recording(recording, filter_method="butter")
     assert isinstance(core.prepare_recording(recording), FFTBandpassFilterRecording)
+
+
+def test_sorter_names_a_bad_filter_method(recording, tmp_path):
+    import spikeinterface.sorters as ss
+
+    import spikeinterface_vqcompress  # noqa: F401  registers "esort"
+
+    assert ss.get_default_sorter_params("esort")["filter_method"] == "fft"
+    with pytest.raises(ValueError, match="filter_method"):
+        ss.run_sorter("esort", recording.save(folder=tmp_path / "recording"), folder=tmp_path / "esort",
+                      filter_method="butter")
+    assert not (tmp_path / "esort" / "sorter_output" / "sorting").exists()
