@@ -70,6 +70,13 @@ def load_backbone(name_or_path: str | Path = DEFAULT_BACKBONE) -> dict:
 FILTER_METHODS = ("fft", "sosfiltfilt")
 
 
+def check_filter_method(filter_method: str) -> str:
+    """``filter_method`` if it is one of :data:`FILTER_METHODS`, else a ValueError naming the choices."""
+    if filter_method not in FILTER_METHODS:
+        raise ValueError(f"filter_method must be one of {FILTER_METHODS}, got {filter_method!r}")
+    return filter_method
+
+
 def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 300.0, freq_max: float = 6000.0,
                       filter_method: str = "fft"):
     """The recording E-Sort sees: float32, band-passed ``freq_min``-``freq_max`` Hz if ``apply_filter``.
@@ -80,8 +87,7 @@ def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 30
     differ by ~1e-5 noise units inside the recording and by < 1 noise unit in its first and last
     10 ms (each pads the edges its own way).
     """
-    if filter_method not in FILTER_METHODS:
-        raise ValueError(f"filter_method must be one of {FILTER_METHODS}, got {filter_method!r}")
+    check_filter_method(filter_method)
     if apply_filter:
         if filter_method == "fft":
             from .filtering import fft_bandpass_filter

@@ -141,10 +141,9 @@ class ESortSorter(BaseSorter):
             raise ValueError("label_source='sorting' needs label_sorting_path (a saved sorting or a MEArec .h5 file)")
         if params["smoothing_kernel_size"] % 2 == 0:
             raise ValueError("smoothing_kernel_size must be odd (17 by default)")
-        from .core import FILTER_METHODS
+        from .core import check_filter_method
 
-        if params["filter_method"] not in FILTER_METHODS:
-            raise ValueError(f"filter_method must be one of {FILTER_METHODS}, got {params['filter_method']!r}")
+        check_filter_method(params["filter_method"])
         return params
 
     @classmethod
