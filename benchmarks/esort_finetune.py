@@ -7,9 +7,19 @@ N ground-truth spikes per unit of a MEArec recording whose templates and seed (0
 backbone's (201, 202) and from the benchmark's (101, 102), with several settings and fine-tuning
 seeds, side by side in one run, and scores the gated sort of the whole recording.
 
-Writes ``benchmarks/results/esort_finetune.json`` and ``esort_finetune.md``. Run::
+Two experiments, each with its own results:
+
+- ``--experiment schedule``: learning rates, frozen backbone, epochs (chose 60 epochs and one learning
+  rate for head and backbone); ``benchmarks/results/esort_finetune.{json,md}``;
+- ``--experiment backbone`` (default): how the backbone is pretrained (the first shipped one, 4
+  recordings x 800 steps; 4 recordings x 4000 steps; the shipped one, 10 recordings x 12000 steps,
+  each trained here into ``benchmarks/work/esort_backbones/``) and the sorting probability threshold
+  (chose 0.25 and the shipped backbone); ``benchmarks/results/esort_backbone_threshold.{json,md}``.
+
+Run::
 
     python benchmarks/esort_finetune.py
+    python benchmarks/esort_finetune.py --experiment schedule
 """
 
 from __future__ import annotations
@@ -35,15 +45,48 @@ VARIANTS = {
     "scratch, 60 epochs": (None, {"epochs": 60}),
 }
 SPIKES_PER_UNIT = [5, 9, 10, 15]
+THRESHOLDS = [0.5, 0.35, 0.3, 0.25, 0.2]
+#: backbones compared: name -> (number of TRAINING_RECORDINGS used per probe, pretraining steps); None: the shipped one
+BACKBONES = {
+    "first shipped backbone: 2 recordings per probe, 800 steps": (2, 800),
+    "2 recordings per probe, 4000 steps": (2, 4000),
+    "shipped backbone: 5 recordings per probe, 12000 steps": None,
+}
+
+
+def backbone_variants(work_folder):
+    """Train the compared backbones (when absent) and return name -> (pretrained, fine-tune kwargs)."""
+    from spikeinterface_vqcompress.esort import pretraining
+
+    variants = {"scratch": (None, {})}
+    for name, spec in BACKBONES.items():
+        if spec is None:
+            variants[f"transfer, {name}"] = ("esort_backbone", {})
+            continue
+        per_probe, steps = spec
+        probes = dict.fromkeys(rec[0] for rec in pretraining.TRAINING_RECORDINGS)
+        recordings = []
+        for probe in probes:
+            recordings += [rec for rec in pretraining.TRAINING_RECORDINGS if rec[0] == probe][:per_probe]
+        tag = f"backbone_{per_probe}per_probe_{steps}steps"
+        path = Path(work_folder) / f"{tag}.pt"
+        if not path.is_file():
+            pretraining.train_backbone(output_folder=work_folder, name=tag, steps=steps, recordings=recordings,
+                                       verbose=False, command=f"benchmarks/esort_finetune.py ({name})")
+        variants[f"transfer, {name}"] = (str(path), {})
+    return variants
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", choices=["backbone", "schedule"], default="backbone")
     parser.add_argument("--recording", default=str(DEFAULT_RECORDING),
                         help="a MEArec file off the backbone's and the benchmark's seeds (simulated, seed 0, when absent)")
     parser.add_argument("--spikes-per-unit", type=int, nargs="*", default=SPIKES_PER_UNIT)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="fine-tuning seeds")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work-folder", default=str(HERE / "work" / "esort_backbones"),
+                        help="where the compared backbones are trained (--experiment backbone)")
     parser.add_argument("--output", default=str(HERE / "results"))
     args = parser.parse_args(argv)
 
@@ -60,6 +103,10 @@ def main(argv=None):
     path = Path(args.recording)
     if not path.is_file():
         simulate_recording(path, probe="Neuronexus-32", num_units=20, duration_s=30.0, seed=0, num_templates_per_cell=10)
+    if args.experiment == "backbone":
+        variants, thresholds, stem = backbone_variants(args.work_folder), THRESHOLDS, "esort_backbone_threshold"
+    else:
+        variants, thresholds, stem = VARIANTS, [0.5], "esort_finetune"
     recording, gt_sorting = load_ground_truth(path)
     prepared = core.prepare_recording(recording)
     noise = core.noise_levels(prepared)
@@ -68,39 +115,49 @@ def main(argv=None):
     rows = []
     for n in args.spikes_per_unit:
         labels = core.labels_from_sorting(gt_sorting, num_samples, num_spikes_per_unit=n)
-        for name, (pretrained, kwargs) in VARIANTS.items():
-            accuracies, times = [], []
+        for name, (pretrained, kwargs) in variants.items():
+            accuracies, times = {threshold: [] for threshold in thresholds}, []
             for seed in args.seeds:
                 model, info = core.fine_tune_recording(prepared, noise, labels, pretrained=pretrained, seed=seed, **kwargs)
-                sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=2,
-                                              gate_threshold=DEFAULT_GATE_THRESHOLD,
-                                              gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES)
-                accuracies.append(score_sorting(gt_sorting, sorting)["accuracy_mean"])
                 times.append(info["fine_tune_time_s"])
-            rows.append({"num_spikes_per_unit": n, "variant": name, "accuracy": accuracies,
-                         "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-                         "fine_tune_s": float(np.median(times))})
-            print(f"N={n} {name}: {np.mean(accuracies):.3f} +/- {np.std(accuracies):.3f}", flush=True)
+                for threshold in thresholds:  # the same fine-tuned network, sorted at each threshold
+                    sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=2, threshold=threshold,
+                                                  gate_threshold=DEFAULT_GATE_THRESHOLD,
+                                                  gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES)
+                    accuracies[threshold].append(score_sorting(gt_sorting, sorting)["accuracy_mean"])
+            for threshold in thresholds:
+                values = accuracies[threshold]
+                rows.append({"num_spikes_per_unit": n, "variant": name, "threshold": threshold, "accuracy": values,
+                             "accuracy_mean": float(np.mean(values)), "accuracy_std": float(np.std(values)),
+                             "fine_tune_s": float(np.median(times))})
+                print(f"N={n} {name}, threshold {threshold}: {np.mean(values):.3f} +/- {np.std(values):.3f}", flush=True)
 
-    payload = {"package_version": vq.__version__, "command": " ".join(["benchmarks/esort_finetune.py", *sys.argv[1:]]),
+    payload = {"package_version": vq.__version__,
+               "command": " ".join(["benchmarks/esort_finetune.py", *(argv if argv is not None else sys.argv[1:])]),
                "recording": str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path),
-               "seeds": args.seeds, "rows": rows, "wall_time_s": time.perf_counter() - t_start}
+               "experiment": args.experiment, "seeds": args.seeds, "rows": rows,
+               "wall_time_s": time.perf_counter() - t_start}
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "esort_finetune.json").write_text(json.dumps(payload, indent=2))
-    lines = ["# E-Sort fine-tuning settings (tuning recording, never reported)", "",
+    (output / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    title = ("E-Sort backbone pretraining and sorting threshold" if args.experiment == "backbone"
+             else "E-Sort fine-tuning settings")
+    lines = [f"# {title} (tuning recording, never reported)", "",
              f"Recording `{payload['recording']}` (MEArec Neuronexus-32, 20 units, 30 s, templates and seed 0: "
              "off the backbone's and the benchmark's seeds). Fine-tuned on each unit's first N ground-truth spikes, "
              "sorted with the sorter's default gate; mean accuracy over the whole recording, mean +/- std over "
              f"fine-tuning seeds {args.seeds}. Command: `{payload['command']}`.", "",
-             "| variant | " + " | ".join(f"N = {n}" for n in args.spikes_per_unit) + " |",
-             "|---|" + "---|" * len(args.spikes_per_unit)]
-    for name in VARIANTS:
-        cells = [next(f"{r['accuracy_mean']:.3f} +/- {r['accuracy_std']:.3f}" for r in rows
-                      if r["variant"] == name and r["num_spikes_per_unit"] == n) for n in args.spikes_per_unit]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+             "| variant | threshold | " + " | ".join(f"N = {n}" for n in args.spikes_per_unit) + " | mean |",
+             "|---|---|" + "---|" * (len(args.spikes_per_unit) + 1)]
+    for name in variants:
+        for threshold in thresholds:
+            selected = [next(r for r in rows if r["variant"] == name and r["threshold"] == threshold
+                             and r["num_spikes_per_unit"] == n) for n in args.spikes_per_unit]
+            cells = [f"{r['accuracy_mean']:.3f} +/- {r['accuracy_std']:.3f}" for r in selected]
+            mean = np.mean([r["accuracy_mean"] for r in selected])
+            lines.append(f"| {name} | {threshold} | " + " | ".join(cells) + f" | {mean:.3f} |")
     lines += ["", f"Wall time: {payload['wall_time_s']:.0f} s."]
-    (output / "esort_finetune.md").write_text("\n".join(lines) + "\n")
+    (output / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

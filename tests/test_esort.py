@@ -182,7 +182,7 @@ def test_fine_tune_learns_a_planted_waveform():
     known = [int(train[14]) + 6 for train in trains]
     training_set = TrainingSet(traces, labelled, known, seed=0, min_random=500)
     model = ESortNet(num_channels, 2)
-    history = fine_tune(model, training_set, epochs=6, seed=0)
+    history = fine_tune(model, training_set, epochs=15, seed=0)
     assert history["loss"][-1] < history["loss"][0]
     samples, units = detect_spikes(model, lambda a, b: traces[a:b], num_samples, stride=2)
     for unit, train in enumerate(trains):
@@ -228,8 +228,16 @@ def test_shipped_backbone_matches_its_model_card():
     assert card["training"]["command"].startswith("vqcompress train esort")
     state = core.load_backbone("esort_backbone")
     assert any(key.startswith("temporal.") for key in state)
-    assert all(d["templates_seed"] not in (0, 101, 102) and d["recording_seed"] not in (0, 101, 102)
+    from spikeinterface_vqcompress.esort import pretraining
+
+    reserved = pretraining.EVALUATION_SEEDS
+    assert {0, 101, 102, 103, 104} <= set(reserved)  # the tuning recording's and every benchmark recording's seed
+    assert all(d["templates_seed"] not in reserved and d["recording_seed"] not in reserved
                for d in card["training"]["data"])
+    # the card describes what `vqcompress train esort` trains now
+    assert [(d["probe"], d["templates_seed"], d["recording_seed"], d["num_units"], d["duration_s"])
+            for d in card["training"]["data"]] == [tuple(r) for r in pretraining.TRAINING_RECORDINGS]
+    assert card["training"]["steps"] == pretraining.PRETRAINING_STEPS
     with pytest.raises(FileNotFoundError, match="esort_backbone"):
         core.backbone_path("no-such-backbone")
 
@@ -256,6 +264,7 @@ def test_sorter_is_registered():
     assert set(defaults) == set(descriptions)
     assert defaults["label_sorter"] == "tridesclous2" and defaults["device"] == "auto"
     assert defaults["gate_threshold"] == 4.0 and defaults["gate_margin_samples"] == 8
+    assert defaults["threshold"] == 0.25
 
 
 def test_cli_names_a_bad_gate_threshold(tmp_path):

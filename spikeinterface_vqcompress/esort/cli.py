@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 
+from .defaults import DEFAULT_THRESHOLD
+
 
 def command_train_esort(args):
-    from .pretraining import train_backbone
+    from .pretraining import PRETRAINING_STEPS, train_backbone
 
-    command = "vqcompress train esort" + (f" --steps {args.steps}" if args.steps != 4000 else "") + \
+    steps = PRETRAINING_STEPS if args.steps is None else args.steps
+    command = "vqcompress train esort" + (f" --steps {steps}" if steps != PRETRAINING_STEPS else "") + \
         (f" --seed {args.seed}" if args.seed else "")
-    train_backbone(output_folder=args.output_folder, work_folder=args.work_folder, name=args.name, steps=args.steps,
+    train_backbone(output_folder=args.output_folder, work_folder=args.work_folder, name=args.name, steps=steps,
                    seed=args.seed, num_threads=args.num_threads, device=args.device, command=command)
 
 
@@ -46,7 +49,8 @@ def command_esort(args):
 def add_cli_commands(commands, trainers):
     """Add ``esort`` to the top-level commands and ``esort`` to ``vqcompress train``."""
     train = trainers.add_parser("esort", help="pretrain the E-Sort backbone on simulated MEArec recordings")
-    train.add_argument("--steps", type=int, default=4000, help="pretraining steps (batches; default: 4000)")
+    train.add_argument("--steps", type=int, default=None,
+                       help="pretraining steps (batches of 256 windows; default: the shipped backbone's 12000)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--num-threads", type=int, default=2)
     train.add_argument("--device", default="auto")
@@ -65,7 +69,8 @@ def add_cli_commands(commands, trainers):
     sort.add_argument("--labels-from-ground-truth", action="store_true",
                       help="benchmark mode: fine-tune on the MEArec ground truth's first spikes")
     sort.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the sorter's, 60)")
-    sort.add_argument("--threshold", type=float, default=0.5)
+    sort.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                      help=f"minimum smoothed probability of a spike (default: {DEFAULT_THRESHOLD})")
     sort.add_argument("--gate-threshold", default=None,
                       help="amplitude gate in noise units, or 'none' to run the network on every window "
                            "(default: the sorter's, 4)")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..io import file_sha256
+from .defaults import DEFAULT_THRESHOLD
 from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
 from .postprocessing import detect_spikes
 from .training import TrainingSet, fine_tune
@@ -231,8 +232,8 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
     return model, info
 
 
-def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = 0.5, kernel_size: int = 17,
-                   min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto",
+def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = DEFAULT_THRESHOLD,
+                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto",
                    gate_threshold: float | None = None, gate_margin_samples: int = 8):
     """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
 

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .defaults import DEFAULT_THRESHOLD
+
 
 def triangular_kernel(kernel_size: int = 17) -> torch.Tensor:
     """A normalised triangular kernel of odd length ``kernel_size`` (sums to 1)."""
@@ -78,7 +80,7 @@ def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, g
     return torch.nonzero(active[0, 0, centres] > 0, as_tuple=True)[0]
 
 
-def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: float = 0.5,
+def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: float = DEFAULT_THRESHOLD,
                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_num_samples: int = 65536,
                   stride: int = 1, device="cpu", gate_threshold: float | None = None, gate_margin_samples: int = 8):
     """Run a fine-tuned E-Sort network over a whole recording segment and pick its spikes.
@@ -92,7 +94,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         segment's normalised traces; frames are always inside ``[0, num_samples)``.
     num_samples : int
         Number of samples of the segment.
-    threshold : float, default: 0.5
+    threshold : float, default: 0.25
         Minimum smoothed probability of a spike.
     kernel_size : int, default: 17
         Length in samples of the triangular smoothing kernel (with ``stride`` s, the kernel has

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from spikeinterface.sorters import BaseSorter
 
-#: The sorter's amplitude gate (noise units) and its half-width (samples), chosen on a training
-#: recording by ``benchmarks/esort_gate.py`` (``benchmarks/results/esort_gate.md``: the same accuracy
-#: as no gate with a quarter of the windows; a 5-unit gate starts losing spikes, 6 loses units).
-DEFAULT_GATE_THRESHOLD = 4.0
-DEFAULT_GATE_MARGIN_SAMPLES = 8
+from .defaults import (  # noqa: F401
+    DEFAULT_GATE_MARGIN_SAMPLES,
+    DEFAULT_GATE_THRESHOLD,
+    DEFAULT_THRESHOLD,
+)
 
 
 class ESortSorter(BaseSorter):
@@ -64,7 +64,7 @@ class ESortSorter(BaseSorter):
         "freq_min": 300.0,
         "freq_max": 6000.0,
         "filter_method": "fft",
-        "threshold": 0.5,
+        "threshold": DEFAULT_THRESHOLD,
         "smoothing_kernel_size": 17,
         "min_distance_ms": 0.3,
         "chunk_duration_s": 2.0,
@@ -100,7 +100,8 @@ class ESortSorter(BaseSorter):
         "freq_max": "Low-pass cut-off in Hz",
         "filter_method": "'fft': zero-phase Butterworth band-pass by FFT (fast); 'sosfiltfilt': SpikeInterface's "
                          "bandpass_filter (the same filter, ~3x slower)",
-        "threshold": "Minimum smoothed probability of a spike",
+        "threshold": "Minimum smoothed probability of a spike (0.25: chosen on a tuning recording, "
+                     "benchmarks/results/esort_finetune.md)",
         "smoothing_kernel_size": "Length (odd, samples) of the triangular kernel smoothing each probability trace",
         "min_distance_ms": "Two spikes of one unit are at least this far apart (peak-picking neighbourhood)",
         "chunk_duration_s": "Duration of the chunks the network and post-processing stream over",
