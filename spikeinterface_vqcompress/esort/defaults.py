@@ -2,9 +2,10 @@
 sorter, the core functions and the post-processing share one value without importing torch)."""
 
 #: Minimum smoothed probability of a spike. Chosen on the tuning recording
-#: (``benchmarks/esort_finetune.py``, ``benchmarks/results/esort_finetune.md``): with a few labelled
-#: spikes per unit the network is under-confident, and 0.5 missed 2-4% of the spikes at a precision
-#: of 0.999; 0.25 had the best mean accuracy over N = 5, 9, 15, with and without the pretrained backbone.
+#: (``benchmarks/esort_finetune.py``, ``benchmarks/results/esort_backbone_threshold.md``): with a few
+#: labelled spikes per unit the network is under-confident, and 0.5 missed 2-4% of the spikes at a
+#: precision of 0.999; 0.25 had the best mean accuracy over N = 5, 9, 10, 15, with and without the
+#: pretrained backbone.
 DEFAULT_THRESHOLD = 0.25
 
 #: The sorter's amplitude gate (noise units) and its half-width (samples), chosen on a training

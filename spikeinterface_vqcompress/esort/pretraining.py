@@ -39,7 +39,7 @@ TRAINING_RECORDINGS = (
     ("Neuropixels-64", 202, 2024, 15, 30.0),
 )
 #: Pretraining steps (batches of 256 windows): chosen on the tuning recording
-#: (benchmarks/results/esort_finetune.md); 800 steps on 4 recordings transferred less.
+#: (benchmarks/results/esort_backbone_threshold.md); 800 steps on 4 recordings transferred less.
 PRETRAINING_STEPS = 12000
 #: Held out from pretraining, used to choose fine-tuning settings (never the evaluation seeds).
 VALIDATION_RECORDINGS = (("Neuronexus-32", 201, 2019, 20, 30.0),)

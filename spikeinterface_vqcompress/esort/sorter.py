@@ -101,7 +101,7 @@ class ESortSorter(BaseSorter):
         "filter_method": "'fft': zero-phase Butterworth band-pass by FFT (fast); 'sosfiltfilt': SpikeInterface's "
                          "bandpass_filter (the same filter, ~3x slower)",
         "threshold": "Minimum smoothed probability of a spike (0.25: chosen on a tuning recording, "
-                     "benchmarks/results/esort_finetune.md)",
+                     "benchmarks/results/esort_backbone_threshold.md)",
         "smoothing_kernel_size": "Length (odd, samples) of the triangular kernel smoothing each probability trace",
         "min_distance_ms": "Two spikes of one unit are at least this far apart (peak-picking neighbourhood)",
         "chunk_duration_s": "Duration of the chunks the network and post-processing stream over",
