@@ -233,7 +233,8 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
 
 
 def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = DEFAULT_THRESHOLD,
-                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0, stride: int = 1, device="auto",
+                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0,
+                   stride: int = 1, device="auto",
                    gate_threshold: float | None = None, gate_margin_samples: int = 8):
     """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
 

@@ -1,8 +1,8 @@
 """How the shipped E-Sort backbone is made: training recordings, pretraining, weights + model card.
 
-Training data (never the tuning or evaluation seeds 0 / 101 / 102 / 103 / 104): MEArec recordings simulated from the
-template libraries of seed 201 (Neuronexus-32) and seed 202 (Neuropixels-64), 10 templates per
-cell, several recording seeds each (:data:`TRAINING_RECORDINGS`). Each recording is labelled with
+Training data (never the tuning or evaluation seeds 0 / 101 / 102 / 103 / 104): MEArec recordings
+simulated from the template libraries of seed 201 (Neuronexus-32) and seed 202 (Neuropixels-64),
+10 templates per cell, several recording seeds each (:data:`TRAINING_RECORDINGS`). Each recording is labelled with
 *all* its ground-truth spikes; each gets its own head; the temporal layers are shared by all, the
 spatial layer by all recordings of one probe geometry.
 
@@ -108,8 +108,8 @@ def _sha256(path):
 
 
 def train_backbone(output_folder=None, work_folder=None, name="esort_backbone", steps=PRETRAINING_STEPS,
-                   batch_size=256, learning_rate=1e-3, seed=0, num_threads=2, recordings=TRAINING_RECORDINGS, device="auto",
-                   verbose=True, command=None):
+                   batch_size=256, learning_rate=1e-3, seed=0, num_threads=2, recordings=TRAINING_RECORDINGS,
+                   device="auto", verbose=True, command=None):
     """Simulate the training recordings (if missing), pretrain, write ``<name>.pt`` and ``<name>.json``.
 
     Parameters
