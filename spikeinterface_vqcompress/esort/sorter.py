@@ -23,7 +23,7 @@ from pathlib import Path
 
 from spikeinterface.sorters import BaseSorter
 
-from .defaults import (  # noqa: F401
+from .defaults import (
     DEFAULT_GATE_MARGIN_SAMPLES,
     DEFAULT_GATE_THRESHOLD,
     DEFAULT_THRESHOLD,
