@@ -239,13 +239,29 @@ def test_cae_codec_with_a_model_file_codes_indices_and_records_the_model(tmp_pat
     assert reloaded.model_sha256 == codec.model_sha256
 
 
-def _shipped_nn32():
+def test_identity_codec_keeps_the_snippet_shape_it_was_given():
+    from spikeinterface_vqcompress.spikecae.codec import default_model
+
+    traces, _, _, locations = synthetic_traces(num_samples=32000, num_spikes=10)
+    recording = _numpy_recording(traces, locations)
+    codec = get_codec("spike-cae", model="identity", snippet_samples=96).with_recording(recording)
+    assert codec.snippet_shape() == (4, 96, 32)
+    codec = get_codec("spike-cae", model="identity", snippet_samples=96, trough_sample=40).with_recording(recording)
+    assert codec.snippet_shape() == (4, 96, 40)
+    assert get_codec("spike-cae", model="identity").with_recording(recording).snippet_shape() == (4, 64, 21)
+    # the default model follows the channel count: the wide 16-channel footprint from 16 channels
+    assert get_codec("spike-cae").with_recording(recording).params["model"] == "nn32-16x96"
+    assert default_model(4) == "nn32-4x64-r2" and default_model(64) == "np64-15x96"
+
+
+def _shipped_default_nn32():
+    from spikeinterface_vqcompress.spikecae.codec import default_model
     from spikeinterface_vqcompress.spikecae.model import available_spike_cae_models
 
-    return "nn32-4x64" in available_spike_cae_models()
+    return default_model(32) in available_spike_cae_models()
 
 
-@pytest.mark.skipif(not _shipped_nn32(), reason="the shipped nn32-4x64 spike CAE is not present")
+@pytest.mark.skipif(not _shipped_default_nn32(), reason="the shipped 32-channel default spike CAE is not present")
 def test_cae_codec_on_mearec_ground_truth(ground_truth_file):
     import spikeinterface.core as sc
 
@@ -256,13 +272,13 @@ def test_cae_codec_on_mearec_ground_truth(ground_truth_file):
     recording, gt_sorting = load_ground_truth(ground_truth_file)
     recording, gt_sorting = recording.frame_slice(0, 4 * 32000), gt_sorting.frame_slice(0, 4 * 32000)
     compressed = vq.compress(recording, codec="spike-cae", progress_bar=False)
-    assert compressed.container_header["codec"]["model"] == "nn32-4x64"
+    assert compressed.container_header["codec"]["model"] == "nn32-16x96"
     assert compressed.container_header["model_sha256"] == compressed.codec.model_sha256 is not None
     assert compressed.compression_ratio > 100  # vs int16, every byte of the container counted
     fidelity = spike_window_fidelity(recording, compressed, gt_sorting)
     assert fidelity["sndr_spike_db_mean"] > 2  # the spikes are there (synthesised noise around them)
     profile = compressed.codec.hardware_profile(32, 32000.0).to_dict()
-    assert profile["operations_per_spike"]["mac"] > 4 * 256 * 64  # at least the CAE's first layer
+    assert profile["operations_per_spike"]["mac"] > 16 * 256 * 64  # at least the CAE's first layer
     reloaded = sc.load(compressed.to_dict())
     assert np.array_equal(reloaded.get_traces(start_frame=0, end_frame=16000), compressed.get_traces(start_frame=0, end_frame=16000))
 

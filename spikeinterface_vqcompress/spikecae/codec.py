@@ -178,6 +178,20 @@ def _uniform_table(num_symbols: int) -> np.ndarray:
     return build_frequency_table(np.ones(num_symbols, dtype=np.int64), precision_bits)
 
 
+#: The recording codec's default model by the recording's channel count: ``(minimum channels, model)``,
+#: widest first. A wide, long snippet (16 channels, to ~100 um on a Neuronexus-32, x 3 ms) is what
+#: keeps sorters from over-splitting units (benchmarks/results/spike_cae_recordings.md, ablation).
+RECORDING_DEFAULT_MODELS = ((64, "np64-15x96"), (16, "nn32-16x96"), (0, "nn32-4x64-r2"))
+
+
+def default_model(num_channels: int) -> str:
+    """The shipped model ``compress()`` uses for a recording of ``num_channels`` channels."""
+    for minimum, name in RECORDING_DEFAULT_MODELS:
+        if int(num_channels) >= minimum:
+            return name
+    raise ValueError(f"no default spike CAE for {num_channels} channels")
+
+
 _MODEL_CACHE: dict = {}
 
 
@@ -206,10 +220,11 @@ class SpikeCAECodec(Codec):
     Parameters
     ----------
     model : str | None, default: None
-        A shipped spike CAE name ("nn32-4x64", "np64-15x48"), a weights path, "identity" (raw
-        int16 snippets, to measure the detection and background stages alone) or None for the
-        shipped default of ``snippet_channels`` channels (4 for probes under 64 channels, 15 else,
-        chosen when the recording is known).
+        A shipped spike CAE name (``spikecae.model.SHIPPED_MODELS``), a weights path, "identity"
+        (raw int16 snippets, to measure the detection and background stages alone) or None for the
+        shipped default of the recording's channel count (:func:`default_model`: "np64-15x96"
+        from 64 channels, "nn32-16x96" from 16, "nn32-4x64-r2" below; chosen when the recording is
+        known).
     threshold : float, default: 4.5
         Detection threshold in noise standard deviations.
     exclude_sweep_samples : int, default: 8
@@ -337,12 +352,14 @@ class SpikeCAECodec(Codec):
             params["gain_to_uV"] = float(gains[0])
         num_channels = recording.get_num_channels()
         if params["model"] is None:
-            params["model"] = "np64-15x48" if num_channels >= 64 else "nn32-4x64"
-        if params["model"] == "identity" and params["snippet_channels"] is None:
-            if num_channels >= 64:
-                params.update(snippet_channels=15, snippet_samples=48, trough_sample=16)
-            else:
-                params.update(snippet_channels=4, snippet_samples=64, trough_sample=21)
+            params["model"] = default_model(num_channels)
+        if params["model"] == "identity":  # fill only what the caller left unset
+            shape = (15, 48, 16) if num_channels >= 64 else (4, 64, 21)
+            if params["snippet_samples"] is not None and params["trough_sample"] is None:
+                shape = (*shape[:2], params["snippet_samples"] // 3)
+            for key, value in zip(("snippet_channels", "snippet_samples", "trough_sample"), shape):
+                if params[key] is None:
+                    params[key] = value
         return type(self)(**params)
 
     def _check_ready(self, num_channels: int):
@@ -504,7 +521,7 @@ class SpikeCAECodec(Codec):
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):
         if self.params["model"] is None:  # the default model compress() would pick for this channel count
             params = {key: value for key, value in self.params.items() if key != "background"}
-            params["model"] = "np64-15x48" if num_channels >= 64 else "nn32-4x64"
+            params["model"] = default_model(num_channels)
             return type(self)(**params).hardware_profile(num_channels, sampling_frequency)
         channels, samples, trough = self.snippet_shape()
         macs, parameters = self.encoder_macs_per_snippet()
@@ -520,7 +537,8 @@ class SpikeCAECodec(Codec):
             },
             operations_per_spike={
                 "mac": groups * macs,
-                "compare": window * 8 + groups * 16 * 128,  # suppression window over ~8 neighbours; code search minimum
+                # suppression window over ~8 neighbours; minimum of the code search (every code of every position)
+                "compare": window * 8 + groups * (0 if self.is_identity else self.model.num_codes * self.model.codebook_size),
                 "memory_access": groups * channels * samples,
             },
             parameter_count=int(parameters),

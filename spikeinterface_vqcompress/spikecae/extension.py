@@ -37,10 +37,11 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
     Parameters
     ----------
     model : str | None, default: None
-        A shipped model name ("nn32-4x64", "np64-15x48") or a weights-file path; None picks the
+        A shipped model name (e.g. "nn32-16x64") or a weights-file path; None picks the
         shipped model for ``num_channels``.
     num_channels : int, default: 4
-        Channels per snippet when ``model`` is None (4 -> "nn32-4x64", 15 -> "np64-15x48").
+        Channels per snippet when ``model`` is None (4 -> "nn32-4x64-r2", 15 -> "np64-15x48",
+        16 -> "nn32-16x96").
     align_radius_samples : int, default: 2
         Per-spike alignment search radius around the unit's mean trough.
     chunk_duration_s : float, default: 10.0

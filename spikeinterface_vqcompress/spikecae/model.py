@@ -51,14 +51,21 @@ WEIGHTS_FORMAT = "spike-cae-v1"
 
 MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
 
-#: Shipped models: name -> weights file name in :data:`MODELS_FOLDER`.
+#: Shipped models: name -> weights file name in :data:`MODELS_FOLDER`. A retrained model gets a
+#: new name (``-r2``...): containers name their model and its sha256, so every model that wrote a
+#: container stays shipped and its containers keep decoding. "nn32-4x64" and "np64-15x48" are the
+#: first, under-trained releases (2 and 1 epochs), kept for that reason only.
 SHIPPED_MODELS = {
     "nn32-4x64": "spike_cae_nn32_4x64.pt",
     "np64-15x48": "spike_cae_np64_15x48.pt",
+    "nn32-4x64-r2": "spike_cae_nn32_4x64_r2.pt",
+    "nn32-16x64": "spike_cae_nn32_16x64.pt",
+    "nn32-16x96": "spike_cae_nn32_16x96.pt",
+    "np64-15x96": "spike_cae_np64_15x96.pt",
 }
 
 #: Default shipped model by number of snippet channels.
-DEFAULT_MODEL_BY_NUM_CHANNELS = {4: "nn32-4x64", 15: "np64-15x48"}
+DEFAULT_MODEL_BY_NUM_CHANNELS = {4: "nn32-4x64-r2", 15: "np64-15x48", 16: "nn32-16x96"}
 
 DEFAULT_CONFIG = {
     "num_channels": 4,
@@ -424,11 +431,12 @@ def load_spike_cae(name_or_path=None, num_channels: int | None = None) -> SpikeC
     Parameters
     ----------
     name_or_path : str | Path | None, default: None
-        A name from :func:`available_spike_cae_models` ("nn32-4x64", "np64-15x48"), or the path of a
+        A name from :func:`available_spike_cae_models` (e.g. "nn32-16x64"), or the path of a
         weights file written by :func:`save_spike_cae`. None picks the shipped default for
         ``num_channels``.
     num_channels : int | None, default: None
-        Snippet channels; with ``name_or_path=None``, 4 gives "nn32-4x64" and 15 "np64-15x48".
+        Snippet channels; with ``name_or_path=None``, the shipped default of
+        :data:`DEFAULT_MODEL_BY_NUM_CHANNELS` (4: "nn32-4x64-r2", 15: "np64-15x48", 16: "nn32-16x96").
         When given together with a model, it is checked against the model's.
 
     Returns
