@@ -28,6 +28,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -60,6 +61,18 @@ ABLATION = [
     ("2 channel groups (8 channels)", {"footprint_groups": 2}),
     ("3 channel groups (12 channels)", {"footprint_groups": 3}),
     ("threshold 4.0 + 2 groups", {"threshold": 4.0, "footprint_groups": 2}),
+    ("4 channel groups (16 channels, to 100 um)", {"footprint_groups": 4}),
+    ("4 groups, 96-sample snippets (trough at 32)", {"footprint_groups": 4, "snippet_samples": 96, "trough_sample": 32}),
+    ("threshold 4.0 + 4 groups", {"threshold": 4.0, "footprint_groups": 4}),
+    ("4 groups, NMS +-4 samples", {"footprint_groups": 4, "exclude_sweep_samples": 4}),
+    ("6 channel groups (24 channels)", {"footprint_groups": 6}),
+]
+
+#: The same stages with the CAE in place of the raw snippets (TRAINING recording): what the CAE adds.
+CAE_ABLATION = [
+    ("CAE nn32-16x64 (16 channels x 64 samples)", {"model": "nn32-16x64"}),
+    ("CAE nn32-16x96 (16 channels x 96 samples, 32 codes of 256)", {"model": "nn32-16x96"}),
+    ("CAE nn32-4x64-r2 (4 channels x 64, the paper's shape)", {"model": "nn32-4x64-r2"}),
 ]
 
 
@@ -136,7 +149,9 @@ def run_configs(results, recording, gt_sorting, dataset, stage, configs, sorter,
 
     for label, config in configs:
         t0 = time.perf_counter()
-        result = evaluate(recording, gt_sorting, codec=config, sorter=sorter, seeds=seeds, output_folder=WORK / "runs",
+        # one folder per dataset and configuration: runs of this script in parallel never share a sorter folder
+        folder = WORK / "runs" / dataset / hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+        result = evaluate(recording, gt_sorting, codec=config, sorter=sorter, seeds=seeds, output_folder=folder,
                           adc_bits=16, raw_scores=raw_scores, n_jobs=n_jobs, progress_bar=False)
         row = summarise(result, label, stage, dataset, count_spikes(recording, config))
         codec = get_codec(config).with_recording(recording)
@@ -153,6 +168,11 @@ def run_configs(results, recording, gt_sorting, dataset, stage, configs, sorter,
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
+#: Reuse raw sortings from benchmarks/results/baselines.json (``--reuse-baseline-raw``); off by default
+#: so that raw and rebuilt recordings are sorted in the same run, on the same machine.
+REUSE_BASELINE_RAW_SORTS = False
+
+
 def raw_sort(recording, gt_sorting, dataset, sorter, seeds, n_jobs):
     from spikeinterface_vqcompress.evaluation.pipeline import sort_and_score
 
@@ -160,7 +180,7 @@ def raw_sort(recording, gt_sorting, dataset, sorter, seeds, n_jobs):
     if cache.exists():
         return json.loads(cache.read_text())
     baselines = RESULTS / "baselines.json"
-    if baselines.exists():  # the same raw recording, sorter and seeds were sorted by benchmarks/baselines.py
+    if REUSE_BASELINE_RAW_SORTS and baselines.exists():  # the same raw recording, sorter and seeds were sorted by benchmarks/baselines.py
         for row in json.loads(baselines.read_text())["rows"]:
             if row.get("dataset") == dataset and row.get("sorter") == sorter and "raw" in row:
                 repeats = [repeat for repeat in row["raw"]["repeats"] if repeat["seed"] in seeds]
@@ -178,6 +198,7 @@ def stage_ablation(results, n_jobs, only=None):
     recording, gt_sorting = load(TRAIN_RECORDING)
     raw_scores = raw_sort(recording, gt_sorting, TRAIN_RECORDING["name"], "tridesclous2", [0], n_jobs)
     configs = [(label, {"id": "spike-cae", "model": "identity", **params}) for label, params in ABLATION]
+    configs += [(label, {"id": "spike-cae", **params}) for label, params in CAE_ABLATION]
     if only:
         configs = [configs[index] for index in only]
     run_configs(results, recording, gt_sorting, TRAIN_RECORDING["name"], "ablation", configs, "tridesclous2", [0], raw_scores, n_jobs)
@@ -340,7 +361,11 @@ def main():
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--sorter", default="tridesclous2")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
+    parser.add_argument("--reuse-baseline-raw", action="store_true",
+                        help="reuse the raw sortings of benchmarks/results/baselines.json instead of sorting again")
     args = parser.parse_args()
+    global REUSE_BASELINE_RAW_SORTS
+    REUSE_BASELINE_RAW_SORTS = args.reuse_baseline_raw
     import torch
 
     torch.set_num_threads(2)
