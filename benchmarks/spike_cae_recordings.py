@@ -279,6 +279,8 @@ def stage_throughput(results):
             cae[name] = {"encode_s_per_spike": per_spike, "spikes_per_s_one_core": 1 / per_spike}
             print(name, cae[name], flush=True)
     front = rows["4 x 64"]
+    if results.path.exists():  # other stages may have added rows while this one ran: keep them
+        results.payload = {**json.loads(results.path.read_text()), "command_last": results.payload.get("command_last")}
     results.payload["throughput"] = {
         "channels": 1024, "sampling_frequency": sampling_frequency, "front_end": rows, "cae_encoder": cae,
         "note": ("one thread (threadpoolctl + torch.set_num_threads(1)), CPU time of this process (time.process_time: the host was shared with other jobs); numpy on this host CPU; the 1024 channels are the "
