@@ -50,14 +50,14 @@ EVALUATION = [
     {"name": "nn32_seed101", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101,
      "templates_per_cell": 12, "model": "nn32-4x64-r2"},
     {"name": "np64_seed102", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102,
-     "templates_per_cell": 12, "model": "np64-15x48-r2"},
+     "templates_per_cell": 12, "model": "np64-15x48"},  # the paper shape on Neuropixels: not retrained yet
 ]
 #: Cheaper CAE rate points: the shipped model with its codebook reduced by k-means (no retraining).
-REDUCED_CODEBOOKS = {"nn32-4x64-r2": [8, 16, 32, 64], "np64-15x48-r2": [16, 32, 64, 128, 256]}
+REDUCED_CODEBOOKS = {"nn32-4x64-r2": [8, 16, 32, 64], "np64-15x48": [16, 32, 64, 128, 256]}
 
 TRAINING = {
     "nn32-4x64-r2": {"fit": "train_nn32_s201_u20_60s.h5", "select": "train_nn32_s201_u14_60s.h5"},
-    "np64-15x48-r2": {"fit": "train_np64_s202_u20_60s.h5", "select": "train_np64_s202_u14_60s.h5"},
+    "np64-15x48": {"fit": "train_np64_s202_u20_60s.h5", "select": "train_np64_s202_u14_60s.h5"},
 }
 
 

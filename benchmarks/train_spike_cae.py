@@ -8,7 +8,7 @@ Training data: MEArec recordings simulated here from the TRAINING template sets 
 that differ in the number of units (hence in the units chosen and the spike trains). The evaluation
 recordings (seeds 0, 101, 102) are never used. Working files: benchmarks/work/spike_cae/.
 Outputs: spikeinterface_vqcompress/models/spike_cae_<probe>_<C>x<T>[_r2].{pt,json}. The shipped cards
-were written with the defaults (15 epochs, batch 64, learning rate 2e-3, seed 0) and ``--threads 1``.
+were written with the defaults (each model's epochs, batch 64, learning rate 2e-3, seed 0) and ``--threads 1``.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ TRAINING_RECORDINGS = {
 #: epochs, stay shipped under their names so that containers they wrote keep decoding).
 SHIPPED = {
     "nn32-4x64-r2": {"probe": "Neuronexus-32", "num_channels": 4, "num_samples": 64, "codebook_size": 128,
-                     "file": "spike_cae_nn32_4x64_r2.pt"},
+                     "epochs": 15, "file": "spike_cae_nn32_4x64_r2.pt"},
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
-                   "file": "spike_cae_nn32_16x64.pt"},
+                   "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,
-                   "num_codes": 32, "file": "spike_cae_nn32_16x96.pt"},
+                   "num_codes": 32, "epochs": 12, "file": "spike_cae_nn32_16x96.pt"},
     "np64-15x96": {"probe": "Neuropixels-64", "num_channels": 15, "num_samples": 96, "codebook_size": 256,
-                   "num_codes": 32, "file": "spike_cae_np64_15x96.pt"},
+                   "num_codes": 32, "epochs": 12, "file": "spike_cae_np64_15x96.pt"},
 }
 
 
@@ -63,7 +63,7 @@ def training_recordings(probe: str) -> list[Path]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(SHIPPED) + ["all"], default="all")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (default: the model's, as shipped)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--use-ema", action="store_true", help="EMA codebook instead of the VQ-VAE codebook loss")
@@ -78,11 +78,12 @@ def main(argv=None):
     WORK.mkdir(parents=True, exist_ok=True)
     for name in names:
         spec = SHIPPED[name]
-        command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {args.epochs} " \
+        epochs = args.epochs or spec["epochs"]
+        command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {epochs} " \
                   f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed} --threads {args.threads}" + (" --use-ema" if args.use_ema else "")
         recordings = training_recordings(spec["probe"])
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
-                        codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=args.epochs,
+                        codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                         num_threads=args.threads,
                         output_path=Path(args.output_folder) / spec["file"], model_name=name, command=command,
