@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..entropy.binary_range import decode_bit, encode_bit, new_probabilities
+from ..entropy.binary_range import decode_bit, decode_bit_weighted, encode_bit, encode_bit_weighted, new_probabilities
 
 FRACTION_BITS = 14
 MAX_BIT_LENGTH = 24
@@ -72,24 +72,71 @@ def energy_context(average):
     return context
 
 
+# code-width priors (format version 2): the unary length decisions use them up to this bit length
+MAX_WEIGHTED_LENGTH = 5
+NO_WIDTHS = np.zeros(0, np.int64)
+
+
+@numba.njit(cache=True, inline="always")
+def _span(cumulative, start, stop):
+    """Total width of the table's codes ``[start, stop)`` (codes outside the table weigh 0)."""
+    size = cumulative.size - 1
+    if start < 0:
+        start = 0
+    if stop > size:
+        stop = size
+    if stop <= start:
+        return np.int64(0)
+    return cumulative[stop] - cumulative[start]
+
+
+@numba.njit(cache=True, inline="always")
+def _ring(cumulative, centre, first, log2_count):
+    """Mean width (x 256) of the codes ``centre +- m`` for ``first <= m < first + 2**log2_count``."""
+    stop = first + (np.int64(1) << log2_count)
+    total = _span(cumulative, centre + first, centre + stop) + _span(cumulative, centre - stop + 1, centre - first + 1)
+    return (total << 8) >> (log2_count + 1)
+
+
 @numba.njit(cache=True)
-def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value):
-    """Encode one signed integer (|value| < 2**24) with the adaptive residual model."""
+def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
+                 cumulative, centre):
+    """Encode one signed integer (|value| < 2**24) with the adaptive residual model.
+
+    With a code-width table (``cumulative``: cumulative widths of the channel's codes; ``centre``: the
+    prediction's position in that table) every decision among a few codes is reweighted by the
+    widths of the codes on each side (:func:`..entropy.binary_range.encode_bit_weighted`).
+    """
+    weighted = cumulative.size > 0
     magnitude = value if value >= 0 else -value
     length = _bit_length(magnitude)
     base = context * (MAX_BIT_LENGTH + 1)
     for j in range(MAX_BIT_LENGTH):
+        w0 = np.int64(1)
+        w1 = np.int64(1)
+        if weighted and j <= MAX_WEIGHTED_LENGTH:
+            if j == 0:
+                w0 = _span(cumulative, centre, centre + 1) << 8
+                w1 = _ring(cumulative, centre, 1, 0)
+            else:
+                w0 = _ring(cumulative, centre, np.int64(1) << (j - 1), j - 1)
+                w1 = _ring(cumulative, centre, np.int64(1) << j, j)
         if j == length:
-            encode_bit(rc, out, p_length, base + j, 0)
+            encode_bit_weighted(rc, out, p_length, base + j, 0, w0, w1)
             break
-        encode_bit(rc, out, p_length, base + j, 1)
+        encode_bit_weighted(rc, out, p_length, base + j, 1, w0, w1)
     if length >= 2:
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
             prefix = 1
             for position in range(length - 2, -1, -1):
                 bit = (magnitude >> position) & 1
-                encode_bit(rc, out, p_second, node_base + prefix, bit)
+                w0 = np.int64(1)
+                w1 = np.int64(1)
+                if weighted:
+                    w0 = _ring(cumulative, centre, (prefix << 1) << position, position)
+                    w1 = _ring(cumulative, centre, ((prefix << 1) | 1) << position, position)
+                encode_bit_weighted(rc, out, p_second, node_base + prefix, bit, w0, w1)
                 prefix = (prefix << 1) | bit
         else:
             first = (magnitude >> (length - 2)) & 1
@@ -99,16 +146,32 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
             for position in range(length - 4, -1, -1):
                 encode_bit(rc, out, p_rest, length * (MAX_BIT_LENGTH + 1) + position, (magnitude >> position) & 1)
     if length >= 1:
-        encode_bit(rc, out, p_sign, sign_context, 1 if value < 0 else 0)
+        w0 = np.int64(1)
+        w1 = np.int64(1)
+        if weighted:
+            w0 = _span(cumulative, centre + magnitude, centre + magnitude + 1)
+            w1 = _span(cumulative, centre - magnitude, centre - magnitude + 1)
+        encode_bit_weighted(rc, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
 
 
 @numba.njit(cache=True)
-def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context):
-    """Decode one signed integer written by :func:`put_residual`."""
+def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
+                 cumulative, centre):
+    """Decode one signed integer written by :func:`put_residual` (same width table and centre)."""
+    weighted = cumulative.size > 0
     base = context * (MAX_BIT_LENGTH + 1)
     length = 0
     while length < MAX_BIT_LENGTH:
-        if decode_bit(rc, data, p_length, base + length) == 0:
+        w0 = np.int64(1)
+        w1 = np.int64(1)
+        if weighted and length <= MAX_WEIGHTED_LENGTH:
+            if length == 0:
+                w0 = _span(cumulative, centre, centre + 1) << 8
+                w1 = _ring(cumulative, centre, 1, 0)
+            else:
+                w0 = _ring(cumulative, centre, np.int64(1) << (length - 1), length - 1)
+                w1 = _ring(cumulative, centre, np.int64(1) << length, length)
+        if decode_bit_weighted(rc, data, p_length, base + length, w0, w1) == 0:
             break
         length += 1
     if length == 0:
@@ -117,22 +180,32 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
     if length >= 2:
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
-            for _ in range(length - 1):
-                magnitude = (magnitude << 1) | decode_bit(rc, data, p_second, node_base + magnitude)
+            for position in range(length - 2, -1, -1):
+                w0 = np.int64(1)
+                w1 = np.int64(1)
+                if weighted:
+                    w0 = _ring(cumulative, centre, (magnitude << 1) << position, position)
+                    w1 = _ring(cumulative, centre, ((magnitude << 1) | 1) << position, position)
+                magnitude = (magnitude << 1) | decode_bit_weighted(rc, data, p_second, node_base + magnitude, w0, w1)
         else:
             first = decode_bit(rc, data, p_first, base + length)
             second = decode_bit(rc, data, p_first, NUM_CONTEXTS * (MAX_BIT_LENGTH + 1) + 2 * (base + length) + first)
             magnitude = (((magnitude << 1) | first) << 1) | second
             for position in range(length - 4, -1, -1):
                 magnitude = (magnitude << 1) | decode_bit(rc, data, p_rest, length * (MAX_BIT_LENGTH + 1) + position)
-    if decode_bit(rc, data, p_sign, sign_context):
+    w0 = np.int64(1)
+    w1 = np.int64(1)
+    if weighted:
+        w0 = _span(cumulative, centre + magnitude, centre + magnitude + 1)
+        w1 = _span(cumulative, centre - magnitude, centre - magnitude + 1)
+    if decode_bit_weighted(rc, data, p_sign, sign_context, w0, w1):
         return -magnitude
     return magnitude
 
 
 @numba.njit(cache=True)
 def code_samples(decoding, values, order, reference, low, high, step, fixed_weights, stage_orders, stage_rates,
-                 rc, buffer, p_length, p_first, p_second, p_rest, p_sign):
+                 widths, widths_start, widths_length, rc, buffer, p_length, p_first, p_second, p_rest, p_sign):
     """Run the prediction loop over ``values`` (num_samples, num_channels), int64, in place.
 
     Encoding: ``values`` holds the samples in the coding domain and is overwritten with the
@@ -150,6 +223,9 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
         Quantisation step ``2 * delta + 1`` per channel (1 = lossless).
     fixed_weights : int64 array (num_channels, lpc_order)
         Per-channel linear predictor of ``d`` from its past, Q12 (sent by the encoder; 0 columns: none).
+    widths, widths_start, widths_length : int64 arrays (num_channels, n + 1), (num_channels,), (num_channels,)
+        Per channel, cumulative widths of the codes ``widths_start + [0, widths_length)`` of the
+        coding domain (format version 2); ``widths_length`` 0: no width table for that channel.
 
     Returns
     -------
@@ -210,8 +286,11 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                 prediction = high[c]
             context = energy_context(average[c])
             quantum = step[c]
+            cumulative = widths[c, : widths_length[c] + 1] if widths_length[c] > 0 else widths[c, :0]
+            centre = prediction - widths_start[c]
             if decoding:
-                q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c])
+                q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
+                                 cumulative, centre)
                 value = prediction + q * quantum
                 if value < low[c] or value > high[c]:
                     if quantum == 1:
@@ -227,7 +306,8 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                         q = -((delta - residual) // quantum)
                 else:
                     q = residual
-                put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q)
+                put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
+                             cumulative, centre)
                 value = prediction + q * quantum
                 if value < low[c]:
                     value = low[c]

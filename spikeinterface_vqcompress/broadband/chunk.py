@@ -9,8 +9,17 @@ Layout of one chunk (all integers little-endian)::
 The range-coded payload holds, in order: per channel the value lattice (type 0 identity, 1 affine
 ``value = offset + spacing * k``, 2 table of used levels ``(index gap, value gap)``), then for
 multi-channel chunks a flag and, when adaptive stages are used, the coding order and each channel's
-reference channel, then per channel the Q12 predictor coefficients, then the samples
-(:func:`._kernel.code_samples`). Every chunk is independent (random access by chunk).
+reference channel, then per channel the Q12 predictor coefficients, then (version 2) per channel a
+flag and, when set, the code-width table, then the samples (:func:`._kernel.code_samples`). Every
+chunk is independent (random access by chunk).
+
+Code widths (version 2). An ADC's codes are not equally wide (differential non-linearity): on the
+N1 files some codes are hit 1.8x as often as their neighbours and others 0.4x, the same pattern in
+every file. For a lossless channel of at most 4096 used codes the encoder estimates each code's
+relative width (its count over the mean count of the 21 codes around it, sent as ``4 log2`` rounded
+to -12..8, or "unused") and sends the table when the expected saving exceeds twice its cost. The
+residual coder then weighs each binary decision among a few codes by the widths of the codes on
+either side (:func:`._kernel.put_residual`). Version 1 chunks (no tables) still decode.
 
 This module must not import spikeinterface.
 """
@@ -25,10 +34,11 @@ import numpy as np
 
 from ..codecs.base import CorruptDataError
 from ..entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
-from ._kernel import code_samples, get_residual, new_residual_model, put_residual
+from ._kernel import NO_WIDTHS, code_samples, get_residual, new_residual_model, put_residual
 
 MAGIC = b"VQBB"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _HEADER = struct.Struct("<4sBBIHH")
 _CRC = struct.Struct("<I")
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -36,6 +46,11 @@ INT16_MIN, INT16_MAX = -32768, 32767
 # n bytes cannot hold more than ~22,900 samples per byte (refuse forged sizes beyond that)
 MAX_SAMPLES_PER_BYTE = 23000
 LATTICE_NONE, LATTICE_AFFINE, LATTICE_TABLE = 0, 1, 2
+# code widths (version 2): symbol s = 1..21 is a relative width 2 ** ((s - 13) / 4), as Q6 integers; 0 an unused code
+WIDTH_Q6 = np.array((0, 8, 10, 11, 13, 16, 19, 23, 27, 32, 38, 45, 54, 64, 76, 91, 108, 128, 152, 181, 215, 256), np.int64)
+WIDTH_SYMBOL_ONE = 13
+MAX_WIDTH_CODES = 4096
+WIDTH_WINDOW = 21
 
 PRESETS = {
     "fast": ((8, 8),),
@@ -50,10 +65,10 @@ class _SideModel:
         self.tables = new_residual_model()
 
     def put(self, rc, out, value, context=0):
-        put_residual(rc, out, *self.tables, context, 1, int(value))
+        put_residual(rc, out, *self.tables, context, 1, int(value), NO_WIDTHS, 0)
 
     def get(self, rc, data, context=0):
-        return int(get_residual(rc, data, *self.tables, context, 1))
+        return int(get_residual(rc, data, *self.tables, context, 1, NO_WIDTHS, 0))
 
 
 def _used_levels(column: np.ndarray) -> np.ndarray:
@@ -108,6 +123,55 @@ def _from_domain(values, kind, parameters, codec_id):
     if np.any(rebuilt == np.iinfo(np.int64).min):
         raise CorruptDataError(f"{codec_id}: decoded a level the chunk's value table does not hold; the data is damaged")
     return rebuilt
+
+
+def _local_mean(values: np.ndarray) -> np.ndarray:
+    """Mean over the ``WIDTH_WINDOW`` codes centred on each code (fewer at the ends)."""
+    kernel = np.ones(WIDTH_WINDOW)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones(values.size), kernel, "same")
+
+
+def _code_widths(column: np.ndarray, step: int):
+    """Code-width table of one coding-domain channel: ``(first code, symbols)``, or None when not worth it.
+
+    A code's width is estimated as its count over the mean count of the codes around it; the table
+    is sent only when the saving it predicts (``sum(count * log2(width / local mean width))`` bits)
+    exceeds twice its own cost (the symbols' empirical entropy).
+    """
+    if step != 1 or column.size == 0:
+        return None
+    first = int(column.min())
+    num_codes = int(column.max()) - first + 1
+    if not 2 * WIDTH_WINDOW <= num_codes <= MAX_WIDTH_CODES or column.size < 16 * num_codes:
+        return None
+    counts = np.bincount(column - first, minlength=num_codes).astype(np.float64)
+    used = counts > 0
+    ratio = np.where(used, counts / np.maximum(_local_mean(counts), 1e-12), 1.0)
+    symbols = np.where(used, np.clip(np.rint(4 * np.log2(ratio)), -12, 8) + WIDTH_SYMBOL_ONE, 0).astype(np.int64)
+    widths = WIDTH_Q6[symbols].astype(np.float64)
+    relative = widths[used] / _local_mean(widths)[used]
+    saving_bits = float(np.sum(counts[used] * np.log2(relative)))
+    _, frequencies = np.unique(symbols, return_counts=True)
+    cost_bits = float(-np.sum(frequencies * np.log2(frequencies / num_codes))) + 64
+    return (first, symbols) if saving_bits > 2 * cost_bits else None
+
+
+def _cumulative_widths(symbols: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(WIDTH_Q6[symbols])]).astype(np.int64)
+
+
+def _widths_arrays(tables, num_channels):
+    """Kernel arrays (cumulative widths, first code, number of codes) from per-channel tables or None."""
+    longest = max((table[1].size for table in tables if table is not None), default=0)
+    widths = np.zeros((num_channels, longest + 1), dtype=np.int64)
+    start = np.zeros(num_channels, dtype=np.int64)
+    length = np.zeros(num_channels, dtype=np.int64)
+    for channel, table in enumerate(tables):
+        if table is not None:
+            first, symbols = table
+            widths[channel, : symbols.size + 1] = _cumulative_widths(symbols)
+            start[channel], length[channel] = first, symbols.size
+    return widths, start, length
 
 
 def _coding_order(domain: np.ndarray):
@@ -233,8 +297,18 @@ def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default
             fixed_weights[channel] = _fit_lpc(domain[:, channel], lpc_order, int(step[channel]))
             for coefficient in fixed_weights[channel].tolist():
                 side.put(rc, out, coefficient, 8)
+    tables = [_code_widths(domain[:, channel], int(step[channel])) for channel in range(num_channels)]
+    for table in tables:
+        side.put(rc, out, 0 if table is None else 1, 10)
+        if table is not None:
+            first, symbols = table
+            side.put(rc, out, first, 11)
+            side.put(rc, out, symbols.size - 1, 12)
+            for symbol in symbols.tolist():
+                side.put(rc, out, symbol - WIDTH_SYMBOL_ONE, 13)
     orders, rates = _stages_array(stages)
-    code_samples(False, domain, order, reference, low, high, step, fixed_weights, orders, rates, rc, out, *new_residual_model())
+    code_samples(False, domain, order, reference, low, high, step, fixed_weights, orders, rates,
+                 *_widths_arrays(tables, num_channels), rc, out, *new_residual_model())
     size = encoder_flush(rc, out)
     if size > out.size:  # cannot happen with the bound above; refuse rather than emit a cut stream
         raise RuntimeError("broadband: internal output buffer overflow")
@@ -261,8 +335,9 @@ def read_chunk_header(data, codec_id: str = "broadband") -> dict:
     magic, version, flags, num_samples, num_channels, max_error = _HEADER.unpack_from(data, 0)
     if magic != MAGIC:
         raise CorruptDataError(f"{codec_id}: chunk does not start with the broadband magic bytes")
-    if version != VERSION:
-        raise CorruptDataError(f"{codec_id}: chunk format version {version} is not supported (this package reads {VERSION}); upgrade spikeinterface-vqcompress")
+    if version not in READABLE_VERSIONS:
+        raise CorruptDataError(f"{codec_id}: chunk format version {version} is not supported (this package reads "
+                               f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade spikeinterface-vqcompress")
     lpc_order = data[_HEADER.size]
     num_stages = data[_HEADER.size + 1]
     offset = _HEADER.size + 2
@@ -283,8 +358,8 @@ def read_chunk_header(data, codec_id: str = "broadband") -> dict:
             f"{codec_id}: chunk declares {num_samples} x {num_channels} samples, more than {len(data)} bytes can hold; "
             "the data is damaged or forged"
         )
-    return {"num_samples": num_samples, "num_channels": num_channels, "max_error": max_error, "stages": stages,
-            "lpc_order": lpc_order,
+    return {"version": version, "num_samples": num_samples, "num_channels": num_channels, "max_error": max_error,
+            "stages": stages, "lpc_order": lpc_order,
             "crc32": crc, "payload_offset": offset}
 
 
@@ -364,10 +439,23 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
             fixed_weights[channel, i] = coefficient
         if rc[3] > 8:
             raise CorruptDataError(f"{codec_id}: chunk payload is truncated")
+    tables = [None] * num_channels
+    for channel in range(num_channels if header["version"] >= 2 else 0):
+        has_table = side.get(rc, buffer, 10)
+        if has_table not in (0, 1) or has_table and step[channel] != 1:
+            raise CorruptDataError(f"{codec_id}: invalid code-width flag in the chunk; the data is damaged")
+        if has_table:
+            first, num_codes = side.get(rc, buffer, 11), side.get(rc, buffer, 12) + 1
+            if not (low[channel] <= first and 1 <= num_codes <= MAX_WIDTH_CODES and first + num_codes - 1 <= high[channel]):
+                raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
+            symbols = np.array([side.get(rc, buffer, 13) + WIDTH_SYMBOL_ONE for _ in range(num_codes)], dtype=np.int64)
+            if symbols.min() < 0 or symbols.max() >= WIDTH_Q6.size or rc[3] > 8:
+                raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
+            tables[channel] = (first, symbols)
     orders, rates = _stages_array(header["stages"])
     values = np.zeros((num_samples, num_channels), dtype=np.int64)
-    status = code_samples(True, values, order, reference, low, high, step, fixed_weights, orders, rates, rc, buffer,
-                          *new_residual_model())
+    status = code_samples(True, values, order, reference, low, high, step, fixed_weights, orders, rates,
+                          *_widths_arrays(tables, num_channels), rc, buffer, *new_residual_model())
     if status != 0:
         raise CorruptDataError(f"{codec_id}: decoded samples leave the valid range; the data is damaged")
     if rc[3] > 5:

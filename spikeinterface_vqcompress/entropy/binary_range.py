@@ -84,8 +84,35 @@ def _shift_low(rc, out):
 
 
 @numba.njit(cache=True, inline="always")
+def _weighted(p, weight_zero, weight_one):
+    """15-bit probability of a zero, reweighted by the prior weights of the two outcomes.
+
+    ``p' = p w0 / (p w0 + (1 - p) w1)`` in integers (the product of the adaptive estimate and a
+    prior); equal weights leave ``p`` unchanged, and the result is clamped like ``p`` itself.
+    """
+    if weight_zero != weight_one:
+        numerator = p * weight_zero
+        denominator = numerator + (32768 - p) * weight_one
+        if denominator > 0:
+            p = (numerator << 15) // denominator
+            if p < 8:
+                p = 8
+            elif p > 32760:
+                p = 32760
+    return p
+
+
+@numba.njit(cache=True, inline="always")
 def encode_bit(rc, out, probabilities, index, bit):
     """Code ``bit`` (0 or 1) with the adaptive probability ``probabilities[index]``."""
+    encode_bit_weighted(rc, out, probabilities, index, bit, 1, 1)
+
+
+@numba.njit(cache=True, inline="always")
+def encode_bit_weighted(rc, out, probabilities, index, bit, weight_zero, weight_one):
+    """Code ``bit`` with ``probabilities[index]`` reweighted by prior weights of a zero and a one
+    (non-negative integers below 2**20; see :func:`_weighted`). The adaptive state is updated as by
+    :func:`encode_bit`, from the bit alone."""
     p16 = probabilities[index, 0]
     count = probabilities[index, 1]
     p = p16 >> 1  # 15-bit probability of a zero
@@ -93,6 +120,7 @@ def encode_bit(rc, out, probabilities, index, bit):
         p = 8
     elif p > 32760:
         p = 32760
+    p = _weighted(p, weight_zero, weight_one)
     bound = (rc[1] >> 15) * p
     if bit == 0:
         rc[1] = bound
@@ -153,6 +181,12 @@ def decoder_init(data, start):
 
 @numba.njit(cache=True, inline="always")
 def decode_bit(rc, data, probabilities, index):
+    return decode_bit_weighted(rc, data, probabilities, index, 1, 1)
+
+
+@numba.njit(cache=True, inline="always")
+def decode_bit_weighted(rc, data, probabilities, index, weight_zero, weight_one):
+    """Decode a bit written by :func:`encode_bit_weighted` with the same weights."""
     p16 = probabilities[index, 0]
     count = probabilities[index, 1]
     p = p16 >> 1
@@ -160,6 +194,7 @@ def decode_bit(rc, data, probabilities, index):
         p = 8
     elif p > 32760:
         p = 32760
+    p = _weighted(p, weight_zero, weight_one)
     bound = (rc[1] >> 15) * p
     if rc[0] < bound:
         rc[1] = bound
