@@ -74,40 +74,42 @@ def energy_context(average):
 
 # code-width priors (format version 2): the unary length decisions use them up to this bit length
 MAX_WEIGHTED_LENGTH = 5
-NO_WIDTHS = np.zeros(0, np.int64)
+NO_WIDTHS = np.zeros((1, 1), np.int64)
 
 
 @numba.njit(cache=True, inline="always")
-def _span(cumulative, start, stop):
-    """Total width of the table's codes ``[start, stop)`` (codes outside the table weigh 0)."""
-    size = cumulative.size - 1
+def _span(widths, row, size, start, stop):
+    """Total width of the codes ``[start, stop)`` of the table ``widths[row, : size + 1]`` (cumulative
+    widths of ``size`` codes; codes outside the table weigh 0)."""
     if start < 0:
         start = 0
     if stop > size:
         stop = size
     if stop <= start:
         return np.int64(0)
-    return cumulative[stop] - cumulative[start]
+    return widths[row, stop] - widths[row, start]
 
 
 @numba.njit(cache=True, inline="always")
-def _ring(cumulative, centre, first, log2_count):
+def _ring(widths, row, size, centre, first, log2_count):
     """Mean width (x 256) of the codes ``centre +- m`` for ``first <= m < first + 2**log2_count``."""
     stop = first + (np.int64(1) << log2_count)
-    total = _span(cumulative, centre + first, centre + stop) + _span(cumulative, centre - stop + 1, centre - first + 1)
+    total = (_span(widths, row, size, centre + first, centre + stop)
+             + _span(widths, row, size, centre - stop + 1, centre - first + 1))
     return (total << 8) >> (log2_count + 1)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
-                 cumulative, centre):
+                 widths, row, num_codes, centre):
     """Encode one signed integer (|value| < 2**24) with the adaptive residual model.
 
-    With a code-width table (``cumulative``: cumulative widths of the channel's codes; ``centre``: the
-    prediction's position in that table) every decision among a few codes is reweighted by the
-    widths of the codes on each side (:func:`..entropy.binary_range.encode_bit_weighted`).
+    With a code-width table (``widths[row, : num_codes + 1]``: cumulative widths of the channel's
+    codes, ``num_codes`` 0: none; ``centre``: the prediction's position in that table) every decision
+    among a few codes is reweighted by the widths of the codes on each side
+    (:func:`..entropy.binary_range.encode_bit_weighted`).
     """
-    weighted = cumulative.size > 0
+    weighted = num_codes > 0
     magnitude = value if value >= 0 else -value
     length = _bit_length(magnitude)
     base = context * (MAX_BIT_LENGTH + 1)
@@ -116,11 +118,11 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
         w1 = np.int64(1)
         if weighted and j <= MAX_WEIGHTED_LENGTH:
             if j == 0:
-                w0 = _span(cumulative, centre, centre + 1) << 8
-                w1 = _ring(cumulative, centre, 1, 0)
+                w0 = _span(widths, row, num_codes, centre, centre + 1) << 8
+                w1 = _ring(widths, row, num_codes, centre, 1, 0)
             else:
-                w0 = _ring(cumulative, centre, np.int64(1) << (j - 1), j - 1)
-                w1 = _ring(cumulative, centre, np.int64(1) << j, j)
+                w0 = _ring(widths, row, num_codes, centre, np.int64(1) << (j - 1), j - 1)
+                w1 = _ring(widths, row, num_codes, centre, np.int64(1) << j, j)
         if j == length:
             encode_bit_weighted(rc, out, p_length, base + j, 0, w0, w1)
             break
@@ -134,8 +136,8 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
                 w0 = np.int64(1)
                 w1 = np.int64(1)
                 if weighted:
-                    w0 = _ring(cumulative, centre, (prefix << 1) << position, position)
-                    w1 = _ring(cumulative, centre, ((prefix << 1) | 1) << position, position)
+                    w0 = _ring(widths, row, num_codes, centre, (prefix << 1) << position, position)
+                    w1 = _ring(widths, row, num_codes, centre, ((prefix << 1) | 1) << position, position)
                 encode_bit_weighted(rc, out, p_second, node_base + prefix, bit, w0, w1)
                 prefix = (prefix << 1) | bit
         else:
@@ -149,16 +151,16 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
         w0 = np.int64(1)
         w1 = np.int64(1)
         if weighted:
-            w0 = _span(cumulative, centre + magnitude, centre + magnitude + 1)
-            w1 = _span(cumulative, centre - magnitude, centre - magnitude + 1)
+            w0 = _span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1)
+            w1 = _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1)
         encode_bit_weighted(rc, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
-                 cumulative, centre):
+                 widths, row, num_codes, centre):
     """Decode one signed integer written by :func:`put_residual` (same width table and centre)."""
-    weighted = cumulative.size > 0
+    weighted = num_codes > 0
     base = context * (MAX_BIT_LENGTH + 1)
     length = 0
     while length < MAX_BIT_LENGTH:
@@ -166,11 +168,11 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
         w1 = np.int64(1)
         if weighted and length <= MAX_WEIGHTED_LENGTH:
             if length == 0:
-                w0 = _span(cumulative, centre, centre + 1) << 8
-                w1 = _ring(cumulative, centre, 1, 0)
+                w0 = _span(widths, row, num_codes, centre, centre + 1) << 8
+                w1 = _ring(widths, row, num_codes, centre, 1, 0)
             else:
-                w0 = _ring(cumulative, centre, np.int64(1) << (length - 1), length - 1)
-                w1 = _ring(cumulative, centre, np.int64(1) << length, length)
+                w0 = _ring(widths, row, num_codes, centre, np.int64(1) << (length - 1), length - 1)
+                w1 = _ring(widths, row, num_codes, centre, np.int64(1) << length, length)
         if decode_bit_weighted(rc, data, p_length, base + length, w0, w1) == 0:
             break
         length += 1
@@ -184,8 +186,8 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
                 w0 = np.int64(1)
                 w1 = np.int64(1)
                 if weighted:
-                    w0 = _ring(cumulative, centre, (magnitude << 1) << position, position)
-                    w1 = _ring(cumulative, centre, ((magnitude << 1) | 1) << position, position)
+                    w0 = _ring(widths, row, num_codes, centre, (magnitude << 1) << position, position)
+                    w1 = _ring(widths, row, num_codes, centre, ((magnitude << 1) | 1) << position, position)
                 magnitude = (magnitude << 1) | decode_bit_weighted(rc, data, p_second, node_base + magnitude, w0, w1)
         else:
             first = decode_bit(rc, data, p_first, base + length)
@@ -196,8 +198,8 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
     w0 = np.int64(1)
     w1 = np.int64(1)
     if weighted:
-        w0 = _span(cumulative, centre + magnitude, centre + magnitude + 1)
-        w1 = _span(cumulative, centre - magnitude, centre - magnitude + 1)
+        w0 = _span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1)
+        w1 = _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1)
     if decode_bit_weighted(rc, data, p_sign, sign_context, w0, w1):
         return -magnitude
     return magnitude
@@ -286,11 +288,14 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                 prediction = high[c]
             context = energy_context(average[c])
             quantum = step[c]
-            cumulative = widths[c, : widths_length[c] + 1] if widths_length[c] > 0 else widths[c, :0]
             centre = prediction - widths_start[c]
             if decoding:
-                q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
-                                 cumulative, centre)
+                if widths_length[c] > 0:
+                    q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
+                                     widths, c, widths_length[c], centre)
+                else:  # the same function, inlined with no table: the width code compiles away
+                    q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
+                                     widths, c, 0, 0)
                 value = prediction + q * quantum
                 if value < low[c] or value > high[c]:
                     if quantum == 1:
@@ -306,8 +311,12 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                         q = -((delta - residual) // quantum)
                 else:
                     q = residual
-                put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
-                             cumulative, centre)
+                if widths_length[c] > 0:
+                    put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
+                                 widths, c, widths_length[c], centre)
+                else:  # the same function, inlined with no table: the width code compiles away
+                    put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
+                                 widths, c, 0, 0)
                 value = prediction + q * quantum
                 if value < low[c]:
                     value = low[c]

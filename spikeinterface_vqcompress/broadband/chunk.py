@@ -65,10 +65,10 @@ class _SideModel:
         self.tables = new_residual_model()
 
     def put(self, rc, out, value, context=0):
-        put_residual(rc, out, *self.tables, context, 1, int(value), NO_WIDTHS, 0)
+        put_residual(rc, out, *self.tables, context, 1, int(value), NO_WIDTHS, 0, 0, 0)
 
     def get(self, rc, data, context=0):
-        return int(get_residual(rc, data, *self.tables, context, 1, NO_WIDTHS, 0))
+        return int(get_residual(rc, data, *self.tables, context, 1, NO_WIDTHS, 0, 0, 0))
 
 
 def _used_levels(column: np.ndarray) -> np.ndarray:
