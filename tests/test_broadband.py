@@ -89,6 +89,10 @@ def test_lattice_of_stretched_codes_costs_what_the_codes_cost():
     assert stretched_bytes < codes_bytes + 300
     # without lattice detection the ~64-apart levels would cost ~6 more bits per sample
     assert stretched_bytes < stretched.size * 16 / 8 / 2
+    # a max_error below half the level spacing cannot merge levels: the chunk is coded exactly (and smaller)
+    bounded = encode_chunk(stretched, max_error=16)
+    np.testing.assert_array_equal(decode_chunk(bounded), stretched)
+    assert len(bounded) == stretched_bytes
 
 
 def _unequal_codes(num_samples=40000, seed=2):

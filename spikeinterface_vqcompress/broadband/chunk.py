@@ -87,7 +87,9 @@ def _analyse_lattice(column: np.ndarray, max_error: int):
     spacing = int(np.gcd.reduce(gaps))
     if spacing >= 2:
         return LATTICE_AFFINE, (int(levels[0]), spacing)
-    if max_error == 0 and levels.size * 8 < column.size and gaps.min() >= 2:
+    # a table of levels is coded exactly; with max_error > 0 too, when the quantiser step 2 * max_error + 1
+    # is no wider than the smallest gap (it could not merge levels: exact coding is then the smaller stream)
+    if levels.size * 8 < column.size and gaps.min() >= max(2, 2 * max_error + 1):
         smallest = int(gaps.min())
         typical = float(gaps[gaps <= 1.5 * smallest].mean())
         index_gaps = np.maximum(1, np.rint(gaps / typical)).astype(np.int64)
@@ -390,7 +392,8 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
             step[channel] = 2 * (max_error // spacing) + 1
         elif kind == LATTICE_TABLE:
             first, smallest, count = side.get(rc, buffer, 1), side.get(rc, buffer, 2), side.get(rc, buffer, 3)
-            if not (INT16_MIN <= first <= INT16_MAX and 2 <= smallest <= 65535 and 0 <= count <= 65535 and max_error == 0):
+            if not (INT16_MIN <= first <= INT16_MAX and 2 <= smallest <= 65535 and 0 <= count <= 65535
+                    and 2 * max_error + 1 <= smallest):
                 raise CorruptDataError(f"{codec_id}: invalid value table in the chunk; the data is damaged")
             levels = [first]
             index = 0
