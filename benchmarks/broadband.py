@@ -208,6 +208,58 @@ def throughput_384(work_folder):
     return rows
 
 
+def _lpc_residual(column, order=32):
+    """The codec's own order-``order`` predictor of the first difference (fitted as the encoder fits it)."""
+    from spikeinterface_vqcompress.broadband.chunk import _fit_lpc
+
+    weights = _fit_lpc(column, order, 1) / 4096.0
+    d = np.diff(column).astype(np.float64)
+    prediction = np.zeros_like(d)
+    for lag in range(1, order + 1):
+        prediction[lag:] += weights[lag - 1] * d[:-lag]
+    return np.rint(d - prediction)[order:]
+
+
+def entropy_bound(work_folder):
+    """How much room lossless coding has left on MEArec and the locust tetrode (10 s of each).
+
+    Per channel: the empirical (zero-order) entropy of the codec's order-32 LPC residual, against the
+    broadband and FLAC bits per sample on the same samples; and the most that knowing every other
+    channel's residual at the same instant could save (least squares on the other channels, fitted
+    on the data itself: an optimistic bound for any cross-channel predictor).
+    """
+    from spikeinterface_vqcompress import get_codec
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    datasets = [(spec["name"], lambda spec=spec: load_ground_truth(work_folder / f"{spec['name']}.h5")[0].get_traces(
+        start_frame=0, end_frame=320000)) for spec in MEAREC]
+    locust = SHARED_DATA / "locust_tetrode" / "locust_trial_01.raw"
+    if locust.is_file():
+        datasets.append(("locust_tetrode", lambda: np.fromfile(locust, dtype=np.int16).reshape(-1, 4)[:150000]))
+    rows = []
+    for name, load in datasets:
+        traces = np.ascontiguousarray(load())
+        residuals = np.array([_lpc_residual(traces[:, c].astype(np.int64)) for c in range(traces.shape[1])])
+        entropies = []
+        for residual in residuals:
+            _, counts = np.unique(residual, return_counts=True)
+            p = counts / counts.sum()
+            entropies.append(float(-(p * np.log2(p)).sum()))
+        cross = []
+        for c in range(residuals.shape[0]):
+            others = np.delete(residuals, c, axis=0).T
+            coefficients, *_ = np.linalg.lstsq(others, residuals[c], rcond=None)
+            cross.append(0.5 * float(np.log2(residuals[c].var() / (residuals[c] - others @ coefficients).var())))
+        sizes = {codec: len(get_codec({"id": codec}).encode(traces)) * 8 / traces.size for codec in ("broadband", "flac")}
+        rows.append({"dataset": "entropy_bound", "data": name, "num_samples": int(traces.shape[0]),
+                     "num_channels": int(traces.shape[1]), "broadband_bits_per_sample": sizes["broadband"],
+                     "flac_bits_per_sample": sizes["flac"], "lpc32_residual_entropy_bits": float(np.mean(entropies)),
+                     "cross_channel_saving_bound_bits": float(np.mean(cross)),
+                     "bits_per_sample_for_1.1x_flac": sizes["flac"] / 1.1})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def markdown(rows, wall_time_s, command) -> str:
     from spikeinterface_vqcompress.evaluation import format_table
 
@@ -228,7 +280,8 @@ def markdown(rows, wall_time_s, command) -> str:
                          f"{row['bits_per_sample_bare']:.3f} | {row['rmse_stored']:.2f} | {row['max_abs_error_stored']} | "
                          f"{row['encode_speed_x_realtime_cpu']:.0f} | {row['decode_speed_x_realtime_cpu']:.0f} |")
         lines.append("")
-    for dataset in dict.fromkeys(row["dataset"] for row in rows if row["dataset"] not in ("neuralink_n1", "throughput_384ch")):
+    for dataset in dict.fromkeys(row["dataset"] for row in rows
+                                 if row["dataset"] not in ("neuralink_n1", "throughput_384ch", "entropy_bound")):
         subset = [row for row in rows if row["dataset"] == dataset]
         title = (f"## {dataset}, tridesclous2 seed 0 (scored against {subset[0]['scored_against']})"
                  if "raw" in subset[0] else f"## {dataset} ({subset[0]['scored_against']})")
@@ -246,6 +299,18 @@ def markdown(rows, wall_time_s, command) -> str:
             lines.append(f"| {json.dumps(row['codec_config'])} | {row['encode_samples_per_s_cpu']:.3g} | "
                          f"{row['fraction_of_384ch_30kHz_on_2_cores']:.2f} |")
         lines.append("")
+    bound = [row for row in rows if row["dataset"] == "entropy_bound"]
+    if bound:
+        lines += ["## Room left for lossless coding (10 s of each recording, one chunk)", "",
+                  "Empirical entropy of the codec's own order-32 LPC residual, and the most that every other channel's "
+                  "residual at the same instant could save (least squares fitted on the data itself: optimistic).", "",
+                  "| data | broadband bits/sample | FLAC bits/sample | 1.1x FLAC needs | LPC-32 residual entropy | cross-channel saving at most |",
+                  "|---|---|---|---|---|---|"]
+        for row in bound:
+            lines.append(f"| {row['data']} | {row['broadband_bits_per_sample']:.3f} | {row['flac_bits_per_sample']:.3f} | "
+                         f"{row['bits_per_sample_for_1.1x_flac']:.3f} | {row['lpc32_residual_entropy_bits']:.3f} | "
+                         f"{row['cross_channel_saving_bound_bits']:.3f} |")
+        lines.append("")
     lines.append(f"Wall time: {wall_time_s:.0f} s. Command: `{command}`")
     return "\n".join(lines) + "\n"
 
@@ -260,7 +325,7 @@ def main():
                         help="JSON list of lossy codec configs to sort on the probe datasets (default: LOSSY_PROBE)")
     parser.add_argument("--no-sort", action="store_true", help="ratios, fidelity and speed only (no sorter runs)")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="neuralink_n1 locust_tetrode mearec_neuronexus32 mearec_neuropixels64 throughput_384ch")
+                        help="neuralink_n1 locust_tetrode mearec_neuronexus32 mearec_neuropixels64 throughput_384ch entropy_bound")
     args = parser.parse_args()
     work_folder = Path(args.work_folder)
     work_folder.mkdir(parents=True, exist_ok=True)
@@ -289,7 +354,8 @@ def main():
     steps += [(spec["name"], lambda spec=spec: run_mearec(spec, work_folder, args.quick, args.n_jobs, lossy,
                                                                       not args.no_sort)) for spec in MEAREC]
     steps += [("locust_tetrode", lambda: run_locust(work_folder, args.quick, args.n_jobs, lossy, not args.no_sort)),
-              ("throughput_384ch", lambda: throughput_384(work_folder))]
+              ("throughput_384ch", lambda: throughput_384(work_folder)),
+              ("entropy_bound", lambda: entropy_bound(work_folder))]
     for dataset, step in steps:
         if wanted is None or dataset in wanted:
             rows = [row for row in rows if row["dataset"] != dataset] + step()
