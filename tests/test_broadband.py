@@ -93,6 +93,11 @@ def test_lattice_of_stretched_codes_costs_what_the_codes_cost():
     bounded = encode_chunk(stretched, max_error=16)
     np.testing.assert_array_equal(decode_chunk(bounded), stretched)
     assert len(bounded) == stretched_bytes
+    # with a step wider than the gaps the encoder keeps the smaller of the quantised and the exact stream
+    for max_error in (32, 40):
+        lossy = encode_chunk(stretched, max_error=max_error)
+        assert len(lossy) <= stretched_bytes
+        assert np.abs(decode_chunk(lossy).astype(int) - stretched).max() <= max_error
 
 
 def _unequal_codes(num_samples=40000, seed=2):

@@ -45,7 +45,9 @@ class BroadbandCodec(Codec):
     ----------
     max_error : int, default: 0
         Largest absolute error per sample in stored units; 0 is lossless (bit-exact). The rate knob of
-        the near-lossless mode.
+        the near-lossless mode. Channels whose stored values use a table of levels (e.g. 10-bit codes
+        stretched to int16) are coded exactly when the step ``2 * max_error + 1`` could merge few
+        levels and exact coding is smaller.
     lpc_order : int, default: 32
         Order of the least-squares predictor fitted per chunk and channel (0-64).
     stages : list of [order, rate] | None, default: None
