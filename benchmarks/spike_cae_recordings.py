@@ -13,6 +13,11 @@ Stages (each appends to ``benchmarks/results/spike_cae_recordings.json`` and rew
     main operating point when ``--sc2`` is given. Ratios from the real container bytes (header with
     geometry and codec config, chunk index, times, channels, noise statistics, code indices),
     against int16 and against a 10-bit ADC.
+``select``
+    Choice of the default NN32 model (``spikecae.codec.default_model``) among the shipped CAE models
+    on a TUNING recording (Neuronexus-32, seed 203, 20 units, 30 s) that is neither a CAE training
+    recording (seed 201) nor an evaluation recording; run once per sorter (``--sorter`` /
+    ``--seeds``).
 ``throughput``
     Encoder front end (detection + snippet cut + background statistics) on one core for 1024
     channels x 20 kHz (the Neuronexus-32 training recording tiled to 1024 channels on a 32 x 32
@@ -22,6 +27,7 @@ Run::
 
     python benchmarks/spike_cae_recordings.py --stage ablation
     python benchmarks/spike_cae_recordings.py --stage evaluate [--sc2]
+    python benchmarks/spike_cae_recordings.py --stage select [--sorter spykingcircus2 --seeds 0 1 2]
     python benchmarks/spike_cae_recordings.py --stage throughput
 """
 
@@ -43,6 +49,8 @@ NAME = "spike_cae_recordings"
 
 TRAIN_RECORDING = {"name": "nn32_seed201_train", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 201,
                    "num_templates_per_cell": 10}
+TUNING_RECORDING = {"name": "nn32_seed203_tuning", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 203,
+                    "num_templates_per_cell": 10}
 EVALUATION_RECORDINGS = [
     {"name": "nn32_seed0_demo", "path": WORK / "nn32_seed0_demo.h5", "probe": "Neuronexus-32", "num_units": 10, "duration_s": 30.0,
      "seed": 0, "num_templates_per_cell": 10},
@@ -204,6 +212,13 @@ def stage_ablation(results, n_jobs, only=None):
     run_configs(results, recording, gt_sorting, TRAIN_RECORDING["name"], "ablation", configs, "tridesclous2", [0], raw_scores, n_jobs)
 
 
+def stage_select(results, n_jobs, sorter, seeds):
+    recording, gt_sorting = load(TUNING_RECORDING)
+    raw_scores = raw_sort(recording, gt_sorting, TUNING_RECORDING["name"], sorter, seeds, n_jobs)
+    configs = [(label, {"id": "spike-cae", **params}) for label, params in CAE_ABLATION]
+    run_configs(results, recording, gt_sorting, TUNING_RECORDING["name"], "select", configs, sorter, seeds, raw_scores, n_jobs)
+
+
 def parse_points(texts):
     points = []
     for text in texts:
@@ -310,6 +325,7 @@ def markdown(payload) -> str:
     rows = payload["rows"]
     for stage, title in (("ablation", "Ablation of detection/background with the identity snippet coder (raw int16 snippets, "
                                       "TRAINING recording NN32 seed 201, 20 units)"),
+                         ("select", "Choice of the default model, TUNING recording NN32 seed 203 (not trained on, not reported as evaluation)"),
                          ("evaluate", "Evaluation recordings with the CAE")):
         stage_rows = [row for row in rows if row["stage"] == stage]
         if not stage_rows:
@@ -355,7 +371,7 @@ def markdown(payload) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["ablation", "evaluate", "throughput"], required=True)
+    parser.add_argument("--stage", choices=["ablation", "select", "evaluate", "throughput"], required=True)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--only", type=int, nargs="*", help="ablation rows to run (indices)")
     parser.add_argument("--point", action="append", default=[],
@@ -376,6 +392,8 @@ def main():
     results.payload["command_last"] = " ".join(sys.argv)
     if args.stage == "ablation":
         stage_ablation(results, args.n_jobs, args.only)
+    elif args.stage == "select":
+        stage_select(results, args.n_jobs, args.sorter, args.seeds)
     elif args.stage == "evaluate":
         points = parse_points(args.point) or [("default", {})]
         stage_evaluate(results, args.n_jobs, points, args.datasets, args.sorter, args.seeds)

@@ -249,9 +249,9 @@ def test_identity_codec_keeps_the_snippet_shape_it_was_given():
     codec = get_codec("spike-cae", model="identity", snippet_samples=96, trough_sample=40).with_recording(recording)
     assert codec.snippet_shape() == (4, 96, 40)
     assert get_codec("spike-cae", model="identity").with_recording(recording).snippet_shape() == (4, 64, 21)
-    # the default model follows the channel count: the wide 16-channel footprint from 16 channels
-    assert get_codec("spike-cae").with_recording(recording).params["model"] == "nn32-16x96"
-    assert default_model(4) == "nn32-4x64-r2" and default_model(64) == "np64-15x96"
+    # the default model follows the channel count (chosen on a tuning recording): 15 x 96 from 64 channels
+    assert get_codec("spike-cae").with_recording(recording).params["model"] == "nn32-4x64-r2"
+    assert default_model(32) == "nn32-4x64-r2" and default_model(64) == "np64-15x96"
 
 
 def _shipped_default_nn32():
@@ -272,7 +272,7 @@ def test_cae_codec_on_mearec_ground_truth(ground_truth_file):
     recording, gt_sorting = load_ground_truth(ground_truth_file)
     recording, gt_sorting = recording.frame_slice(0, 4 * 32000), gt_sorting.frame_slice(0, 4 * 32000)
     compressed = vq.compress(recording, codec="spike-cae", progress_bar=False)
-    assert compressed.container_header["codec"]["model"] == "nn32-16x96"
+    assert compressed.container_header["codec"]["model"] == "nn32-4x64-r2"
     assert compressed.container_header["model_sha256"] == compressed.codec.model_sha256 is not None
     assert compressed.compression_ratio > 100  # vs int16, every byte of the container counted
     fidelity = spike_window_fidelity(recording, compressed, gt_sorting)

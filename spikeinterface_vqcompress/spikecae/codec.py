@@ -179,9 +179,13 @@ def _uniform_table(num_symbols: int) -> np.ndarray:
 
 
 #: The recording codec's default model by the recording's channel count: ``(minimum channels, model)``,
-#: widest first. A wide, long snippet (16 channels, to ~100 um on a Neuronexus-32, x 3 ms) is what
-#: keeps sorters from over-splitting units (benchmarks/results/spike_cae_recordings.md, ablation).
-RECORDING_DEFAULT_MODELS = ((64, "np64-15x96"), (16, "nn32-16x96"), (0, "nn32-4x64-r2"))
+#: widest first. Below 64 channels: chosen on a TUNING recording (Neuronexus-32 seed 203, neither
+#: trained on nor reported; benchmarks/results/spike_cae_recordings.md, "Choice of the default
+#: model") by the mean accuracy of tridesclous2 and spykingcircus2 x3: nn32-4x64-r2 0.848 (at 675x),
+#: nn32-16x64 0.837, nn32-16x96 0.836 (357x). With raw snippets a wide footprint sorts better (the
+#: ablation), but the 16-channel CAEs reconstruct it worse. From 64 channels only np64-15x96 was
+#: retrained (np64-15x48, the paper's shape, was trained for 2 epochs).
+RECORDING_DEFAULT_MODELS = ((64, "np64-15x96"), (0, "nn32-4x64-r2"))
 
 
 def default_model(num_channels: int) -> str:
@@ -223,8 +227,7 @@ class SpikeCAECodec(Codec):
         A shipped spike CAE name (``spikecae.model.SHIPPED_MODELS``), a weights path, "identity"
         (raw int16 snippets, to measure the detection and background stages alone) or None for the
         shipped default of the recording's channel count (:func:`default_model`: "np64-15x96"
-        from 64 channels, "nn32-16x96" from 16, "nn32-4x64-r2" below; chosen when the recording is
-        known).
+        from 64 channels, "nn32-4x64-r2" below; chosen when the recording is known).
     threshold : float, default: 4.5
         Detection threshold in noise standard deviations.
     exclude_sweep_samples : int, default: 8
