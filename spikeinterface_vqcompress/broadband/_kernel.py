@@ -100,6 +100,35 @@ def _ring(widths, row, size, centre, first, log2_count):
 
 
 @numba.njit(cache=True, inline="always")
+def _length_weights(widths, row, num_codes, centre, length):
+    """Prior weights of "bit length == ``length``" (a zero) and "bit length > ``length``" (a one)."""
+    if num_codes == 0 or length > MAX_WEIGHTED_LENGTH:
+        return np.int64(1), np.int64(1)
+    if length == 0:
+        return _span(widths, row, num_codes, centre, centre + 1) << 8, _ring(widths, row, num_codes, centre, 1, 0)
+    return (_ring(widths, row, num_codes, centre, np.int64(1) << (length - 1), length - 1),
+            _ring(widths, row, num_codes, centre, np.int64(1) << length, length))
+
+
+@numba.njit(cache=True, inline="always")
+def _tree_weights(widths, row, num_codes, centre, prefix, position):
+    """Prior weights of the next magnitude bit below ``prefix`` being a zero or a one."""
+    if num_codes == 0:
+        return np.int64(1), np.int64(1)
+    return (_ring(widths, row, num_codes, centre, (prefix << 1) << position, position),
+            _ring(widths, row, num_codes, centre, ((prefix << 1) | 1) << position, position))
+
+
+@numba.njit(cache=True, inline="always")
+def _sign_weights(widths, row, num_codes, centre, magnitude):
+    """Prior weights of the residual ``+magnitude`` (a zero) and ``-magnitude`` (a one)."""
+    if num_codes == 0:
+        return np.int64(1), np.int64(1)
+    return (_span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1),
+            _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1))
+
+
+@numba.njit(cache=True, inline="always")
 def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
                  widths, row, num_codes, centre):
     """Encode one signed integer (|value| < 2**24) with the adaptive residual model.
@@ -109,20 +138,11 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
     among a few codes is reweighted by the widths of the codes on each side
     (:func:`..entropy.binary_range.encode_bit_weighted`).
     """
-    weighted = num_codes > 0
     magnitude = value if value >= 0 else -value
     length = _bit_length(magnitude)
     base = context * (MAX_BIT_LENGTH + 1)
     for j in range(MAX_BIT_LENGTH):
-        w0 = np.int64(1)
-        w1 = np.int64(1)
-        if weighted and j <= MAX_WEIGHTED_LENGTH:
-            if j == 0:
-                w0 = _span(widths, row, num_codes, centre, centre + 1) << 8
-                w1 = _ring(widths, row, num_codes, centre, 1, 0)
-            else:
-                w0 = _ring(widths, row, num_codes, centre, np.int64(1) << (j - 1), j - 1)
-                w1 = _ring(widths, row, num_codes, centre, np.int64(1) << j, j)
+        w0, w1 = _length_weights(widths, row, num_codes, centre, j)
         if j == length:
             encode_bit_weighted(rc, out, p_length, base + j, 0, w0, w1)
             break
@@ -133,11 +153,7 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
             prefix = 1
             for position in range(length - 2, -1, -1):
                 bit = (magnitude >> position) & 1
-                w0 = np.int64(1)
-                w1 = np.int64(1)
-                if weighted:
-                    w0 = _ring(widths, row, num_codes, centre, (prefix << 1) << position, position)
-                    w1 = _ring(widths, row, num_codes, centre, ((prefix << 1) | 1) << position, position)
+                w0, w1 = _tree_weights(widths, row, num_codes, centre, prefix, position)
                 encode_bit_weighted(rc, out, p_second, node_base + prefix, bit, w0, w1)
                 prefix = (prefix << 1) | bit
         else:
@@ -148,11 +164,7 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
             for position in range(length - 4, -1, -1):
                 encode_bit(rc, out, p_rest, length * (MAX_BIT_LENGTH + 1) + position, (magnitude >> position) & 1)
     if length >= 1:
-        w0 = np.int64(1)
-        w1 = np.int64(1)
-        if weighted:
-            w0 = _span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1)
-            w1 = _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1)
+        w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
         encode_bit_weighted(rc, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
 
 
@@ -160,19 +172,10 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
 def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
                  widths, row, num_codes, centre):
     """Decode one signed integer written by :func:`put_residual` (same width table and centre)."""
-    weighted = num_codes > 0
     base = context * (MAX_BIT_LENGTH + 1)
     length = 0
     while length < MAX_BIT_LENGTH:
-        w0 = np.int64(1)
-        w1 = np.int64(1)
-        if weighted and length <= MAX_WEIGHTED_LENGTH:
-            if length == 0:
-                w0 = _span(widths, row, num_codes, centre, centre + 1) << 8
-                w1 = _ring(widths, row, num_codes, centre, 1, 0)
-            else:
-                w0 = _ring(widths, row, num_codes, centre, np.int64(1) << (length - 1), length - 1)
-                w1 = _ring(widths, row, num_codes, centre, np.int64(1) << length, length)
+        w0, w1 = _length_weights(widths, row, num_codes, centre, length)
         if decode_bit_weighted(rc, data, p_length, base + length, w0, w1) == 0:
             break
         length += 1
@@ -183,11 +186,7 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
             for position in range(length - 2, -1, -1):
-                w0 = np.int64(1)
-                w1 = np.int64(1)
-                if weighted:
-                    w0 = _ring(widths, row, num_codes, centre, (magnitude << 1) << position, position)
-                    w1 = _ring(widths, row, num_codes, centre, ((magnitude << 1) | 1) << position, position)
+                w0, w1 = _tree_weights(widths, row, num_codes, centre, magnitude, position)
                 magnitude = (magnitude << 1) | decode_bit_weighted(rc, data, p_second, node_base + magnitude, w0, w1)
         else:
             first = decode_bit(rc, data, p_first, base + length)
@@ -195,11 +194,7 @@ def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context,
             magnitude = (((magnitude << 1) | first) << 1) | second
             for position in range(length - 4, -1, -1):
                 magnitude = (magnitude << 1) | decode_bit(rc, data, p_rest, length * (MAX_BIT_LENGTH + 1) + position)
-    w0 = np.int64(1)
-    w1 = np.int64(1)
-    if weighted:
-        w0 = _span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1)
-        w1 = _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1)
+    w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
     if decode_bit_weighted(rc, data, p_sign, sign_context, w0, w1):
         return -magnitude
     return magnitude
