@@ -257,9 +257,10 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
             ref = reference[c]
             total = previous[c] << FRACTION_BITS
             lpc_prediction = np.int64(0)
-            start = head[c]
+            window = lpc_history[c, head[c]: head[c] + lpc_order]  # views with plain indices: the loop vectorises
+            coefficients = fixed_weights[c]
             for i in range(lpc_order):
-                lpc_prediction += fixed_weights[c, i] * lpc_history[c, start + i]
+                lpc_prediction += coefficients[i] * window[i]
             lpc_prediction <<= FRACTION_BITS - 12
             total += lpc_prediction
             for s in range(num_stages):
