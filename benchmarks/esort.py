@@ -16,7 +16,8 @@ rigid drift at 30 um/min; simulated here when absent). For each recording, in on
   sorting time (network + post-processing over the whole recording, band-pass included: the
   sorter's default FFT band-pass) apart;
   scored on the whole recording and on the part after the labelled period ("rest");
-- E-Sort (transfer, N = 15) on the recording rebuilt from WavPack hybrid bps 2.25 bytes;
+- E-Sort (transfer, N = 15) on the recording rebuilt from WavPack hybrid bps 2.25 bytes (our codecs:
+  ``benchmarks/esort_codecs.py``);
 - E-Sort with labels from tridesclous2 (its spikes in the first 10 s), the real-data mode.
 
 Writes ``benchmarks/results/esort.json`` and ``esort.md`` after every row. Run::
