@@ -52,6 +52,18 @@ STRIDE = 2
 LABEL_SORTER_SECONDS = 10.0
 
 
+def load_recording(spec, work_folder):
+    """``(recording, gt_sorting)`` of one of ``RECORDINGS``, simulated into ``work_folder`` when absent."""
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
+
+    path = Path(work_folder) / f"{spec['name']}.h5"
+    if not path.is_file():
+        simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
+                           seed=spec["seed"], num_templates_per_cell=spec.get("num_templates_per_cell", 12),
+                           drift=spec.get("drift", False))
+    return load_ground_truth(path)
+
+
 def score(gt_sorting, sorting, start_frame=0):
     from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
 
@@ -217,8 +229,6 @@ def main():
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
     from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
-
     torch.set_num_threads(args.threads)
     work = Path(args.work_folder)
     output = Path(args.output)
@@ -261,12 +271,7 @@ def main():
     for spec in RECORDINGS:
         if args.only and spec["name"] not in args.only:
             continue
-        path = work / f"{spec['name']}.h5"
-        if not path.is_file():
-            simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                               seed=spec["seed"], num_templates_per_cell=spec.get("num_templates_per_cell", 12),
-                               drift=spec.get("drift", False))
-        recording, gt_sorting = load_ground_truth(path)
+        recording, gt_sorting = load_recording(spec, work)
         num_samples = recording.get_num_samples(0)
         for n in args.spikes_per_unit:
             labels = core.labels_from_sorting(gt_sorting, num_samples, num_spikes_per_unit=n)

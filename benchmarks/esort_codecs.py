@@ -22,11 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from esort import RECORDINGS, esort_row  # noqa: E402
+from esort import RECORDINGS, esort_row, load_recording  # noqa: E402
 
 DATASETS = ["mearec_neuronexus32", "mearec_neuropixels64"]
 #: codec points: None is the raw recording
@@ -82,7 +80,6 @@ def main(argv=None):
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
     from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -107,12 +104,7 @@ def main(argv=None):
     for spec in RECORDINGS:
         if spec["name"] not in args.only:
             continue
-        path = Path(args.work_folder) / f"{spec['name']}.h5"
-        if not path.is_file():
-            simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                               seed=spec["seed"], num_templates_per_cell=spec.get("num_templates_per_cell", 12),
-                               drift=spec.get("drift", False))
-        recording, gt_sorting = load_ground_truth(path)
+        recording, gt_sorting = load_recording(spec, args.work_folder)
         for config in CODECS:
             def kept(n):
                 return any(row["dataset"] == spec["name"] and row["codec_config"] == config

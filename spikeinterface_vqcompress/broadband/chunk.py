@@ -161,10 +161,6 @@ def _code_widths(column: np.ndarray, step: int):
     return (first, symbols) if saving_bits > 2 * cost_bits else None
 
 
-def _cumulative_widths(symbols: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(WIDTH_Q6[symbols])]).astype(np.int64)
-
-
 def _widths_arrays(tables, num_channels):
     """Kernel arrays (cumulative widths, first code, number of codes) from per-channel tables or None."""
     longest = max((table[1].size for table in tables if table is not None), default=0)
@@ -174,7 +170,7 @@ def _widths_arrays(tables, num_channels):
     for channel, table in enumerate(tables):
         if table is not None:
             first, symbols = table
-            widths[channel, : symbols.size + 1] = _cumulative_widths(symbols)
+            widths[channel, 1 : symbols.size + 1] = np.cumsum(WIDTH_Q6[symbols])
             start[channel], length[channel] = first, symbols.size
     return widths, start, length
 
