@@ -30,6 +30,7 @@ import math
 import struct
 import zlib
 
+import numba
 import numpy as np
 
 from ..codecs.base import CorruptDataError
@@ -214,23 +215,57 @@ def _stages_array(stages):
     return orders, rates
 
 
+@numba.njit(cache=True)
+def _difference_sums(values, lpc_order):
+    """Exact integer sums of the first difference ``d`` of ``values`` for the autocorrelation method:
+    ``sum(d[i] d[i + k])``, ``sum(d[: n - k])`` and ``sum(d[k:])`` for lags ``k = 0 .. lpc_order``."""
+    n = values.size - 1
+    d = np.empty(n, np.int64)
+    for i in range(n):
+        d[i] = values[i + 1] - values[i]
+    products = np.zeros(lpc_order + 1, np.int64)
+    heads = np.zeros(lpc_order + 1, np.int64)
+    tails = np.zeros(lpc_order + 1, np.int64)
+    total = np.int64(0)
+    for i in range(n):
+        total += d[i]
+    for lag in range(lpc_order + 1):
+        accumulator = np.int64(0)
+        for i in range(n - lag):
+            accumulator += d[i] * d[i + lag]
+        products[lag] = accumulator
+        head = total
+        tail = total
+        for i in range(lag):
+            head -= d[n - 1 - i]
+            tail -= d[i]
+        heads[lag] = head
+        tails[lag] = tail
+    return products, heads, tails
+
+
 def _fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
     """Least-squares (autocorrelation method) predictor of the first difference, Q12 integers.
 
     With ``step > 1`` (near-lossless) the predictor runs on reconstructed samples, i.e. the signal
     plus white quantisation noise of variance ``(step**2 - 1) / 12``: that noise's autocorrelation
     (of its first difference) is added before solving, so the predictor does not amplify it.
+    The sums are exact integers (|d| < 2**17 and fewer than 2**18 samples: no overflow), so the fit
+    does not depend on the order of floating-point additions.
     """
     from scipy.linalg import solve_toeplitz
 
-    d = np.diff(values[:262144].astype(np.float64))
-    if d.size <= 4 * lpc_order:
+    values = np.ascontiguousarray(values[:262144], dtype=np.int64)
+    size = values.size - 1
+    if size <= 4 * lpc_order:
         return np.zeros(lpc_order, dtype=np.int64)
-    d -= d.mean()
-    autocorrelation = np.array([np.sum(d[: d.size - lag] * d[lag:]) for lag in range(lpc_order + 1)])  # no BLAS threads
+    products, heads, tails = _difference_sums(values, lpc_order)
+    mean = float(heads[0]) / size
+    counts = size - np.arange(lpc_order + 1)
+    autocorrelation = products - mean * (heads + tails).astype(np.float64) + counts * mean * mean
     if autocorrelation[0] <= 0:
         return np.zeros(lpc_order, dtype=np.int64)
-    autocorrelation /= d.size
+    autocorrelation /= size
     noise_variance = (step * step - 1) / 12.0
     autocorrelation[0] += 2 * noise_variance
     if lpc_order >= 1:
@@ -277,13 +312,14 @@ def _encode_chunk(traces, max_error, stages, lpc_order, exact_tables):
     out = np.zeros(num_samples * num_channels * 6 + 64 * num_channels + 4096, dtype=np.uint8)
     rc = new_encoder_state()
     side = _SideModel()
-    domain = np.empty((num_samples, num_channels), dtype=np.int64)
+    columns = np.ascontiguousarray(traces.T)  # channel-major: the per-channel analysis reads rows, not strided columns
+    domain_rows = np.empty((num_channels, num_samples), dtype=np.int64)
     low = np.empty(num_channels, np.int64)
     high = np.empty(num_channels, np.int64)
     step = np.empty(num_channels, np.int64)
     lattices = []
     for channel in range(num_channels):
-        kind, parameters = (_analyse_lattice(traces[:, channel], max_error, exact_tables) if num_samples
+        kind, parameters = (_analyse_lattice(columns[channel], max_error, exact_tables) if num_samples
                               else (LATTICE_NONE, None))
         side.put(rc, out, kind, 0)
         if kind == LATTICE_AFFINE:
@@ -299,7 +335,8 @@ def _encode_chunk(traces, max_error, stages, lpc_order, exact_tables):
                 side.put(rc, out, index_gap - 1, 4)
                 side.put(rc, out, value_gap - index_gap * smallest, 5)
         lattices.append((kind, parameters))
-        domain[:, channel], low[channel], high[channel], step[channel] = _to_domain(traces[:, channel], kind, parameters, max_error)
+        domain_rows[channel], low[channel], high[channel], step[channel] = _to_domain(columns[channel], kind, parameters, max_error)
+    domain = np.ascontiguousarray(domain_rows.T)  # the kernel runs sample by sample across channels
     if stages and num_channels > 1:  # only the adaptive stages use a reference channel
         order, reference = _coding_order(domain)
     else:
@@ -314,10 +351,10 @@ def _encode_chunk(traces, max_error, stages, lpc_order, exact_tables):
     fixed_weights = np.zeros((num_channels, lpc_order), dtype=np.int64)
     if lpc_order:
         for channel in range(num_channels):
-            fixed_weights[channel] = _fit_lpc(domain[:, channel], lpc_order, int(step[channel]))
+            fixed_weights[channel] = _fit_lpc(domain_rows[channel], lpc_order, int(step[channel]))
             for coefficient in fixed_weights[channel].tolist():
                 side.put(rc, out, coefficient, 8)
-    tables = [_code_widths(domain[:, channel], int(step[channel])) for channel in range(num_channels)]
+    tables = [_code_widths(domain_rows[channel], int(step[channel])) for channel in range(num_channels)]
     for table in tables:
         side.put(rc, out, 0 if table is None else 1, 10)
         if table is not None:
@@ -332,15 +369,20 @@ def _encode_chunk(traces, max_error, stages, lpc_order, exact_tables):
     size = encoder_flush(rc, out)
     if size > out.size:  # cannot happen with the bound above; refuse rather than emit a cut stream
         raise RuntimeError("broadband: internal output buffer overflow")
-    rebuilt = np.empty((num_samples, num_channels), dtype=np.int16)
-    for channel, (kind, parameters) in enumerate(lattices):
-        if kind == LATTICE_TABLE:
-            levels, index_gaps, _ = parameters
-            indices = np.concatenate([[0], np.cumsum(index_gaps)])
-            table = np.full(int(indices[-1]) + 1, np.iinfo(np.int64).min, dtype=np.int64)
-            table[indices] = levels
-            parameters = table
-        rebuilt[:, channel] = _from_domain(domain[:, channel], kind, parameters, "broadband")
+    if np.all(step == 1):  # lossless: the reconstruction is the input
+        rebuilt = traces
+    else:
+        rebuilt_rows = np.empty((num_channels, num_samples), dtype=np.int16)
+        domain_rows = np.ascontiguousarray(domain.T)
+        for channel, (kind, parameters) in enumerate(lattices):
+            if kind == LATTICE_TABLE:
+                levels, index_gaps, _ = parameters
+                indices = np.concatenate([[0], np.cumsum(index_gaps)])
+                table = np.full(int(indices[-1]) + 1, np.iinfo(np.int64).min, dtype=np.int64)
+                table[indices] = levels
+                parameters = table
+            rebuilt_rows[channel] = _from_domain(domain_rows[channel], kind, parameters, "broadband")
+        rebuilt = np.ascontiguousarray(rebuilt_rows.T)
     header = _HEADER.pack(MAGIC, VERSION, 0, num_samples, num_channels, max_error)
     header += bytes([lpc_order, len(stages)]) + b"".join(bytes([order, rate]) for order, rate in stages)
     header += _CRC.pack(zlib.crc32(rebuilt.tobytes()))
@@ -480,9 +522,14 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
         raise CorruptDataError(f"{codec_id}: decoded samples leave the valid range; the data is damaged")
     if rc[3] > 5:
         raise CorruptDataError(f"{codec_id}: chunk payload is truncated ({rc[3]} bytes missing)")
-    traces = np.empty((num_samples, num_channels), dtype=np.int16)
-    for channel, (kind, parameters) in enumerate(lattices):
-        traces[:, channel] = _from_domain(values[:, channel], kind, parameters, codec_id)
+    if all(kind == LATTICE_NONE for kind, _ in lattices):
+        traces = values.astype(np.int16)
+    else:
+        value_rows = np.ascontiguousarray(values.T)  # per-channel work on rows, not strided columns
+        trace_rows = np.empty((num_channels, num_samples), dtype=np.int16)
+        for channel, (kind, parameters) in enumerate(lattices):
+            trace_rows[channel] = _from_domain(value_rows[channel], kind, parameters, codec_id)
+        traces = np.ascontiguousarray(trace_rows.T)
     if zlib.crc32(traces.tobytes()) != header["crc32"]:
         raise CorruptDataError(f"{codec_id}: decoded samples do not match the chunk's CRC32; the data is damaged")
     return traces
