@@ -247,7 +247,9 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
     predictions = np.zeros(num_stages, np.int64)
     lpc_order = fixed_weights.shape[1]
     # newest-first window lpc_history[c, head[c] : head[c] + lpc_order] of a doubled circular buffer
-    lpc_history = np.zeros((num_channels, 2 * lpc_order + 1), np.int64)
+    # int32 state (|d| < 2**17, |coefficient| < 2**15; products summed in int64): half the memory traffic
+    lpc_history = np.zeros((num_channels, 2 * lpc_order + 1), np.int32)
+    lpc_weights = fixed_weights.astype(np.int32)
     head = np.zeros(num_channels, np.int64)
     energies = np.zeros(num_stages, np.int64)
     half = np.int64(1) << (FRACTION_BITS - 1)
@@ -258,9 +260,9 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
             total = previous[c] << FRACTION_BITS
             lpc_prediction = np.int64(0)
             window = lpc_history[c, head[c]: head[c] + lpc_order]  # views with plain indices: the loop vectorises
-            coefficients = fixed_weights[c]
+            coefficients = lpc_weights[c]
             for i in range(lpc_order):
-                lpc_prediction += coefficients[i] * window[i]
+                lpc_prediction += np.int64(coefficients[i]) * np.int64(window[i])
             lpc_prediction <<= FRACTION_BITS - 12
             total += lpc_prediction
             for s in range(num_stages):
