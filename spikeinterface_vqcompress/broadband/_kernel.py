@@ -28,7 +28,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..entropy.binary_range import decode_bit, decode_bit_weighted, encode_bit, encode_bit_weighted, new_probabilities
+from ..entropy.binary_range import (decode_bit, decode_bit_weighted, encode_bit, encode_bit_weighted, load_state,
+                                    new_probabilities, store_state)
 
 FRACTION_BITS = 14
 MAX_BIT_LENGTH = 24
@@ -129,9 +130,10 @@ def _sign_weights(widths, row, num_codes, centre, magnitude):
 
 
 @numba.njit(cache=True, inline="always")
-def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
+def put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
                  widths, row, num_codes, centre):
-    """Encode one signed integer (|value| < 2**24) with the adaptive residual model.
+    """Encode one signed integer (|value| < 2**24) with the adaptive residual model; returns the
+    range coder's state (:mod:`..entropy.binary_range`).
 
     With a code-width table (``widths[row, : num_codes + 1]``: cumulative widths of the channel's
     codes, ``num_codes`` 0: none; ``centre``: the prediction's position in that table) every decision
@@ -144,9 +146,9 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
     for j in range(MAX_BIT_LENGTH):
         w0, w1 = _length_weights(widths, row, num_codes, centre, j)
         if j == length:
-            encode_bit_weighted(rc, out, p_length, base + j, 0, w0, w1)
+            state = encode_bit_weighted(state, out, p_length, base + j, 0, w0, w1)
             break
-        encode_bit_weighted(rc, out, p_length, base + j, 1, w0, w1)
+        state = encode_bit_weighted(state, out, p_length, base + j, 1, w0, w1)
     if length >= 2:
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
@@ -154,50 +156,72 @@ def put_residual(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, 
             for position in range(length - 2, -1, -1):
                 bit = (magnitude >> position) & 1
                 w0, w1 = _tree_weights(widths, row, num_codes, centre, prefix, position)
-                encode_bit_weighted(rc, out, p_second, node_base + prefix, bit, w0, w1)
+                state = encode_bit_weighted(state, out, p_second, node_base + prefix, bit, w0, w1)
                 prefix = (prefix << 1) | bit
         else:
             first = (magnitude >> (length - 2)) & 1
-            encode_bit(rc, out, p_first, base + length, first)
+            state = encode_bit(state, out, p_first, base + length, first)
             second = (magnitude >> (length - 3)) & 1
-            encode_bit(rc, out, p_first, NUM_CONTEXTS * (MAX_BIT_LENGTH + 1) + 2 * (base + length) + first, second)
+            state = encode_bit(state, out, p_first, NUM_CONTEXTS * (MAX_BIT_LENGTH + 1) + 2 * (base + length) + first, second)
             for position in range(length - 4, -1, -1):
-                encode_bit(rc, out, p_rest, length * (MAX_BIT_LENGTH + 1) + position, (magnitude >> position) & 1)
+                state = encode_bit(state, out, p_rest, length * (MAX_BIT_LENGTH + 1) + position, (magnitude >> position) & 1)
     if length >= 1:
         w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
-        encode_bit_weighted(rc, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
+        state = encode_bit_weighted(state, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
+    return state
 
 
 @numba.njit(cache=True, inline="always")
-def get_residual(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
+def get_residual(state, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
                  widths, row, num_codes, centre):
-    """Decode one signed integer written by :func:`put_residual` (same width table and centre)."""
+    """Decode one signed integer written by :func:`put_residual` (same width table and centre);
+    returns ``(state, value)``."""
     base = context * (MAX_BIT_LENGTH + 1)
     length = 0
     while length < MAX_BIT_LENGTH:
         w0, w1 = _length_weights(widths, row, num_codes, centre, length)
-        if decode_bit_weighted(rc, data, p_length, base + length, w0, w1) == 0:
+        state, bit = decode_bit_weighted(state, data, p_length, base + length, w0, w1)
+        if bit == 0:
             break
         length += 1
     if length == 0:
-        return np.int64(0)
+        return state, np.int64(0)
     magnitude = np.int64(1)
     if length >= 2:
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
             for position in range(length - 2, -1, -1):
                 w0, w1 = _tree_weights(widths, row, num_codes, centre, magnitude, position)
-                magnitude = (magnitude << 1) | decode_bit_weighted(rc, data, p_second, node_base + magnitude, w0, w1)
+                state, bit = decode_bit_weighted(state, data, p_second, node_base + magnitude, w0, w1)
+                magnitude = (magnitude << 1) | bit
         else:
-            first = decode_bit(rc, data, p_first, base + length)
-            second = decode_bit(rc, data, p_first, NUM_CONTEXTS * (MAX_BIT_LENGTH + 1) + 2 * (base + length) + first)
+            state, first = decode_bit(state, data, p_first, base + length)
+            state, second = decode_bit(state, data, p_first, NUM_CONTEXTS * (MAX_BIT_LENGTH + 1) + 2 * (base + length) + first)
             magnitude = (((magnitude << 1) | first) << 1) | second
             for position in range(length - 4, -1, -1):
-                magnitude = (magnitude << 1) | decode_bit(rc, data, p_rest, length * (MAX_BIT_LENGTH + 1) + position)
+                state, bit = decode_bit(state, data, p_rest, length * (MAX_BIT_LENGTH + 1) + position)
+                magnitude = (magnitude << 1) | bit
     w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
-    if decode_bit_weighted(rc, data, p_sign, sign_context, w0, w1):
-        return -magnitude
-    return magnitude
+    state, negative = decode_bit_weighted(state, data, p_sign, sign_context, w0, w1)
+    if negative:
+        return state, -magnitude
+    return state, magnitude
+
+
+@numba.njit(cache=True)
+def put_value(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, value):
+    """:func:`put_residual` with no width table, on the coder state held in ``rc`` (side information)."""
+    store_state(rc, put_residual(load_state(rc), out, p_length, p_first, p_second, p_rest, p_sign, context, 1, value,
+                                 NO_WIDTHS, 0, 0, 0))
+
+
+@numba.njit(cache=True)
+def get_value(rc, data, p_length, p_first, p_second, p_rest, p_sign, context):
+    """Decode a value written by :func:`put_value`."""
+    state, value = get_residual(load_state(rc), data, p_length, p_first, p_second, p_rest, p_sign, context, 1,
+                                NO_WIDTHS, 0, 0, 0)
+    store_state(rc, state)
+    return value
 
 
 @numba.njit(cache=True)
@@ -253,6 +277,7 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
     head = np.zeros(num_channels, np.int64)
     energies = np.zeros(num_stages, np.int64)
     half = np.int64(1) << (FRACTION_BITS - 1)
+    state = load_state(rc)  # the range coder's state stays in registers (see ..entropy.binary_range)
     for t in range(num_samples):
         for position in range(num_channels):
             c = order[position]
@@ -289,14 +314,15 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
             centre = prediction - widths_start[c]
             if decoding:
                 if widths_length[c] > 0:
-                    q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
-                                     widths, c, widths_length[c], centre)
+                    state, q = get_residual(state, buffer, p_length, p_first, p_second, p_rest, p_sign, context,
+                                            last_sign[c], widths, c, widths_length[c], centre)
                 else:  # the same function, inlined with no table: the width code compiles away
-                    q = get_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c],
-                                     widths, c, 0, 0)
+                    state, q = get_residual(state, buffer, p_length, p_first, p_second, p_rest, p_sign, context,
+                                            last_sign[c], widths, c, 0, 0)
                 value = prediction + q * quantum
                 if value < low[c] or value > high[c]:
                     if quantum == 1:
+                        store_state(rc, state)
                         return 1  # lossless values never leave the range: damaged data
                     value = low[c] if value < low[c] else high[c]
             else:
@@ -310,11 +336,11 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                 else:
                     q = residual
                 if widths_length[c] > 0:
-                    put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
-                                 widths, c, widths_length[c], centre)
+                    state = put_residual(state, buffer, p_length, p_first, p_second, p_rest, p_sign, context,
+                                         last_sign[c], q, widths, c, widths_length[c], centre)
                 else:  # the same function, inlined with no table: the width code compiles away
-                    put_residual(rc, buffer, p_length, p_first, p_second, p_rest, p_sign, context, last_sign[c], q,
-                                 widths, c, 0, 0)
+                    state = put_residual(state, buffer, p_length, p_first, p_second, p_rest, p_sign, context,
+                                         last_sign[c], q, widths, c, 0, 0)
                 value = prediction + q * quantum
                 if value < low[c]:
                     value = low[c]
@@ -362,4 +388,5 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                 last_sign[c] = 0
             else:
                 last_sign[c] = 1
+    store_state(rc, state)
     return 0

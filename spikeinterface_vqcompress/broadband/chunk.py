@@ -35,7 +35,7 @@ import numpy as np
 
 from ..codecs.base import CorruptDataError
 from ..entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
-from ._kernel import NO_WIDTHS, code_samples, get_residual, new_residual_model, put_residual
+from ._kernel import code_samples, get_value, new_residual_model, put_value
 
 MAGIC = b"VQBB"
 VERSION = 2
@@ -66,10 +66,10 @@ class _SideModel:
         self.tables = new_residual_model()
 
     def put(self, rc, out, value, context=0):
-        put_residual(rc, out, *self.tables, context, 1, int(value), NO_WIDTHS, 0, 0, 0)
+        put_value(rc, out, *self.tables, context, int(value))
 
     def get(self, rc, data, context=0):
-        return int(get_residual(rc, data, *self.tables, context, 1, NO_WIDTHS, 0, 0, 0))
+        return int(get_value(rc, data, *self.tables, context))
 
 
 def _used_levels(column: np.ndarray) -> np.ndarray:

@@ -6,10 +6,15 @@ a count-driven shift estimator (see below), so the encoder and the decoder updat
 identical integer state: nothing depends on floating point, and a bitstream decodes the same way on
 every machine.
 
-State layout (``int64`` arrays so the functions compile once and inline into the codec kernels):
+State layout. Between calls the state lives in an ``int64`` array ``rc``; inside a kernel it is a
+tuple of ``int64`` (:func:`load_state` / :func:`store_state`), passed to and returned by every
+coding function, so that once inlined it stays in registers (an array would be reloaded after
+every store to the output or to a probability: the arrays may alias as far as the compiler knows).
+The bit updates are branch-free (selects on a mask): a coded bit is hard to predict, and a
+mispredicted branch per decision cost more than the arithmetic (2x on the broadband kernel).
 
-- encoder ``rc``: ``[low, range, cache, cache_size, position]`` writing into a ``uint8`` buffer;
-- decoder ``rc``: ``[code, range, position, overrun]`` reading from a ``uint8`` buffer. Reading past
+- encoder: ``(low, range, cache, cache_size, position)`` writing into a ``uint8`` buffer;
+- decoder: ``(code, range, position, overrun)`` reading from a ``uint8`` buffer. Reading past
   the end yields zero bytes and counts ``overrun``; callers treat a non-zero overrun beyond the
   flush bytes as damaged data, so a decoder can never run away.
 - a probability is a pair ``(p, count)`` stored in an ``int32[..., 2]`` array: ``p`` is the 16-bit
@@ -64,23 +69,38 @@ def new_encoder_state() -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
-def _shift_low(rc, out):
-    low = rc[0]
+def load_state(rc):
+    """The coder state held in ``rc`` as a tuple (encoder: 5 values, decoder: 4)."""
+    if rc.size == 5:
+        return (rc[0], rc[1], rc[2], rc[3], rc[4])
+    return (rc[0], rc[1], rc[2], rc[3], np.int64(0))
+
+
+@numba.njit(cache=True, inline="always")
+def store_state(rc, state):
+    """Write a state tuple back into ``rc``."""
+    for i in range(rc.size):
+        rc[i] = state[i]
+
+
+@numba.njit(cache=True, inline="always")
+def _shift_low(state, out):
+    low, range_, cache, cache_size, position = state
     if low < 0xFF000000 or low > _MASK32:
         carry = low >> 32
-        temp = rc[2]
+        temp = cache
         while True:
-            position = rc[4]
             if position < out.size:
                 out[position] = (temp + carry) & 0xFF
-            rc[4] = position + 1
+            position += 1
             temp = 0xFF
-            rc[3] -= 1
-            if rc[3] == 0:
+            cache_size -= 1
+            if cache_size == 0:
                 break
-        rc[2] = (low >> 24) & 0xFF
-    rc[3] += 1
-    rc[0] = (low & 0x00FFFFFF) << 8
+        cache = (low >> 24) & 0xFF
+    cache_size += 1
+    low = (low & 0x00FFFFFF) << 8
+    return (low, range_, cache, cache_size, position)
 
 
 @numba.njit(cache=True, inline="always")
@@ -103,127 +123,136 @@ def _weighted(p, weight_zero, weight_one):
 
 
 @numba.njit(cache=True, inline="always")
-def encode_bit(rc, out, probabilities, index, bit):
-    """Code ``bit`` (0 or 1) with the adaptive probability ``probabilities[index]``."""
-    encode_bit_weighted(rc, out, probabilities, index, bit, 1, 1)
+def _adapt(probabilities, index, p16, count, mask):
+    """Update the probability of a zero after a bit (``mask`` -1 for a one, 0 for a zero), branch-free."""
+    rate = _RATES[count]
+    after_zero = p16 + ((65536 - p16) >> rate)
+    after_one = p16 - (p16 >> rate)
+    probabilities[index, 0] = after_zero + ((after_one - after_zero) & mask)
+    probabilities[index, 1] = count + (1 if count < _LAST_COUNT else 0)
 
 
 @numba.njit(cache=True, inline="always")
-def encode_bit_weighted(rc, out, probabilities, index, bit, weight_zero, weight_one):
+def _probability(probabilities, index, weight_zero, weight_one):
+    p16 = np.int64(probabilities[index, 0])
+    count = np.int64(probabilities[index, 1])
+    p = min(max(p16 >> 1, 8), 32760)  # 15-bit probability of a zero, clamped
+    return p16, count, _weighted(p, weight_zero, weight_one)
+
+
+@numba.njit(cache=True, inline="always")
+def encode_bit(state, out, probabilities, index, bit):
+    """Code ``bit`` (0 or 1) with the adaptive probability ``probabilities[index]``; returns the state."""
+    return encode_bit_weighted(state, out, probabilities, index, bit, 1, 1)
+
+
+@numba.njit(cache=True, inline="always")
+def encode_bit_weighted(state, out, probabilities, index, bit, weight_zero, weight_one):
     """Code ``bit`` with ``probabilities[index]`` reweighted by prior weights of a zero and a one
-    (non-negative integers below 2**20; see :func:`_weighted`). The adaptive state is updated as by
-    :func:`encode_bit`, from the bit alone."""
-    p16 = probabilities[index, 0]
-    count = probabilities[index, 1]
-    p = p16 >> 1  # 15-bit probability of a zero
-    if p < 8:
-        p = 8
-    elif p > 32760:
-        p = 32760
-    p = _weighted(p, weight_zero, weight_one)
-    bound = (rc[1] >> 15) * p
-    if bit == 0:
-        rc[1] = bound
-        probabilities[index, 0] = p16 + ((65536 - p16) >> _RATES[count])
-    else:
-        rc[0] += bound
-        rc[1] -= bound
-        probabilities[index, 0] = p16 - (p16 >> _RATES[count])
-    if count < _LAST_COUNT:
-        probabilities[index, 1] = count + 1
-    while rc[1] < _TOP:
-        rc[1] = (rc[1] << 8) & _MASK32
-        _shift_low(rc, out)
+    (non-negative integers below 2**20; see :func:`_weighted`); returns the new state. The adaptive
+    state is updated as by :func:`encode_bit`, from the bit alone."""
+    p16, count, p = _probability(probabilities, index, weight_zero, weight_one)
+    low, range_, cache, cache_size, position = state
+    bound = (range_ >> 15) * p
+    mask = -np.int64(bit)
+    low += bound & mask
+    range_ = bound + ((range_ - 2 * bound) & mask)  # zero: bound; one: range - bound
+    _adapt(probabilities, index, p16, count, mask)
+    state = (low, range_, cache, cache_size, position)
+    while state[1] < _TOP:
+        state = _shift_low((state[0], (state[1] << 8) & _MASK32, state[2], state[3], state[4]), out)
+    return state
 
 
 @numba.njit(cache=True, inline="always")
-def encode_direct(rc, out, value, num_bits):
+def encode_direct(state, out, value, num_bits):
     """Code the ``num_bits`` low bits of ``value`` with probability one half each (MSB first)."""
     for shift in range(num_bits - 1, -1, -1):
-        rc[1] = rc[1] >> 1
+        low, range_, cache, cache_size, position = state
+        range_ = range_ >> 1
         if (value >> shift) & 1:
-            rc[0] += rc[1]
-        while rc[1] < _TOP:
-            rc[1] = (rc[1] << 8) & _MASK32
-            _shift_low(rc, out)
+            low += range_
+        state = (low, range_, cache, cache_size, position)
+        while state[1] < _TOP:
+            state = _shift_low((state[0], (state[1] << 8) & _MASK32, state[2], state[3], state[4]), out)
+    return state
 
 
 @numba.njit(cache=True)
 def encoder_flush(rc, out):
-    """Write the final bytes; return the number of bytes written (may exceed ``out.size``: grow it)."""
+    """Write the final bytes of the encoder ``rc``; return the number of bytes written (may exceed
+    ``out.size``: grow it)."""
+    state = load_state(rc)
     for _ in range(5):
-        _shift_low(rc, out)
+        state = _shift_low(state, out)
+    store_state(rc, state)
     return rc[4]
 
 
 @numba.njit(cache=True, inline="always")
-def _next_byte(rc, data):
-    position = rc[2]
-    rc[2] = position + 1
+def _next_byte(data, position, overrun):
     if position < data.size:
-        return np.int64(data[position])
-    rc[3] += 1
-    return np.int64(0)
+        return np.int64(data[position]), position + 1, overrun
+    return np.int64(0), position + 1, overrun + 1
 
 
 @numba.njit(cache=True)
 def decoder_init(data, start):
-    """Decoder state reading ``data`` from byte ``start``."""
+    """Decoder state ``rc`` reading ``data`` from byte ``start``."""
     rc = np.zeros(4, dtype=np.int64)
     rc[1] = _MASK32
-    rc[2] = start
+    position = np.int64(start)
+    overrun = np.int64(0)
     code = np.int64(0)
     for _ in range(5):
-        code = ((code << 8) | _next_byte(rc, data)) & _MASK32
+        byte, position, overrun = _next_byte(data, position, overrun)
+        code = ((code << 8) | byte) & _MASK32
     rc[0] = code
+    rc[2] = position
+    rc[3] = overrun
     return rc
 
 
 @numba.njit(cache=True, inline="always")
-def decode_bit(rc, data, probabilities, index):
-    return decode_bit_weighted(rc, data, probabilities, index, 1, 1)
+def _decoder_normalise(code, range_, position, overrun, data):
+    while range_ < _TOP:
+        range_ = (range_ << 8) & _MASK32
+        byte, position, overrun = _next_byte(data, position, overrun)
+        code = ((code << 8) | byte) & _MASK32
+    return (code, range_, position, overrun, np.int64(0))
 
 
 @numba.njit(cache=True, inline="always")
-def decode_bit_weighted(rc, data, probabilities, index, weight_zero, weight_one):
-    """Decode a bit written by :func:`encode_bit_weighted` with the same weights."""
-    p16 = probabilities[index, 0]
-    count = probabilities[index, 1]
-    p = p16 >> 1
-    if p < 8:
-        p = 8
-    elif p > 32760:
-        p = 32760
-    p = _weighted(p, weight_zero, weight_one)
-    bound = (rc[1] >> 15) * p
-    if rc[0] < bound:
-        rc[1] = bound
-        probabilities[index, 0] = p16 + ((65536 - p16) >> _RATES[count])
-        bit = 0
-    else:
-        rc[0] -= bound
-        rc[1] -= bound
-        probabilities[index, 0] = p16 - (p16 >> _RATES[count])
-        bit = 1
-    if count < _LAST_COUNT:
-        probabilities[index, 1] = count + 1
-    while rc[1] < _TOP:
-        rc[1] = (rc[1] << 8) & _MASK32
-        rc[0] = ((rc[0] << 8) | _next_byte(rc, data)) & _MASK32
-    return bit
+def decode_bit(state, data, probabilities, index):
+    """Decode a bit written by :func:`encode_bit`; returns ``(state, bit)``."""
+    return decode_bit_weighted(state, data, probabilities, index, 1, 1)
 
 
 @numba.njit(cache=True, inline="always")
-def decode_direct(rc, data, num_bits):
+def decode_bit_weighted(state, data, probabilities, index, weight_zero, weight_one):
+    """Decode a bit written by :func:`encode_bit_weighted` with the same weights; returns ``(state, bit)``."""
+    p16, count, p = _probability(probabilities, index, weight_zero, weight_one)
+    code, range_, position, overrun, _ = state
+    bound = (range_ >> 15) * p
+    bit = np.int64(1) if code >= bound else np.int64(0)
+    mask = -bit
+    code -= bound & mask
+    range_ = bound + ((range_ - 2 * bound) & mask)
+    _adapt(probabilities, index, p16, count, mask)
+    return _decoder_normalise(code, range_, position, overrun, data), bit
+
+
+@numba.njit(cache=True, inline="always")
+def decode_direct(state, data, num_bits):
+    """Decode ``num_bits`` bits written by :func:`encode_direct`; returns ``(state, value)``."""
     value = np.int64(0)
     for _ in range(num_bits):
-        rc[1] = rc[1] >> 1
+        code, range_, position, overrun, _ = state
+        range_ = range_ >> 1
         bit = 0
-        if rc[0] >= rc[1]:
-            rc[0] -= rc[1]
+        if code >= range_:
+            code -= range_
             bit = 1
         value = (value << 1) | bit
-        while rc[1] < _TOP:
-            rc[1] = (rc[1] << 8) & _MASK32
-            rc[0] = ((rc[0] << 8) | _next_byte(rc, data)) & _MASK32
-    return value
+        state = _decoder_normalise(code, range_, position, overrun, data)
+    return state, value
