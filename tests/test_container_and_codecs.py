@@ -271,3 +271,51 @@ def test_header_crc_covers_version_and_length():
     header_length = int.from_bytes(data[12:16], "little")
     stored_crc = int.from_bytes(data[16 + header_length : 20 + header_length], "little")
     assert stored_crc == zlib.crc32(bytes(data[8 : 16 + header_length]))
+
+
+def test_header_is_deflated_and_format_1_still_reads(monkeypatch):
+    """Format 2.0 deflates the JSON header against a frozen dictionary (on a single-channel N1-like
+    file the JSON was ~1 % of the file); 1.0 files (plain JSON) still read; a damaged or oversized
+    deflated header is refused."""
+    import json
+    import struct
+    import zlib
+
+    from spikeinterface_vqcompress import container
+
+    header = {"adc_bits": None, "annotations": {"is_filtered": False}, "channel_ids": [0], "chunk_num_samples": 195310,
+              "codec": {"id": "broadband", "lpc_order": 32, "max_error": 0, "stages": None}, "dtype": "int16",
+              "gains_to_uV": None, "lossless": True, "model_sha256": None, "num_channels": 1, "offsets_to_uV": None,
+              "package": "spikeinterface-vqcompress", "package_version": "0.1.0", "probe": None,
+              "sampling_frequency": 19531.0, "segments": [{"num_samples": 98721, "t_start": 0.0}],
+              "source_fingerprint": "f3167025211772cfc34d788ae385b50ec37902d97fb6d58a30719930dab94b95"}
+    encoded = container.encode_header(header)
+    assert len(encoded) < 0.2 * len(json.dumps(header, sort_keys=True))
+    assert container.decode_header(encoded, 2) == header
+    payload = vq.get_codec("broadband").encode(np.arange(98721, dtype=np.int16)[:, None] % 7)
+    writer = ContainerWriter(header)
+    writer.write_chunk(0, 0, 0, 98721, payload)
+    data = writer.close()
+    reader = ContainerReader(data)
+    assert reader.format_version == FORMAT_VERSION == (2, 0)
+    assert reader.nbytes - len(payload) < 200  # everything besides the payload
+    # the same container in format 1.0: plain JSON header
+    text = json.dumps(header, sort_keys=True).encode()
+    preamble = struct.pack("<8sHHI", container.MAGIC, 1, 0, len(text))
+    old = bytearray(preamble + text + struct.pack("<I", zlib.crc32(preamble[8:] + text)))
+    offset = len(old)
+    old += payload
+    index = struct.pack("<IIQIQQII", 0, 0, 0, 98721, offset, len(payload), zlib.crc32(payload), 0)
+    old += index + struct.pack("<QQII8s", offset + len(payload), 1, zlib.crc32(index), 0, container.END_MAGIC)
+    old_reader = ContainerReader(bytes(old))
+    assert old_reader.format_version == (1, 0) and old_reader.header == header
+    np.testing.assert_array_equal(old_reader.get_traces(), reader.get_traces())
+    with pytest.raises(CorruptDataError, match="does not inflate|truncated"):
+        container.decode_header(encoded[: len(encoded) // 2], 2)
+    with pytest.raises(CorruptDataError, match="does not inflate"):
+        container.decode_header(b"\xff" * 40, 2)
+    with pytest.raises(CorruptDataError, match="not valid JSON"):
+        container.decode_header(text[:-1], 1)
+    monkeypatch.setattr(container, "MAX_HEADER_NBYTES", 100)  # a header that inflates past the limit
+    with pytest.raises(CorruptDataError, match="too large"):
+        container.decode_header(encoded, 2)

@@ -23,6 +23,7 @@ from spikeinterface_vqcompress.container import (
     ContainerReader,
     ContainerWriter,
     ModelMismatchError,
+    encode_header,
 )
 
 BASELINES = [("zstd", {}), ("flac", {}), ("wavpack", {}), ("wavpack", {"bps": 2.5}), ("bit-truncation", {"num_bits": 3}),
@@ -98,7 +99,7 @@ def test_mutated_containers_raise_only_our_error(draw):
 
 def _forge(header: dict, payloads=(b"",), index_records=None, num_chunks=None):
     """A container whose header and index CRCs are valid but whose contents lie."""
-    header_bytes = json.dumps(header).encode()
+    header_bytes = encode_header(header)
     preamble = struct.pack("<8sHHI", MAGIC, *FORMAT_VERSION, len(header_bytes))
     body = preamble + header_bytes + struct.pack("<I", zlib.crc32(preamble[8:] + header_bytes))
     offset = len(body)
@@ -252,8 +253,11 @@ def test_committed_containers_of_every_codec_decode_the_same():
     assert hashlib.sha256(source.tobytes()).hexdigest() == manifest["input_sha256"]  # the input rebuilds exactly
     covered = {entry["codec"]["id"] for entry in manifest["files"].values()}
     assert covered == set(vq.available_codecs()), "add the new codec to tests/fixtures/codec_fixtures.py and rerun it"
+    formats = set()
     for name, entry in manifest["files"].items():
         recording = vq.read_compressed(FIXTURES / name)
+        formats.add(recording._reader.format_version)
+        assert entry.get("container_format", "1.0") == ".".join(map(str, recording._reader.format_version)), name
         decoded = recording.get_traces()
         assert list(decoded.shape) == manifest["shape"], name
         assert recording.get_traces(start_frame=1000, end_frame=1100).tolist() == decoded[1000:1100].tolist(), name
@@ -268,6 +272,7 @@ def test_committed_containers_of_every_codec_decode_the_same():
             np.testing.assert_array_equal(decoded, source)
         else:
             assert not np.array_equal(decoded, source), name  # a lossy fixture that decodes exactly tests nothing
+    assert {(1, 0), (2, 0)} <= formats, "every container format this package reads needs a committed fixture"
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
