@@ -191,20 +191,49 @@ def run_mearec(spec, work_folder, quick, n_jobs, lossy=None, sort=True):
 
 
 def throughput_384(work_folder):
-    """Single-thread encode throughput of the lossless and a near-lossless setting on 384 channels
-    (the Neuropixels-64 recording tiled 6 times, 2 s), against 384 ch x 30 kHz."""
-    from spikeinterface_vqcompress import get_codec
+    """Encode throughput against 384 ch x 30 kHz, on 384 channels (the Neuropixels-64 recording tiled
+    6 times).
+
+    Two measurements: the single-thread CPU time of the lossless and two faster settings (2 s, in
+    this process, x2 for the two cores), and the wall clock of the real job on this 2-core machine:
+    ``write_compressed`` with ``n_jobs=2`` from a 20-s binary recording on disk to a .vqc file
+    (reading, worker processes and writing included).
+    """
+    import shutil
+
+    import spikeinterface.core as sc
+
+    from spikeinterface_vqcompress import get_codec, write_compressed
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     recording, _ = load_ground_truth(work_folder / "mearec_neuropixels64.h5")
+    sampling_frequency = recording.sampling_frequency
+    needed = 384 * 30000.0
     traces = np.tile(recording.get_traces(start_frame=0, end_frame=64000), (1, 6))
     rows = []
     for config in ({"id": "broadband"}, {"id": "broadband", "max_error": 32}, {"id": "broadband", "lpc_order": 8}):
-        speed = single_thread_speed(get_codec(dict(config)), traces, 32000.0, 32000)
-        needed = 384 * 30000.0
-        rows.append({"dataset": "throughput_384ch", "codec_config": config, **speed,
+        get_codec(dict(config)).encode(np.ascontiguousarray(traces[:1000]))  # compile (or load) the kernels first
+        speed = single_thread_speed(get_codec(dict(config)), traces, sampling_frequency, 32000)
+        rows.append({"dataset": "throughput_384ch", "measure": "1 thread, CPU time", "codec_config": config, **speed,
                      "fraction_of_384ch_30kHz_on_2_cores": 2 * speed["encode_samples_per_s_cpu"] / needed})
         print(rows[-1], flush=True)
+    folder = work_folder / "throughput_384ch"
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        duration_s = 20.0
+        tiled = np.tile(recording.get_traces(start_frame=0, end_frame=int(duration_s * sampling_frequency)), (1, 6))
+        source = sc.NumpyRecording(tiled, sampling_frequency=sampling_frequency).save(folder=folder / "binary", verbose=False)
+        del tiled
+        for config in ({"id": "broadband"},):
+            container = write_compressed(source, folder / "tiled.vqc", codec=dict(config), n_jobs=2, progress_bar=False)
+            samples_per_s = source.get_num_samples() * 384 / container.encode_time_s
+            rows.append({"dataset": "throughput_384ch", "measure": "2 workers, wall clock", "codec_config": config,
+                         "duration_s": duration_s, "encode_wall_s": container.encode_time_s,
+                         "encode_samples_per_s_wall": samples_per_s, "compression_ratio": container.compression_ratio,
+                         "fraction_of_384ch_30kHz_on_2_cores": samples_per_s / needed})
+            print(rows[-1], flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return rows
 
 
@@ -293,10 +322,15 @@ def markdown(rows, wall_time_s, command) -> str:
         lines.append("")
     throughput = [row for row in rows if row["dataset"] == "throughput_384ch"]
     if throughput:
-        lines += ["## Encoder throughput against 384 channels x 30 kHz (single thread, x2 for 2 cores)", "",
-                  "| codec | samples/s (1 thread, CPU time) | fraction of 384 ch x 30 kHz on 2 cores |", "|---|---|---|"]
+        lines += ["## Encoder throughput against 384 channels x 30 kHz (the 2-core machine)", "",
+                  "`1 thread, CPU time`: 2 s encoded in one process, x2 for the two cores. `2 workers, wall clock`: "
+                  "`write_compressed(n_jobs=2)` of a 20-s 384-channel binary recording into a .vqc file, "
+                  "reading, worker processes and writing included.", "",
+                  "| codec | measure | samples/s | fraction of 384 ch x 30 kHz on 2 cores |", "|---|---|---|---|"]
         for row in throughput:
-            lines.append(f"| {json.dumps(row['codec_config'])} | {row['encode_samples_per_s_cpu']:.3g} | "
+            measure = row.get("measure", "1 thread, CPU time")
+            speed = row.get("encode_samples_per_s_wall", row.get("encode_samples_per_s_cpu"))
+            lines.append(f"| {json.dumps(row['codec_config'])} | {measure} | {speed:.3g} | "
                          f"{row['fraction_of_384ch_30kHz_on_2_cores']:.2f} |")
         lines.append("")
     bound = [row for row in rows if row["dataset"] == "entropy_bound"]
