@@ -10,8 +10,9 @@ Datasets (the same as ``benchmarks/baselines.py``):
   (files 0, 10, ..., 90 in sorted order); the table also reports the 90 files never looked at.
 - MEArec Neuronexus-32 (seed 101) and Neuropixels-64 (seed 102), 20 units, 30 s (the evaluation
   recordings in ``benchmarks/work``; the codec was tuned on a seed-201 Neuronexus-32 recording).
-  Sorting: tridesclous2 seed 0 (spykingcircus2 x3 not run, for time).
-- ``../shared/data/locust_tetrode``: agreement with the raw recording's sorting (no ground truth).
+  Sorting: tridesclous2 seed 0 and spykingcircus2 seeds 0-2 (``--quick``: tridesclous2 only).
+- ``../shared/data/locust_tetrode``: agreement with the raw recording's sorting by the same sorter
+  (no ground truth).
 
 Speeds are single-thread multiples of real time measured with ``time.process_time`` (CPU time of
 this process) because the benchmark machine is shared; the wall-clock figures from the pipeline are
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import MEAREC_RECORDINGS  # noqa: E402
+from baselines import MEAREC_RECORDINGS, sorter_plan  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parent.parent / "shared" / "data"
@@ -130,26 +131,39 @@ def run_neuralink(quick):
     return rows
 
 
-def run_probe_dataset(name, recording, reference_sorting, work_folder, n_jobs, scored_against, quick, lossy=None,
+def run_probe_dataset(name, recording, reference_for, work_folder, n_jobs, scored_against, quick, lossy=None,
                       sort=True):
+    """Every codec point on one recording, sorted with each sorter of ``sorter_plan`` (tridesclous2
+    seed 0, spykingcircus2 seeds 0-2); ``reference_for(sorter, seeds)`` gives the sorting to score
+    against (the ground truth, or the raw recording's own sorting)."""
     from spikeinterface_vqcompress import get_codec
     from spikeinterface_vqcompress.evaluation import evaluate_codecs
     from spikeinterface_vqcompress.evaluation.pipeline import codec_label
 
     codecs = LOSSLESS + (LOSSY_PROBE if lossy is None else lossy)
-    results = evaluate_codecs(recording, reference_sorting, codecs, sorter="tridesclous2" if sort else None, seeds=[0],
-                              output_folder=work_folder / f"broadband_{name}_tridesclous2", adc_bits=16,
-                              reuse_raw_sorting_if_exact=True, n_jobs=n_jobs, progress_bar=False, verbose=True)
     speed_samples = int(min(recording.get_num_samples(), 4 * recording.sampling_frequency))
     traces = recording.get_traces(start_frame=0, end_frame=speed_samples)
-    for config, result in zip(codecs, results):
-        result["dataset"] = name
-        result["scored_against"] = scored_against if sort else "not sorted in this run (ratios and fidelity only)"
-        result.update(single_thread_speed(get_codec(dict(config)), traces, recording.sampling_frequency,
-                                          int(recording.sampling_frequency)))
-        print(f"{name} {codec_label(config)}: ratio {result['compression_ratio']:.3f} "
-              f"encode {result['encode_speed_x_realtime_cpu']:.1f}x RT (1 thread)", flush=True)
-    return results
+    speeds = {}
+    for config in codecs:
+        codec = get_codec(dict(config))
+        codec.encode(np.ascontiguousarray(traces[:100]))  # compile (or load) kernels before timing
+        speeds[codec_label(config)] = single_thread_speed(codec, traces, recording.sampling_frequency,
+                                                          int(recording.sampling_frequency))
+    rows = []
+    for sorter, seeds in (sorter_plan(quick) if sort else [(None, [0])]):
+        t0 = time.perf_counter()
+        reference = reference_for(sorter, seeds) if sorter else None
+        results = evaluate_codecs(recording, reference, codecs, sorter=sorter, seeds=seeds,
+                                  output_folder=work_folder / f"broadband_{name}_{sorter}", adc_bits=16,
+                                  reuse_raw_sorting_if_exact=True, n_jobs=n_jobs, progress_bar=False, verbose=True)
+        for config, result in zip(codecs, results):
+            result["dataset"] = name
+            result["scored_against"] = (scored_against.format(sorter=sorter, seed=seeds[0]) if sorter
+                                        else "not sorted in this run (ratios and fidelity only)")
+            result.update(speeds[codec_label(config)])
+        rows.extend(results)
+        print(f"{name} {sorter}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
 
 
 def run_locust(work_folder, quick, n_jobs, lossy=None, sort=True):
@@ -166,12 +180,14 @@ def run_locust(work_folder, quick, n_jobs, lossy=None, sort=True):
     tetrode.set_device_channel_indices(np.arange(4))
     recording.set_probe(tetrode)
     recording = recording.save(folder=work_folder / "broadband_locust_binary", overwrite=True, progress_bar=False)
-    reference = None
-    if sort:
-        reference = ss.run_sorter("tridesclous2", recording, folder=str(work_folder / "broadband_locust_reference"),
-                                  remove_existing_folder=True, verbose=False, seed=0)
-    return run_probe_dataset("locust_tetrode", recording, reference, work_folder, n_jobs,
-                             "raw recording sorted by tridesclous2 seed 0 (agreement, no ground truth)", quick, lossy, sort)
+
+    def reference_for(sorter, seeds):  # no ground truth: the raw recording sorted with the same sorter, first seed
+        params = {"seed": seeds[0]} if "seed" in ss.get_default_sorter_params(sorter) else {}
+        return ss.run_sorter(sorter, recording, folder=str(work_folder / f"broadband_locust_reference_{sorter}"),
+                             remove_existing_folder=True, verbose=False, **params)
+
+    return run_probe_dataset("locust_tetrode", recording, reference_for, work_folder, n_jobs,
+                             "raw recording sorted by {sorter} seed {seed} (agreement, no ground truth)", quick, lossy, sort)
 
 
 def run_mearec(spec, work_folder, quick, n_jobs, lossy=None, sort=True):
@@ -187,7 +203,8 @@ def run_mearec(spec, work_folder, quick, n_jobs, lossy=None, sort=True):
     if quick:
         recording = recording.frame_slice(0, int(10 * recording.sampling_frequency))
         gt_sorting = gt_sorting.frame_slice(0, int(10 * recording.sampling_frequency))
-    return run_probe_dataset(spec["name"], recording, gt_sorting, work_folder, n_jobs, "ground truth", quick, lossy, sort)
+    return run_probe_dataset(spec["name"], recording, lambda sorter, seeds: gt_sorting, work_folder, n_jobs,
+                             "ground truth", quick, lossy, sort)
 
 
 def throughput_384(work_folder):
@@ -312,12 +329,13 @@ def markdown(rows, wall_time_s, command) -> str:
     for dataset in dict.fromkeys(row["dataset"] for row in rows
                                  if row["dataset"] not in ("neuralink_n1", "throughput_384ch", "entropy_bound")):
         subset = [row for row in rows if row["dataset"] == dataset]
-        title = (f"## {dataset}, tridesclous2 seed 0 (scored against {subset[0]['scored_against']})"
-                 if "raw" in subset[0] else f"## {dataset} ({subset[0]['scored_against']})")
-        lines += [title, "",
-                  format_table(subset), "",
-                  "| codec | encode ×RT (1 thread) | decode ×RT (1 thread) |", "|---|---|---|"]
-        for row in subset:
+        for sorter in dict.fromkeys(row.get("sorter") for row in subset):
+            rows_sorter = [row for row in subset if row.get("sorter") == sorter]
+            title = (f"## {dataset}, {sorter} (scored against {rows_sorter[0]['scored_against']})" if sorter
+                     else f"## {dataset} ({rows_sorter[0]['scored_against']})")
+            lines += [title, "", format_table(rows_sorter), ""]
+        lines += [f"### {dataset}: speed", "", "| codec | encode ×RT (1 thread) | decode ×RT (1 thread) |", "|---|---|---|"]
+        for row in dict((row["codec"], row) for row in subset).values():
             lines.append(f"| {row['codec']} | {row['encode_speed_x_realtime_cpu']:.1f} | {row['decode_speed_x_realtime_cpu']:.1f} |")
         lines.append("")
     throughput = [row for row in rows if row["dataset"] == "throughput_384ch"]
