@@ -117,3 +117,49 @@ def test_entropy_and_nn_do_not_import_spikeinterface():
                 else:
                     continue
                 assert not any(name.split(".")[0] == "spikeinterface" for name in names), f"{path} imports {names}"
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_binary_range_coder_round_trips_skewed_bits(weighted):
+    """The adaptive binary coder (state tuples, branch-free updates): exact round trip of skewed bits
+    in several contexts, with or without (random, so wrong) prior weights; without them, at close
+    to the bits' entropy; a cut stream is flagged by the overrun count instead of decoding past the end."""
+    from spikeinterface_vqcompress.entropy.binary_range import (
+        decode_bit_weighted, decoder_init, encode_bit_weighted, encoder_flush, load_state, new_encoder_state,
+        new_probabilities, store_state)
+
+    rng = np.random.default_rng(3)
+    num_bits = 20000
+    contexts = rng.integers(0, 4, num_bits)
+    bits = (rng.random(num_bits) < np.array([0.02, 0.3, 0.5, 0.9])[contexts]).astype(np.int64)
+    weights = (np.where(rng.random((num_bits, 2)) < 0.5, 1, rng.integers(1, 5000, (num_bits, 2))) if weighted
+               else np.ones((num_bits, 2), dtype=np.int64))
+    out = np.zeros(num_bits, dtype=np.uint8)
+    probabilities = new_probabilities(4)
+    rc = new_encoder_state()
+    state = load_state(rc)
+    for bit, context, (w0, w1) in zip(bits.tolist(), contexts.tolist(), weights.tolist()):
+        state = encode_bit_weighted(state, out, probabilities, context, bit, w0, w1)
+    store_state(rc, state)
+    size = encoder_flush(rc, out)
+    entropy_bits = sum(
+        np.count_nonzero(contexts == c) * (-(p * np.log2(p) + (1 - p) * np.log2(1 - p)))
+        for c, p in enumerate([0.02, 0.3, 0.5, 0.9]))
+    if not weighted:
+        assert entropy_bits < size * 8 < 1.02 * entropy_bits + 64
+
+    def decode(data):
+        probabilities = new_probabilities(4)
+        rc = decoder_init(data, 0)
+        state = load_state(rc)
+        decoded = []
+        for context, (w0, w1) in zip(contexts.tolist(), weights.tolist()):
+            state, bit = decode_bit_weighted(state, data, probabilities, context, w0, w1)
+            decoded.append(bit)
+        return np.array(decoded), state[3]
+
+    decoded, overrun = decode(out[:size].copy())
+    np.testing.assert_array_equal(decoded, bits)
+    assert overrun <= 5
+    _, overrun = decode(out[: size // 2].copy())
+    assert overrun > 5
