@@ -20,7 +20,7 @@ in the JSON too.
 
 Writes ``benchmarks/results/broadband.json`` and ``broadband.md``::
 
-    python benchmarks/broadband.py                 # everything (~30-40 min on 2 cores)
+    python benchmarks/broadband.py                 # everything (~80 min on 2 cores; the probe stages 77 min)
     python benchmarks/broadband.py --only neuralink_n1
 """
 
