@@ -291,9 +291,10 @@ def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default
     max_error = int(max_error)
     if not 0 <= max_error <= 4096:
         raise ValueError(f"broadband: max_error must be between 0 and 4096 stored units, got {max_error}")
-    data = _encode_chunk(traces, max_error, stages, lpc_order, exact_tables=False)
-    if max_error > 0 and num_samples and any(_exact_may_be_smaller(traces[:, c], max_error) for c in range(num_channels)):
-        exact = _encode_chunk(traces, max_error, stages, lpc_order, exact_tables=True)
+    columns = np.ascontiguousarray(traces.T)  # channel-major: the per-channel analysis reads rows, not strided columns
+    data = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=False)
+    if max_error > 0 and num_samples and any(_exact_may_be_smaller(column, max_error) for column in columns):
+        exact = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=True)
         if len(exact) < len(data):
             return exact
     return data
@@ -307,12 +308,12 @@ def _exact_may_be_smaller(column, max_error):
     return kind == LATTICE_TABLE and parameters[2] < 2 * max_error + 1 < 2 * parameters[2]
 
 
-def _encode_chunk(traces, max_error, stages, lpc_order, exact_tables):
+def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
+    """Encode ``traces`` (num_samples, num_channels); ``columns`` is the same data channel-major."""
     num_samples, num_channels = traces.shape
     out = np.zeros(num_samples * num_channels * 6 + 64 * num_channels + 4096, dtype=np.uint8)
     rc = new_encoder_state()
     side = _SideModel()
-    columns = np.ascontiguousarray(traces.T)  # channel-major: the per-channel analysis reads rows, not strided columns
     domain_rows = np.empty((num_channels, num_samples), dtype=np.int64)
     low = np.empty(num_channels, np.int64)
     high = np.empty(num_channels, np.int64)
