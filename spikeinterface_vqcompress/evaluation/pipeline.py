@@ -346,12 +346,21 @@ def _fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
+def _units(summary) -> str:
+    """Units sorted and, in brackets, the false positive ones (unmatched to ground truth), mean over repeats."""
+    if "num_sorted_units" not in summary:
+        return "-"
+    return f"{summary['num_sorted_units']:.1f} ({summary.get('num_false_positive', math.nan):.1f})"
+
+
 def format_table(results: list[dict]) -> str:
-    """A markdown table of evaluation results, one row per codec."""
+    """A markdown table of evaluation results, one row per codec. The accuracy columns count only the
+    ground-truth units; the last column shows the units a sorter cut that match none of them."""
     has_sorting = any("raw" in result for result in results)
     columns = ["codec", "lossless", "ratio", f"ratio vs ADC", "bits/sample", "RMSE µV", "spike SNDR dB", "encode ×RT", "decode ×RT"]
     if has_sorting:
-        columns += ["accuracy raw", "accuracy rebuilt", "Δ accuracy", "well detected raw→rebuilt"]
+        columns += ["accuracy raw", "accuracy rebuilt", "Δ accuracy", "well detected raw→rebuilt",
+                    "units sorted (false positive) raw→rebuilt"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for result in results:
         sndr = result.get("sndr_spike_db_mean")
@@ -370,9 +379,10 @@ def format_table(results: list[dict]) -> str:
             row += [
                 f"{raw['accuracy_mean']:.3f}{spread(raw)}", f"{rebuilt['accuracy_mean']:.3f}{spread(rebuilt)}{reused}",
                 f"{result['accuracy_change']:+.3f}", f"{raw['num_well_detected']:.1f} → {rebuilt['num_well_detected']:.1f}",
+                f"{_units(raw)} → {_units(rebuilt)}",
             ]
         elif has_sorting:
-            row += ["-"] * 4
+            row += ["-"] * 5
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
