@@ -357,7 +357,7 @@ def merge_rows(saved, added):
                                            canonical.index(row["codec"]) if row["codec"] in canonical else len(canonical)))
 
 
-def markdown(rows, wall_time_s, command) -> str:
+def markdown(rows, wall_time_s, command, history=()) -> str:
     from spikeinterface_vqcompress.evaluation import format_table
 
     lines = ["# Broadband codec (issue 5) vs the classic codecs", "",
@@ -416,6 +416,9 @@ def markdown(rows, wall_time_s, command) -> str:
                          f"{row['cross_channel_saving_bound_bits']:.3f} |")
         lines.append("")
     lines.append(f"Wall time: {wall_time_s:.0f} s. Command: `{command}`")
+    if history:
+        lines += ["", "Earlier runs whose rows this file keeps (oldest first):", ""]
+        lines += [f"- `{earlier}`" for earlier in history]
     return "\n".join(lines) + "\n"
 
 
@@ -452,14 +455,18 @@ def main():
     command = " ".join(sys.argv)
     rows = []
     json_path = output / f"{name}.json"
+    history = []  # the commands whose rows the file holds, oldest first
     if wanted is not None and json_path.is_file():  # partial re-run: keep the other datasets' rows (--add: all)
-        rows = [row for row in json.loads(json_path.read_text())["rows"] if args.add or row["dataset"] not in wanted]
+        previous = json.loads(json_path.read_text())
+        rows = [row for row in previous["rows"] if args.add or row["dataset"] not in wanted]
+        history = previous.get("commands", [previous["command"]])
 
     def save():
-        payload = {"package_version": __version__, "command": command, "wall_time_s": time.perf_counter() - t0,
+        payload = {"package_version": __version__, "command": command, "commands": history + [command],
+                   "wall_time_s": time.perf_counter() - t0,
                    "machine": "2-core CPU shared with other jobs, no GPU", "rows": rows}
         json_path.write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-        (output / f"{name}.md").write_text(markdown(rows, payload["wall_time_s"], command))
+        (output / f"{name}.md").write_text(markdown(rows, payload["wall_time_s"], command, history))
 
     steps = [("neuralink_n1", lambda: run_neuralink(args.quick))]
     lossy = None if args.lossy is None else json.loads(args.lossy)
