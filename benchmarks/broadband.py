@@ -332,9 +332,10 @@ def entropy_bound(work_folder):
 
 
 def merge_rows(saved, added):
-    """Saved rows with ``added`` ones put in (same codec and sorter: replaced), in the order of the
-    standard codec lists. Each added row records whether its raw scores equal the saved rows' (the
-    sorters are seeded: a mismatch means the two runs are not comparable and is printed)."""
+    """Saved rows with ``added`` ones put in (same codec, sorter and seeds: replaced), in the order of
+    the standard codec lists. Each added row keeps its own run's raw scores (its accuracy change is
+    against them) and records whether they equal the saved rows'; a mismatch is printed: the sorters
+    vary from run to run even with a fixed seed, so compare rows of the same run."""
     from spikeinterface_vqcompress import get_codec
     from spikeinterface_vqcompress.evaluation.pipeline import codec_label
 
@@ -433,7 +434,7 @@ def main():
     parser.add_argument("--no-sort", action="store_true", help="ratios, fidelity and speed only (no sorter runs)")
     parser.add_argument("--sorter", default=None, help="with --seeds: sort with this sorter only (default: tridesclous2 "
                         "seed 0 and spykingcircus2 seeds 0-2)")
-    parser.add_argument("--seeds", type=int, nargs="*", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--add", action="store_true",
                         help="with --lossy and --only: run only those lossy points and add their rows to the saved ones of "
                              "the same datasets (the raw recording is sorted again with the same seeds; a row records "
