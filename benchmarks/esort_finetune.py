@@ -7,10 +7,13 @@ N ground-truth spikes per unit of a MEArec recording whose templates and seed (0
 backbone's (201, 202) and from the benchmark's (101, 102), with several settings and fine-tuning
 seeds, side by side in one run, and scores the gated sort of the whole recording.
 
-Two experiments, each with its own results:
+Three experiments, each with its own results:
 
 - ``--experiment schedule``: learning rates, frozen backbone, epochs (chose 60 epochs and one learning
-  rate for head and backbone); ``benchmarks/results/esort_finetune.{json,md}``;
+  rate for head and backbone; run before synthetic windows existed, hence without them);
+  ``benchmarks/results/esort_finetune.{json,md}``;
+- ``--experiment synthetic``: synthetic windows per real window in each batch (0, 0.5, 1.0; chose
+  1.0), with the pretrained and the random backbone; ``benchmarks/results/esort_synthetic.{json,md}``;
 - ``--experiment backbone`` (default): how the backbone is pretrained (the first shipped one, 4
   recordings x 800 steps; 4 recordings x 4000 steps; the shipped one, 10 recordings x 12000 steps,
   each trained here into ``benchmarks/work/esort_backbones/``) and the sorting probability threshold
@@ -20,6 +23,7 @@ Run::
 
     python benchmarks/esort_finetune.py
     python benchmarks/esort_finetune.py --experiment schedule
+    python benchmarks/esort_finetune.py --experiment synthetic
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ VARIANTS = {
     "scratch, 40 epochs": (None, {"epochs": 40}),
     "transfer, 60 epochs": ("esort_backbone", {"epochs": 60}),
     "scratch, 60 epochs": (None, {"epochs": 60}),
+}
+#: the synthetic-window experiment: name -> (pretrained, fine_tune_recording keyword arguments)
+SYNTHETIC_VARIANTS = {
+    f"{tag}, synthetic fraction {fraction}": (pretrained, {"synthetic_fraction": fraction})
+    for pretrained, tag in (("esort_backbone", "transfer"), (None, "scratch")) for fraction in (0.0, 0.5, 1.0)
 }
 SPIKES_PER_UNIT = [5, 9, 10, 15]
 THRESHOLDS = [0.5, 0.35, 0.3, 0.25, 0.2]
@@ -79,7 +88,7 @@ def backbone_variants(work_folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", choices=["backbone", "schedule"], default="backbone")
+    parser.add_argument("--experiment", choices=["backbone", "schedule", "synthetic"], default="backbone")
     parser.add_argument("--recording", default=str(DEFAULT_RECORDING),
                         help="a MEArec file off the backbone's and the benchmark's seeds (simulated, seed 0, when absent)")
     parser.add_argument("--spikes-per-unit", type=int, nargs="*", default=SPIKES_PER_UNIT)
@@ -95,7 +104,11 @@ def main(argv=None):
 
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_THRESHOLD
+    from spikeinterface_vqcompress.esort.defaults import (
+        DEFAULT_GATE_MARGIN_SAMPLES,
+        DEFAULT_GATE_THRESHOLD,
+        DEFAULT_THRESHOLD,
+    )
     from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
     from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
 
@@ -105,8 +118,13 @@ def main(argv=None):
         simulate_recording(path, probe="Neuronexus-32", num_units=20, duration_s=30.0, seed=0, num_templates_per_cell=10)
     if args.experiment == "backbone":
         variants, thresholds, stem = backbone_variants(args.work_folder), THRESHOLDS, "esort_backbone_threshold"
-    else:
+    elif args.experiment == "schedule":
         variants, thresholds, stem = VARIANTS, [0.5], "esort_finetune"
+    else:
+        variants, thresholds, stem = SYNTHETIC_VARIANTS, [DEFAULT_THRESHOLD], "esort_synthetic"
+    if args.experiment != "synthetic":  # both ran before synthetic windows existed
+        variants = {name: (pretrained, {"synthetic_fraction": 0.0, **kwargs})
+                    for name, (pretrained, kwargs) in variants.items()}
     recording, gt_sorting = load_ground_truth(path)
     prepared = core.prepare_recording(recording)
     noise = core.noise_levels(prepared)
@@ -140,22 +158,25 @@ def main(argv=None):
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     (output / f"{stem}.json").write_text(json.dumps(payload, indent=2))
-    title = ("E-Sort backbone pretraining and sorting threshold" if args.experiment == "backbone"
-             else "E-Sort fine-tuning settings")
+    title = {"backbone": "E-Sort backbone pretraining and sorting threshold",
+             "schedule": "E-Sort fine-tuning settings (without synthetic windows)",
+             "synthetic": "E-Sort synthetic windows in fine-tuning"}[args.experiment]
     lines = [f"# {title} (tuning recording, never reported)", "",
              f"Recording `{payload['recording']}` (MEArec Neuronexus-32, 20 units, 30 s, templates and seed 0: "
              "off the backbone's and the benchmark's seeds). Fine-tuned on each unit's first N ground-truth spikes, "
              "sorted with the sorter's default gate; mean accuracy over the whole recording, mean +/- std over "
              f"fine-tuning seeds {args.seeds}. Command: `{payload['command']}`.", "",
-             "| variant | threshold | " + " | ".join(f"N = {n}" for n in args.spikes_per_unit) + " | mean |",
-             "|---|---|" + "---|" * (len(args.spikes_per_unit) + 1)]
+             "| variant | threshold | " + " | ".join(f"N = {n}" for n in args.spikes_per_unit) + " | mean | fine-tune s at N = "
+             + "/".join(str(n) for n in args.spikes_per_unit) + " |",
+             "|---|---|" + "---|" * (len(args.spikes_per_unit) + 2)]
     for name in variants:
         for threshold in thresholds:
             selected = [next(r for r in rows if r["variant"] == name and r["threshold"] == threshold
                              and r["num_spikes_per_unit"] == n) for n in args.spikes_per_unit]
             cells = [f"{r['accuracy_mean']:.3f} +/- {r['accuracy_std']:.3f}" for r in selected]
             mean = np.mean([r["accuracy_mean"] for r in selected])
-            lines.append(f"| {name} | {threshold} | " + " | ".join(cells) + f" | {mean:.3f} |")
+            times = "/".join(f"{r['fine_tune_s']:.0f}" for r in selected)
+            lines.append(f"| {name} | {threshold} | " + " | ".join(cells) + f" | {mean:.3f} | {times} |")
     lines += ["", f"Wall time: {payload['wall_time_s']:.0f} s."]
     (output / f"{stem}.md").write_text("\n".join(lines) + "\n")
 

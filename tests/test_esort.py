@@ -167,6 +167,48 @@ def test_training_set_labels_and_mask():
     assert training_set.labels[:, 0].sum() > 0 and (training_set.centres >= 30).all()
 
 
+def test_synthetic_windows_add_the_mean_waveform_at_the_labelled_shift():
+    """Noise-free traces: a synthetic window is the background window plus the unit's mean waveform,
+    shifted by a known amount; labelled positive only within the tolerance, near miss beyond it."""
+    num_samples, num_channels = 4000, 3
+    traces = np.zeros((num_samples, num_channels), dtype=np.float32)
+    shape = -np.exp(-0.5 * ((np.arange(40) - 20) / 2.0) ** 2).astype(np.float32)
+    trains = [np.array([500, 1000, 1500]), np.array([2500])]
+    for unit, train in enumerate(trains):
+        for spike in train:
+            traces[spike - 20:spike + 20, unit] += (unit + 1) * shape
+    training_set = TrainingSet(traces, trains, [3000, 3000], seed=0, min_random=100)
+    # the mean waveform of unit 0, near_miss (20) samples wider on each side, peaks at the centre of its span
+    template = training_set.templates[0].numpy()
+    assert template.shape == (num_channels, 60 + 40)
+    assert np.argmin(template[0]) == 20 + 30 and np.allclose(template[1:], 0)
+    rng = np.random.default_rng(1)
+    windows, labels, mask = training_set.synthetic(400, rng, amplitude_jitter=0.0)
+    assert windows.shape == (400, num_channels, 60) and labels.shape == mask.shape == (400, 2)
+    # where the background window holds no spike, the planted trough's position gives the shift
+    checked = {"within": 0, "beyond": 0}
+    for window, label in zip(windows.numpy(), labels.numpy()):
+        peak_channel = int(np.argmin(window.min(axis=1)))
+        planted = window[peak_channel]
+        one_trough = np.count_nonzero(planted < -0.5 * (peak_channel + 1)) in range(1, 6)  # half the trough
+        if not one_trough or np.count_nonzero(window.min(axis=1) < -0.5) > 1:
+            continue  # no spike, or two (one of the background): the shift is ambiguous
+        shift = int(np.argmin(planted)) - 30
+        assert label[peak_channel] == (abs(shift) <= 5)
+        checked["within" if abs(shift) <= 5 else "beyond"] += 1
+    assert min(checked.values()) > 50
+    assert mask.numpy().min() == 1.0  # the background period is fully labelled for both units
+    positives = labels.numpy().max(axis=1) > 0
+    assert 0.3 < positives.mean() < 0.8  # half positives by default, plus background spikes
+    # amplitudes: unit 1's waveform is twice unit 0's
+    troughs = windows.numpy().min(axis=2)
+    assert np.isclose(troughs[:, 1].min(), -2.0, atol=1e-4)
+    single = np.isclose(troughs[:, 0], -1.0, atol=1e-4) | (troughs[:, 0] > -0.999)
+    assert single.mean() > 0.9  # the rest: a planted unit-0 spike overlapping one in the background
+    with pytest.raises(ValueError, match="synthetic_fraction"):
+        fine_tune(ESortNet(num_channels, 2), training_set, epochs=1, synthetic_fraction=-1)
+
+
 def test_fine_tune_learns_a_planted_waveform():
     """Two units with distinct waveforms on different channels, noise elsewhere: learned from 15 spikes each."""
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..io import file_sha256
-from .defaults import DEFAULT_THRESHOLD
+from .defaults import DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
 from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
 from .postprocessing import detect_spikes
 from .training import TrainingSet, fine_tune
@@ -209,8 +209,8 @@ def build_model(prepared, num_units: int, pretrained=DEFAULT_BACKBONE, transfer_
 
 def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACKBONE, transfer_spatial="auto",
                         epochs: int = 60, batch_size: int = 256, learning_rate: float = 1e-3,
-                        backbone_learning_rate: float | None = None, device="auto", seed: int = 0,
-                        verbose: bool = False):
+                        backbone_learning_rate: float | None = None, synthetic_fraction: float = DEFAULT_SYNTHETIC_FRACTION,
+                        device="auto", seed: int = 0, verbose: bool = False):
     """Build the network for ``prepared`` and fine-tune it on ``labels``.
 
     Returns
@@ -225,7 +225,8 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
     training_set = training_set_from_recording(prepared, noise, labels, seed=seed)
     model, transfer = build_model(prepared, len(labels.unit_ids), pretrained, transfer_spatial)
     history = fine_tune(model, training_set, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                        backbone_learning_rate=backbone_learning_rate, device=device, seed=seed, verbose=verbose)
+                        backbone_learning_rate=backbone_learning_rate, synthetic_fraction=synthetic_fraction,
+                        device=device, seed=seed, verbose=verbose)
     info = {"transfer": transfer, "history": history, "device": str(device),
             "fine_tune_time_s": time.perf_counter() - t0, "num_units": len(labels.unit_ids),
             "num_training_windows": len(training_set)}

@@ -26,6 +26,7 @@ from spikeinterface.sorters import BaseSorter
 from .defaults import (
     DEFAULT_GATE_MARGIN_SAMPLES,
     DEFAULT_GATE_THRESHOLD,
+    DEFAULT_SYNTHETIC_FRACTION,
     DEFAULT_THRESHOLD,
 )
 
@@ -60,6 +61,7 @@ class ESortSorter(BaseSorter):
         "batch_size": 256,
         "learning_rate": 1e-3,
         "backbone_learning_rate": None,
+        "synthetic_fraction": DEFAULT_SYNTHETIC_FRACTION,
         "apply_filter": True,
         "freq_min": 300.0,
         "freq_max": 6000.0,
@@ -95,6 +97,10 @@ class ESortSorter(BaseSorter):
         "batch_size": "Fine-tuning batch size",
         "learning_rate": "Adam learning rate of the new head",
         "backbone_learning_rate": "Adam learning rate of the backbone during fine-tuning (None: learning_rate, 0: frozen)",
+        "synthetic_fraction": "Synthetic windows (a unit's mean labelled waveform added to a random background "
+                              "window of the label period, shifted and scaled at random) per real window in each "
+                              "fine-tuning batch; 0: none (1.0: chosen on a tuning recording, "
+                              "benchmarks/results/esort_synthetic.md)",
         "apply_filter": "Band-pass the recording (freq_min-freq_max) before everything",
         "freq_min": "High-pass cut-off in Hz",
         "freq_max": "Low-pass cut-off in Hz",
@@ -193,7 +199,8 @@ class ESortSorter(BaseSorter):
         model, fine_tune_info = core.fine_tune_recording(
             prepared, noise, labels, pretrained=params["pretrained"], transfer_spatial=params["transfer_spatial"],
             epochs=params["epochs"], batch_size=params["batch_size"], learning_rate=params["learning_rate"],
-            backbone_learning_rate=params["backbone_learning_rate"], device=params["device"], seed=params["seed"],
+            backbone_learning_rate=params["backbone_learning_rate"], synthetic_fraction=params["synthetic_fraction"],
+            device=params["device"], seed=params["seed"],
             verbose=verbose)
         info.update(fine_tune_info)
         torch.save({"config": model.config, "state_dict": model.state_dict(), "unit_ids": [str(u) for u in labels.unit_ids],

@@ -11,6 +11,14 @@ Centres drawn per training set: every labelled spike shifted by each offset in
 ``[-tolerance, tolerance]`` (positives), every labelled spike shifted by ``tolerance + 1 ..
 near_miss_samples`` either way (hard negatives: teach the network *where* a spike is centred) and
 random centres in the labelled period (mostly background).
+
+Synthetic windows (``TrainingSet.synthetic``, used by ``fine_tune(synthetic_fraction=...)``): with a
+few labelled spikes per unit, the positives are a few waveforms seen on a few noise samples. A
+synthetic window adds a unit's mean waveform (the average of its labelled spikes, scaled at random
+and shifted by up to ``near_miss_samples``) to a random background window of the labelled period,
+so every epoch shows the unit on fresh noise and fresh overlapping spikes. It is positive for that
+unit when the shift is within the tolerance (a near miss otherwise), and keeps the background
+window's own labels for the other units.
 """
 
 from __future__ import annotations
@@ -98,6 +106,63 @@ class TrainingSet:
         self.centres = centres
         self.labels, self.mask = self.label(centres)
         self.num_labelled_spikes = np.array([len(t) for t in labelled])
+        self.near_miss_samples = int(near_miss_samples)
+        self._templates(labelled, low, high)
+
+    def _templates(self, labelled, low, high):
+        """Per unit, the mean of its labelled windows, ``near_miss_samples`` wider on each side."""
+        margin = self.near_miss_samples
+        width = self.window_num_samples + 2 * margin
+        self.templates = torch.zeros((self.num_units, self.num_channels, width))
+        self.template_units = []
+        for unit, train in enumerate(labelled):
+            starts = train - self.half_window - margin
+            starts = starts[(starts >= 0) & (starts + width <= self.num_samples)]
+            if len(starts):
+                positions = torch.from_numpy(starts)[:, None] + torch.arange(width)[None, :]
+                self.templates[unit] = self.traces[positions].mean(dim=0).t()
+                self.template_units.append(unit)
+        self.template_units = np.asarray(self.template_units, dtype=np.int64)
+        # background centres: the labelled period (where the labels of the other units are known)
+        self._background_high = int(min(max(self.known_until.max(), low + 1), high))
+        self._background_low = low
+
+    def synthetic(self, num_windows, rng, amplitude_jitter=0.2, positive_fraction=0.5):
+        """``(windows, labels, mask)`` of ``num_windows`` synthetic windows (see the module docstring).
+
+        Parameters
+        ----------
+        num_windows : int
+        rng : np.random.Generator
+        amplitude_jitter : float, default: 0.2
+            The mean waveform is scaled by a random factor in ``[1 - a, 1 + a]``.
+        positive_fraction : float, default: 0.5
+            Share of the windows whose shift lies within the tolerance (positives); the others are
+            shifted by ``tolerance + 1 .. near_miss_samples`` (near misses).
+        """
+        if not len(self.template_units):
+            raise ValueError("no unit has a labelled spike far enough from the edges to make synthetic windows")
+        units = rng.choice(self.template_units, size=num_windows)
+        positive = rng.random(num_windows) < positive_fraction
+        within = rng.integers(-self.tolerance, self.tolerance + 1, size=num_windows)
+        beyond = rng.integers(self.tolerance + 1, self.near_miss_samples + 1, size=num_windows)
+        beyond *= rng.choice([-1, 1], size=num_windows)
+        shifts = np.where(positive, within, beyond)
+        centres = rng.integers(self._background_low, self._background_high, size=num_windows)
+        starts = torch.from_numpy(centres - self.half_window)
+        positions = starts[:, None] + torch.arange(self.window_num_samples)[None, :]
+        windows = self.traces[positions].permute(0, 2, 1)
+        # a spike at offset +s from the centre: the template window starts s samples earlier
+        offsets = torch.from_numpy(self.near_miss_samples - shifts)[:, None] + torch.arange(self.window_num_samples)[None, :]
+        waveforms = self.templates[torch.from_numpy(units)[:, None, None],
+                                   torch.arange(self.num_channels)[None, :, None], offsets[:, None, :]]
+        scale = 1 + amplitude_jitter * (2 * torch.rand(num_windows, 1, 1) - 1)
+        windows = windows + scale * waveforms
+        labels, mask = self.label(centres)
+        rows = np.arange(num_windows)
+        labels[rows, units] = np.maximum(labels[rows, units], positive.astype(np.float32))
+        mask[rows, units] = 1.0
+        return windows, torch.from_numpy(labels), torch.from_numpy(mask)
 
     def label(self, centres):
         """``(labels, mask)``, both ``(N, K)`` float32, for window centres ``centres``."""
@@ -135,7 +200,8 @@ def _batches(num_items, batch_size, rng):
 
 def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batch_size: int = 256,
               learning_rate: float = 1e-3, backbone_learning_rate: float | None = None,
-              amplitude_jitter: float = 0.1, device="cpu", seed: int = 0, verbose: bool = False) -> dict:
+              amplitude_jitter: float = 0.1, synthetic_fraction: float = 0.0, device="cpu", seed: int = 0,
+              verbose: bool = False) -> dict:
     """Train ``model`` (typically a new head on a pretrained backbone) on one training set.
 
     Parameters
@@ -152,6 +218,9 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
         Learning rate of the temporal and spatial layers; None for ``learning_rate``; 0 freezes them.
     amplitude_jitter : float, default: 0.1
         Each window is scaled by a random factor in ``[1 - a, 1 + a]`` (augmentation).
+    synthetic_fraction : float, default: 0.0
+        Each batch gets ``synthetic_fraction * batch_size`` synthetic windows besides its real ones
+        (:meth:`TrainingSet.synthetic`: a unit's mean labelled waveform on a random background window).
     device : str | torch.device, default: "cpu"
     seed : int, default: 0
     verbose : bool, default: False
@@ -176,6 +245,9 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
     optimizer = torch.optim.Adam(groups)
     labels = torch.from_numpy(training_set.labels)
     mask = torch.from_numpy(training_set.mask)
+    if synthetic_fraction < 0:
+        raise ValueError(f"synthetic_fraction must be >= 0, got {synthetic_fraction}")
+    num_synthetic = int(round(synthetic_fraction * batch_size))
     history = {"loss": []}
     t0 = time.perf_counter()
     for epoch in range(int(epochs)):
@@ -186,8 +258,14 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
             windows = training_set.windows(indices)
             if amplitude_jitter:
                 windows = windows * (1 + amplitude_jitter * (2 * torch.rand(len(indices), 1, 1) - 1))
+            batch_labels, batch_mask = labels[indices], mask[indices]
+            if num_synthetic:
+                extra, extra_labels, extra_mask = training_set.synthetic(num_synthetic, rng)
+                windows = torch.cat([windows, extra])
+                batch_labels = torch.cat([batch_labels, extra_labels])
+                batch_mask = torch.cat([batch_mask, extra_mask])
             logits = model(windows.to(device))
-            loss = masked_bce(logits, labels[indices].to(device), mask[indices].to(device))
+            loss = masked_bce(logits, batch_labels.to(device), batch_mask.to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
