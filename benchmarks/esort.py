@@ -24,6 +24,8 @@ Writes ``benchmarks/results/esort.json`` and ``esort.md`` after every row. Run::
 
     python benchmarks/esort.py                  # everything
     python benchmarks/esort.py --skip-sorters   # E-Sort rows only
+    python benchmarks/esort.py --only mearec_neuronexus32 --sorters kilosort4 --add
+                                                # add rows of one sorter to the saved ones
 """
 
 from __future__ import annotations
@@ -126,6 +128,20 @@ def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, 
     return row
 
 
+def sorter_row(ss, sorter, recording, gt_sorting, dataset, work):
+    """Run one SpikeInterface sorter (seed 0 where it takes one, default parameters): ``(row, sorting)``."""
+    if sorter not in ss.installed_sorters():
+        raise RuntimeError(f"{sorter} is not installed")
+    params = {"seed": 0} if "seed" in ss.get_default_sorter_params(sorter) else {}
+    t0 = time.perf_counter()
+    sorting = ss.run_sorter(sorter, recording, folder=str(Path(work) / f"esort_bench_{dataset}_{sorter}"),
+                            remove_existing_folder=True, verbose=False, **params)
+    elapsed = time.perf_counter() - t0
+    row = {"dataset": dataset, "method": sorter, "sort_s": elapsed, "whole": score(gt_sorting, sorting)}
+    print(f"{dataset} {sorter}: acc {row['whole']['accuracy_mean']:.3f} in {elapsed:.0f} s", flush=True)
+    return row, sorting
+
+
 def _accuracy(scores) -> str:
     text = f"{scores['accuracy_mean']:.3f}"
     if len(scores.get("accuracy_per_seed", [])) > 1:
@@ -154,8 +170,12 @@ def markdown(payload) -> str:
     runs = {}
     for row in rows:
         run = row.get("run", {})
-        runs.setdefault(row["dataset"], f"`{run.get('command', payload['command'])}`" + (f" ({run['date']})" if run.get("date") else ""))
-    lines += ["", "Rows of each recording come from one run: " + "; ".join(f"{name}: {text}" for name, text in runs.items())]
+        text = f"`{run.get('command', payload['command'])}`" + (f" ({run['date']})" if run.get("date") else "")
+        if "--add" in text:
+            text += f" ({row['method']} rows)"
+        runs.setdefault(row["dataset"], dict.fromkeys([]))[text] = None
+    lines += ["", "Runs that made each recording's rows (rows added by `--add` are another run: compare their "
+              "accuracy only, not their times): " + "; ".join(f"{name}: {' + '.join(texts)}" for name, texts in runs.items())]
     summary = payload.get("summary")
     if summary:
         lines += ["", "## Targets", ""]
@@ -227,9 +247,14 @@ def main():
     parser.add_argument("--no-compressed", action="store_true", help="skip the WavPack-rebuilt row")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="fine-tuning seeds of the transfer / scratch rows (scores: mean and std over them)")
+    parser.add_argument("--add", action="store_true",
+                        help="with --only: keep the saved rows of those recordings and add rows of --sorters only "
+                             "(no E-Sort rows)")
     parser.add_argument("--label-cap", type=int, default=15,
                         help="labels from tridesclous2: at most this many spikes per unit (the sorter's num_spikes_per_unit)")
     args = parser.parse_args()
+    if args.add and not args.only:
+        parser.error("--add needs --only (the recordings whose saved rows get the added sorter rows)")
     import spikeinterface.sorters as ss
     import torch
 
@@ -249,7 +274,7 @@ def main():
         # every comparison in the summary is between rows of one recording, hence of one run)
         earlier = json.loads(previous.read_text())
         for row in earlier["rows"]:
-            if row["dataset"] not in args.only:
+            if args.add or row["dataset"] not in args.only:
                 row.setdefault("run", {"command": earlier["command"]})
                 rows.append(row)
     payload = {"package_version": vq.__version__, "command": run["command"],
@@ -280,6 +305,11 @@ def main():
             continue
         recording, gt_sorting = load_recording(spec, work)
         num_samples = recording.get_num_samples(0)
+        if args.add:
+            for sorter in args.sorters:
+                rows.append(sorter_row(ss, sorter, recording, gt_sorting, spec["name"], work)[0])
+                save()
+            continue
         for n in args.spikes_per_unit:
             labels = core.labels_from_sorting(gt_sorting, num_samples, num_spikes_per_unit=n)
             for pretrained, tag in (("esort_backbone", "esort-transfer"), (None, "esort-scratch")):
@@ -292,17 +322,10 @@ def main():
                 if sorter not in ss.installed_sorters():
                     print(f"{sorter} is not installed: skipped", flush=True)
                     continue
-                params = {"seed": 0} if "seed" in ss.get_default_sorter_params(sorter) else {}
-                t0 = time.perf_counter()
-                sorting = ss.run_sorter(sorter, recording, folder=str(work / f"esort_bench_{spec['name']}_{sorter}"),
-                                        remove_existing_folder=True, verbose=False, **params)
-                elapsed = time.perf_counter() - t0
+                row, sorting = sorter_row(ss, sorter, recording, gt_sorting, spec["name"], work)
                 if sorter == "tridesclous2":
                     tdc2_sorting = sorting
-                rows.append({"dataset": spec["name"], "method": sorter, "sort_s": elapsed,
-                             "whole": score(gt_sorting, sorting)})
-                print(f"{spec['name']} {sorter}: acc {rows[-1]['whole']['accuracy_mean']:.3f} in {elapsed:.0f} s",
-                      flush=True)
+                rows.append(row)
                 save()
         # on a recording rebuilt from WavPack hybrid bytes
         compressed = None if args.no_compressed else vq.compress(recording, codec="wavpack", bps=2.25, progress_bar=False)
