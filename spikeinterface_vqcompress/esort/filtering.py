@@ -11,7 +11,6 @@ less than one (``tests/test_esort_filtering.py``).
 from __future__ import annotations
 
 import numpy as np
-import torch
 from spikeinterface.core import get_chunk_with_margin
 from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor, BasePreprocessorSegment
 
@@ -84,41 +83,42 @@ class _FFTBandpassSegment(BasePreprocessorSegment):
         self.band = (freq_min, freq_max, filter_order)
         self.margin = margin
         self.dtype = dtype
-        self._gains = {}  # FFT length -> (n // 2 + 1,) float32 tensor
+        self._gains = {}  # FFT length -> (n // 2 + 1, 1) float32 array
 
-    def _gain(self, num_fft: int) -> torch.Tensor:
+    def _gain(self, num_fft: int) -> np.ndarray:
         if num_fft not in self._gains:
             frequencies = np.fft.rfftfreq(num_fft, 1.0 / self.sampling_frequency)
             gain = butterworth_gain(frequencies, self.sampling_frequency, *self.band)
-            self._gains[num_fft] = torch.from_numpy(gain.astype(np.float32))
+            self._gains[num_fft] = gain.astype(np.float32)[:, None]
         return self._gains[num_fft]
 
     def get_traces(self, start_frame, end_frame, channel_indices):
-        from scipy.fft import next_fast_len
+        from scipy import fft
 
         traces, left, right = get_chunk_with_margin(self.parent_recording_segment, start_frame, end_frame,
                                                     channel_indices, self.margin)
-        x = torch.from_numpy(np.array(traces, dtype=np.float32))  # (L, C), a copy we own
+        x = np.array(traces, dtype=np.float32)  # (L, C), a copy we own
         if len(x) == 0:
             return np.zeros((0, x.shape[1]), dtype=self.dtype)
         # at the recording's edges, extend by odd reflection (as sosfiltfilt pads)
         pad_left = min(self.margin - left, len(x) - 1)
         pad_right = min(self.margin - right, len(x) - 1)
         if pad_left > 0 or pad_right > 0:
-            x = torch.cat([2 * x[:1] - x[1:pad_left + 1].flip(0), x,
-                           2 * x[-1:] - x[len(x) - 1 - pad_right:len(x) - 1].flip(0)])
+            x = np.concatenate([2 * x[:1] - x[1:pad_left + 1][::-1], x,
+                                2 * x[-1:] - x[len(x) - 1 - pad_right:len(x) - 1][::-1]])
         length = len(x)
         # remove the line through the first and last samples: the periodic extension has no jump, and
         # the band-pass removes a line anyway (zero gain at 0 Hz and a smooth ramp has no band power)
-        ramp = torch.linspace(0.0, 1.0, length, dtype=torch.float32)[:, None]
+        ramp = np.linspace(0.0, 1.0, length, dtype=np.float32)[:, None]
         x -= x[:1] + ramp * (x[-1:] - x[:1])
-        num_fft = next_fast_len(length, real=True)
-        spectrum = torch.fft.rfft(x, n=num_fft, dim=0)
-        spectrum *= self._gain(num_fft)[:, None]
-        filtered = torch.fft.irfft(spectrum, n=num_fft, dim=0)
+        # scipy's pocketfft keeps float32 as complex64 and was ~1.5x faster than torch.fft here
+        num_fft = fft.next_fast_len(length, real=True)
+        spectrum = fft.rfft(x, n=num_fft, axis=0, overwrite_x=True)
+        spectrum *= self._gain(num_fft)
+        filtered = fft.irfft(spectrum, n=num_fft, axis=0, overwrite_x=True)
         first = max(pad_left, 0) + left
         filtered = filtered[first:first + (end_frame - start_frame)]
-        return filtered.numpy().astype(self.dtype, copy=False)
+        return filtered.astype(self.dtype, copy=False)
 
 
 def fft_bandpass_filter(recording, freq_min: float = 300.0, freq_max: float = 6000.0, filter_order: int = 5,
