@@ -120,6 +120,14 @@ def test_amplitude_gate_selects_windows_around_large_samples():
     centres = rows * 2 + 30
     assert centres.tolist() == list(range(288, 314, 2))  # centres within 13 samples of sample 300
     assert len(candidate_rows(traces, 60, 2, 10.0, 13)) == 0
+    # the peak sign picks which crossings open the gate
+    traces[500, 1] = 5.0
+    near = {sign: set((candidate_rows(traces, 60, 2, 4.0, 3, peak_sign=sign) * 2 + 30).tolist())
+            for sign in ("neg", "pos", "both")}
+    assert near["neg"] == {298, 300, 302} and near["pos"] == {498, 500, 502}
+    assert near["both"] == near["neg"] | near["pos"]
+    with pytest.raises(ValueError, match="gate_peak_sign must be one of"):
+        candidate_rows(traces, 60, 2, 4.0, 3, peak_sign="negative")
 
 
 def test_gated_detection_runs_the_network_only_near_large_samples():
@@ -128,7 +136,7 @@ def test_gated_detection_runs_the_network_only_near_large_samples():
     model = _trained_bn_model(3, 5, seed=1)
     rng = np.random.default_rng(0)
     traces = rng.normal(size=(20000, 3)).astype(np.float32)
-    traces[rng.choice(20000, 30, replace=False), 1] = 8.0
+    traces[rng.choice(20000, 30, replace=False), 1] = -8.0  # troughs: the default gate opens below -gate
 
     def get(start, end):
         return traces[start:end]
@@ -306,7 +314,18 @@ def test_sorter_is_registered():
     assert set(defaults) == set(descriptions)
     assert defaults["label_sorter"] == "tridesclous2" and defaults["device"] == "auto"
     assert defaults["gate_threshold"] == 4.0 and defaults["gate_margin_samples"] == 8
+    assert defaults["gate_peak_sign"] == "neg"
     assert defaults["threshold"] == 0.25
+
+
+def test_sorter_names_a_bad_gate_peak_sign(tmp_path):
+    import spikeinterface.sorters as ss
+    from spikeinterface.core import generate_recording
+
+    recording = generate_recording(num_channels=4, durations=[1.0], seed=0).save(folder=tmp_path / "recording")
+    with pytest.raises(ValueError, match="gate_peak_sign must be one of"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "esort", gate_peak_sign="negative")
+    assert not (tmp_path / "esort" / "sorter_output" / "sorting").exists()
 
 
 def test_cli_names_a_bad_gate_threshold(tmp_path):

@@ -28,6 +28,8 @@ def command_esort(args):
             gate["gate_threshold"] = None if args.gate_threshold.lower() == "none" else float(args.gate_threshold)
         except ValueError:
             raise SystemExit(f"error: --gate-threshold must be a number of noise units or 'none', got {args.gate_threshold!r}")
+    if args.gate_peak_sign is not None:
+        gate["gate_peak_sign"] = args.gate_peak_sign
     recording, gt_sorting = _load_with_ground_truth(args.input)
     params = {**gate, "label_duration_s": args.label_duration_s, "num_spikes_per_unit": args.num_spikes_per_unit,
               "label_sorter": args.label_sorter, "device": args.device, "threshold": args.threshold}
@@ -74,6 +76,9 @@ def add_cli_commands(commands, trainers):
     sort.add_argument("--gate-threshold", default=None,
                       help="amplitude gate in noise units, or 'none' to run the network on every window "
                            "(default: the sorter's, 4)")
+    sort.add_argument("--gate-peak-sign", default=None, choices=["neg", "pos", "both"],
+                      help="which crossings open the gate: 'neg' (below -gate), 'pos' or 'both' "
+                           "(default: the sorter's)")
     sort.add_argument("--device", default="auto")
     sort.add_argument("--overwrite", action="store_true")
     sort.set_defaults(function=command_esort)

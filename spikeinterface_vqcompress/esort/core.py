@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..io import file_sha256
-from .defaults import DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
+from .defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
 from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
 from .postprocessing import detect_spikes
 from .training import TrainingSet, fine_tune
@@ -236,11 +236,12 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
 def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = DEFAULT_THRESHOLD,
                    kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0,
                    stride: int = 1, device="auto",
-                   gate_threshold: float | None = None, gate_margin_samples: int = 8):
+                   gate_threshold: float | None = None, gate_margin_samples: int = 8,
+                   gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN):
     """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
 
     The post-processing parameters and the amplitude gate (``gate_threshold`` in noise units, None:
-    the network runs on every window) are those of
+    the network runs on every window; ``gate_peak_sign``: which crossings open it) are those of
     :func:`~spikeinterface_vqcompress.esort.postprocessing.detect_spikes`.
     """
     from spikeinterface.core import NumpySorting
@@ -260,7 +261,8 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
         samples, units = detect_spikes(model, get, num_samples, threshold=threshold, kernel_size=kernel_size,
                                        min_distance_samples=min_distance_samples,
                                        chunk_num_samples=chunk_num_samples, stride=stride, device=device,
-                                       gate_threshold=gate_threshold, gate_margin_samples=gate_margin_samples)
+                                       gate_threshold=gate_threshold, gate_margin_samples=gate_margin_samples,
+                                       gate_peak_sign=gate_peak_sign)
         samples_list.append(samples)
         labels_list.append(unit_ids[units] if len(units) else np.zeros(0, dtype=unit_ids.dtype))
     return NumpySorting.from_samples_and_labels(samples_list, labels_list, sampling_frequency, unit_ids=list(unit_ids))

@@ -8,11 +8,15 @@ sorter, the core functions and the post-processing share one value without impor
 #: pretrained backbone.
 DEFAULT_THRESHOLD = 0.25
 
-#: The sorter's amplitude gate (noise units) and its half-width (samples), chosen on a training
-#: recording by ``benchmarks/esort_gate.py`` (``benchmarks/results/esort_gate.md``: the same accuracy
-#: as no gate with a quarter of the windows; a 5-unit gate starts losing spikes, 6 loses units).
+#: The sorter's amplitude gate (noise units), its half-width (samples) and the crossings that open
+#: it, chosen on two training recordings (Neuronexus-32 seed 201, Neuropixels-64 seed 202) by
+#: ``benchmarks/esort_gate.py`` (``benchmarks/results/esort_gate.md``): 4 noise units below zero
+#: ("neg") runs 15-16% of the windows (26-29% with "both", which also opens on positive noise and
+#: spike lobes) at the ungated accuracy (-0.001 on Neuronexus-32), 1.8-2x faster than "both"; a
+#: 5-unit gate starts losing spikes, 6 loses units.
 DEFAULT_GATE_THRESHOLD = 4.0
 DEFAULT_GATE_MARGIN_SAMPLES = 8
+DEFAULT_GATE_PEAK_SIGN = "neg"
 
 #: Synthetic windows per real window in each fine-tuning batch (a unit's mean labelled waveform on a
 #: random background window, ``training.TrainingSet.synthetic``). Chosen on the tuning recording

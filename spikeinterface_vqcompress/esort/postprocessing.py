@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .defaults import DEFAULT_THRESHOLD
+from .defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_THRESHOLD
 
 
 def triangular_kernel(kernel_size: int = 17) -> torch.Tensor:
@@ -66,13 +66,32 @@ def pick_peaks(smoothed: torch.Tensor, threshold: float, min_distance_samples: i
     return rows[is_peak], units[is_peak]
 
 
+GATE_PEAK_SIGNS = ("neg", "pos", "both")
+
+
+def check_gate_peak_sign(peak_sign: str) -> str:
+    """``peak_sign`` if it is one of :data:`GATE_PEAK_SIGNS`, else a ValueError naming the choices."""
+    if peak_sign not in GATE_PEAK_SIGNS:
+        raise ValueError(f"gate_peak_sign must be one of {GATE_PEAK_SIGNS} (as SpikeInterface's peak_sign), "
+                         f"got {peak_sign!r}")
+    return peak_sign
+
+
 def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, gate_threshold: float,
-                   margin_samples: int) -> torch.Tensor:
+                   margin_samples: int, peak_sign: str = "both") -> torch.Tensor:
     """Rows (windows ``[i * stride, i * stride + W)``) whose centre lies within ``margin_samples`` of a
-    sample where some channel of the normalised ``(T, C)`` traces exceeds ``gate_threshold`` in
-    absolute value. Returns sorted int64 row indices."""
+    sample where some channel of the normalised ``(T, C)`` traces crosses ``gate_threshold``: below
+    ``-gate_threshold`` (``peak_sign="neg"``), above it ("pos"), or either ("both", in absolute
+    value). Returns sorted int64 row indices."""
+    check_gate_peak_sign(peak_sign)
     num_rows = (traces.shape[0] - window_num_samples) // stride + 1
-    largest = torch.maximum(traces.amax(dim=1), -traces.amin(dim=1))  # max |x| over channels, no copy of traces
+    # max over channels of the signed excursion, no copy of the traces
+    if peak_sign == "neg":
+        largest = -traces.amin(dim=1)
+    elif peak_sign == "pos":
+        largest = traces.amax(dim=1)
+    else:
+        largest = torch.maximum(traces.amax(dim=1), -traces.amin(dim=1))
     active = (largest > gate_threshold).float()[None, None]  # (1, 1, T)
     if margin_samples > 0:
         active = F.max_pool1d(active, kernel_size=2 * margin_samples + 1, stride=1, padding=margin_samples)
@@ -82,7 +101,8 @@ def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, g
 
 def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: float = DEFAULT_THRESHOLD,
                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_num_samples: int = 65536,
-                  stride: int = 1, device="cpu", gate_threshold: float | None = None, gate_margin_samples: int = 8):
+                  stride: int = 1, device="cpu", gate_threshold: float | None = None, gate_margin_samples: int = 8,
+                  gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN):
     """Run a fine-tuned E-Sort network over a whole recording segment and pick its spikes.
 
     Parameters
@@ -116,6 +136,9 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         Half-width of the gate around each supra-threshold sample. A spike whose smoothing support
         lies inside the gate (margin >= label tolerance 5 + kernel half-width 8) is found exactly as
         without the gate; 8 lost nothing against 13 on a training recording (esort_gate.md).
+    gate_peak_sign : "neg" | "pos" | "both", default: "neg"
+        Which crossings open the gate: below ``-gate_threshold`` (spike troughs; SpikeInterface's
+        default ``peak_sign``), above ``gate_threshold``, or either.
 
     Returns
     -------
@@ -123,6 +146,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         Spike samples (sorted) and the index of their unit (a column of the network's head).
     """
     model.eval()
+    check_gate_peak_sign(gate_peak_sign)
     stride = int(stride)
     device = torch.device(device)
     kernel_points = max(1, kernel_size // stride)
@@ -149,7 +173,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
             if gate_threshold is None:
                 probabilities = model.forward_traces(traces, stride=stride)
             else:
-                rows = candidate_rows(traces, window, stride, gate_threshold, gate_margin_samples)
+                rows = candidate_rows(traces, window, stride, gate_threshold, gate_margin_samples, gate_peak_sign)
                 probabilities = traces.new_zeros(((len(traces) - window) // stride + 1, model.head.out_features))
                 if len(rows):
                     probabilities[rows] = model.forward_rows(traces, rows, stride=stride)

@@ -25,6 +25,7 @@ from spikeinterface.sorters import BaseSorter
 
 from .defaults import (
     DEFAULT_GATE_MARGIN_SAMPLES,
+    DEFAULT_GATE_PEAK_SIGN,
     DEFAULT_GATE_THRESHOLD,
     DEFAULT_SYNTHETIC_FRACTION,
     DEFAULT_THRESHOLD,
@@ -73,6 +74,7 @@ class ESortSorter(BaseSorter):
         "stride": 2,
         "gate_threshold": DEFAULT_GATE_THRESHOLD,
         "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
+        "gate_peak_sign": DEFAULT_GATE_PEAK_SIGN,
         "device": "auto",
         "num_threads": None,
         "seed": 0,
@@ -114,9 +116,12 @@ class ESortSorter(BaseSorter):
         "stride": "The network runs on windows centred every `stride` samples (1: every sample, exact but twice "
                   "the compute; the +/-5-sample label tolerance makes 2 lose almost nothing)",
         "gate_threshold": "Amplitude gate in noise units: the network runs only on windows centred within "
-                          "`gate_margin_samples` of a sample where some channel exceeds it in absolute value (None: "
+                          "`gate_margin_samples` of a sample where some channel crosses it (`gate_peak_sign`; None: "
                           "every window)",
         "gate_margin_samples": "Half-width in samples of the amplitude gate around each supra-threshold sample",
+        "gate_peak_sign": "Which crossings open the amplitude gate, as SpikeInterface's peak_sign: 'neg' (below "
+                          "-gate_threshold: spike troughs), 'pos' (above it) or 'both' (either); 'neg' chosen on "
+                          "training recordings, benchmarks/results/esort_gate.md",
         "device": "torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'",
         "num_threads": "torch CPU threads (None: leave torch's setting)",
         "seed": "Seed of the training and of the label sorter (when it takes one)",
@@ -151,6 +156,9 @@ class ESortSorter(BaseSorter):
         from .core import check_filter_method
 
         check_filter_method(params["filter_method"])
+        from .postprocessing import check_gate_peak_sign
+
+        check_gate_peak_sign(params["gate_peak_sign"])
         return params
 
     @classmethod
@@ -214,7 +222,8 @@ class ESortSorter(BaseSorter):
                                       min_distance_samples=min_distance_samples,
                                       chunk_duration_s=params["chunk_duration_s"], stride=params["stride"],
                                       device=params["device"], gate_threshold=params["gate_threshold"],
-                                      gate_margin_samples=params["gate_margin_samples"])
+                                      gate_margin_samples=params["gate_margin_samples"],
+                                      gate_peak_sign=params["gate_peak_sign"])
         info["sort_time_s"] = time.perf_counter() - t0
         info["total_time_s"] = time.perf_counter() - t_start
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))
