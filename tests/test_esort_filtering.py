@@ -57,10 +57,15 @@ def test_chunks_stitch_into_the_whole(recording):
 def test_provenance_rebuilds_and_bad_arguments_are_named(recording, tmp_path):
     from spikeinterface.core import load
 
-    fast = fft_bandpass_filter(recording, freq_min=400.0, freq_max=5000.0)
+    fast = fft_bandpass_filter(recording, freq_min=400.0, freq_max=5000.0, workers=2)
     rebuilt = load(fast.to_dict())
-    assert isinstance(rebuilt, FFTBandpassFilterRecording)
+    assert isinstance(rebuilt, FFTBandpassFilterRecording) and rebuilt._kwargs["workers"] == 2
     np.testing.assert_array_equal(rebuilt.get_traces(end_frame=5000), fast.get_traces(end_frame=5000))
+    # the FFT's thread count does not change the result beyond float32 rounding
+    np.testing.assert_allclose(fft_bandpass_filter(recording, freq_min=400.0, freq_max=5000.0).get_traces(end_frame=5000),
+                               fast.get_traces(end_frame=5000), atol=1e-4 * np.std(fast.get_traces(end_frame=5000)))
+    with pytest.raises(ValueError, match="workers must be a positive"):
+        fft_bandpass_filter(recording, workers=0)
     with pytest.raises(ValueError, match="Nyquist"):
         fft_bandpass_filter(recording, freq_max=20000.0)
     with pytest.raises(ValueError, match="float32 or float64"):

@@ -79,21 +79,24 @@ def check_filter_method(filter_method: str) -> str:
 
 
 def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 300.0, freq_max: float = 6000.0,
-                      filter_method: str = "fft"):
+                      filter_method: str = "fft", num_workers: int | None = None):
     """The recording E-Sort sees: float32, band-passed ``freq_min``-``freq_max`` Hz if ``apply_filter``.
 
     ``filter_method``: "fft" (:func:`~spikeinterface_vqcompress.esort.filtering.fft_bandpass_filter`,
     the default, ~3x faster) or "sosfiltfilt" (SpikeInterface's ``bandpass_filter``, with which the
     shipped backbone was pretrained). Both are the same zero-phase order-5 Butterworth band-pass; they
     differ by ~1e-5 noise units inside the recording and by < 1 noise unit in its first and last
-    10 ms (each pads the edges its own way).
+    10 ms (each pads the edges its own way). ``num_workers``: threads of each FFT (None: torch's
+    thread count, ``torch.get_num_threads()``, the threads the network runs on).
     """
     check_filter_method(filter_method)
     if apply_filter:
         if filter_method == "fft":
             from .filtering import fft_bandpass_filter
 
-            return fft_bandpass_filter(recording, freq_min=freq_min, freq_max=freq_max, dtype="float32")
+            workers = torch.get_num_threads() if num_workers is None else int(num_workers)
+            return fft_bandpass_filter(recording, freq_min=freq_min, freq_max=freq_max, dtype="float32",
+                                       workers=workers)
         from spikeinterface.preprocessing import bandpass_filter
 
         return bandpass_filter(recording, freq_min=freq_min, freq_max=freq_max, dtype="float32")

@@ -48,6 +48,9 @@ class FFTBandpassFilterRecording(BasePreprocessor):
         "auto": 5 periods of ``freq_min``, as ``bandpass_filter`` does.
     dtype : "float32" | "float64", default: "float32"
         The dtype of the returned traces.
+    workers : int, default: 1
+        Threads of each FFT (``scipy.fft``'s ``workers``). Keep 1 when SpikeInterface already runs
+        chunks in parallel (``n_jobs > 1``).
 
     Returns
     -------
@@ -56,7 +59,7 @@ class FFTBandpassFilterRecording(BasePreprocessor):
     """
 
     def __init__(self, recording, freq_min: float = 300.0, freq_max: float = 6000.0, filter_order: int = 5,
-                 margin_ms="auto", dtype="float32"):
+                 margin_ms="auto", dtype="float32", workers: int = 1):
         sampling_frequency = recording.get_sampling_frequency()
         if not 0 < freq_min < freq_max < sampling_frequency / 2:
             raise ValueError(f"need 0 < freq_min < freq_max < sampling_frequency / 2, got freq_min={freq_min}, "
@@ -68,17 +71,25 @@ class FFTBandpassFilterRecording(BasePreprocessor):
         if margin_ms == "auto":
             margin_ms = 5 * 1000.0 / freq_min
         margin = int(np.ceil(float(margin_ms) * sampling_frequency / 1000.0))
+        workers = int(workers)
+        if workers < 1:
+            raise ValueError(f"workers must be a positive number of threads, got {workers}")
         BasePreprocessor.__init__(self, recording, dtype=dtype)
         for parent_segment in recording._recording_segments:
             self.add_recording_segment(_FFTBandpassSegment(parent_segment, sampling_frequency, freq_min, freq_max,
-                                                           int(filter_order), margin, dtype))
+                                                           int(filter_order), margin, dtype, workers))
         self._kwargs = dict(recording=recording, freq_min=float(freq_min), freq_max=float(freq_max),
-                            filter_order=int(filter_order), margin_ms=float(margin_ms), dtype=dtype.str)
+                            filter_order=int(filter_order), margin_ms=float(margin_ms), dtype=dtype.str,
+                            workers=workers)
+
+
+_ROWS_PER_BLOCK = 2048
 
 
 class _FFTBandpassSegment(BasePreprocessorSegment):
-    def __init__(self, parent_segment, sampling_frequency, freq_min, freq_max, filter_order, margin, dtype):
+    def __init__(self, parent_segment, sampling_frequency, freq_min, freq_max, filter_order, margin, dtype, workers):
         BasePreprocessorSegment.__init__(self, parent_segment)
+        self.workers = workers
         self.sampling_frequency = sampling_frequency
         self.band = (freq_min, freq_max, filter_order)
         self.margin = margin
@@ -110,19 +121,23 @@ class _FFTBandpassSegment(BasePreprocessorSegment):
         # remove the line through the first and last samples: the periodic extension has no jump, and
         # the band-pass removes a line anyway (zero gain at 0 Hz and a smooth ramp has no band power)
         ramp = np.linspace(0.0, 1.0, length, dtype=np.float32)[:, None]
-        x -= x[:1] + ramp * (x[-1:] - x[:1])
-        # scipy's pocketfft keeps float32 as complex64 and was ~1.5x faster than torch.fft here
+        first, slope = x[:1].copy(), x[-1:] - x[:1]
+        for begin in range(0, length, _ROWS_PER_BLOCK):  # in cache-sized blocks: no (L, C) temporaries
+            block = slice(begin, begin + _ROWS_PER_BLOCK)
+            x[block] -= first + ramp[block] * slope
+        # scipy's pocketfft keeps float32 as complex64; on a 2 s, 128-channel chunk it was ~1.25x faster
+        # than torch.fft with the same number of threads
         num_fft = fft.next_fast_len(length, real=True)
-        spectrum = fft.rfft(x, n=num_fft, axis=0, overwrite_x=True)
+        spectrum = fft.rfft(x, n=num_fft, axis=0, overwrite_x=True, workers=self.workers)
         spectrum *= self._gain(num_fft)
-        filtered = fft.irfft(spectrum, n=num_fft, axis=0, overwrite_x=True)
+        filtered = fft.irfft(spectrum, n=num_fft, axis=0, overwrite_x=True, workers=self.workers)
         first = max(pad_left, 0) + left
         filtered = filtered[first:first + (end_frame - start_frame)]
         return filtered.astype(self.dtype, copy=False)
 
 
 def fft_bandpass_filter(recording, freq_min: float = 300.0, freq_max: float = 6000.0, filter_order: int = 5,
-                        margin_ms="auto", dtype="float32") -> FFTBandpassFilterRecording:
+                        margin_ms="auto", dtype="float32", workers: int = 1) -> FFTBandpassFilterRecording:
     """Zero-phase Butterworth band-pass by FFT; see :class:`FFTBandpassFilterRecording`."""
     return FFTBandpassFilterRecording(recording, freq_min=freq_min, freq_max=freq_max, filter_order=filter_order,
-                                      margin_ms=margin_ms, dtype=dtype)
+                                      margin_ms=margin_ms, dtype=dtype, workers=workers)
