@@ -83,7 +83,7 @@ def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 30
     """The recording E-Sort sees: float32, band-passed ``freq_min``-``freq_max`` Hz if ``apply_filter``.
 
     ``filter_method``: "fft" (:func:`~spikeinterface_vqcompress.esort.filtering.fft_bandpass_filter`,
-    the default, 1.4-2.3x faster) or "sosfiltfilt" (SpikeInterface's ``bandpass_filter``, with which the
+    the default, 1.8-2.5x faster) or "sosfiltfilt" (SpikeInterface's ``bandpass_filter``, with which the
     shipped backbone was pretrained). Both are the same zero-phase order-5 Butterworth band-pass; they
     differ by < 1e-3 noise units inside the recording and by < 1 noise unit in its first and last
     10 ms (each pads the edges its own way). ``num_workers``: threads of each FFT (None: torch's

@@ -3,10 +3,10 @@
 SpikeInterface's ``bandpass_filter`` runs ``scipy.signal.sosfiltfilt`` (a Butterworth filter forward
 then backward) over each chunk and its margins. Forward-backward filtering multiplies the spectrum by
 ``|H(f)|^2``, so the same result (to within float32 rounding and edge handling) is one real FFT per
-chunk (in overlapping blocks of 8192 frames), a product and an inverse FFT: 1.4x (32 channels) to
-2.3x (128 channels) faster than ``bandpass_filter`` on 2 s chunks of MEArec recordings
-(``benchmarks/esort_speed.py``). Inside a recording the two differ by < 1e-3 noise units (at most
-2.4e-4 on 128 channels); in its first and last 10 ms, which each pads its own way, by less than one
+chunk (in overlapping blocks of 8192 frames), a product and an inverse FFT: 1.8-2.5x faster than
+``bandpass_filter`` over 2 s chunks of 32-128-channel MEArec recordings
+(``benchmarks/results/esort_speed.md``). Inside a recording the two differ by < 1e-3 noise units
+(at most 3.5e-4 there); in its first and last 10 ms, which each pads its own way, by less than one
 (``tests/test_esort_filtering.py``).
 """
 

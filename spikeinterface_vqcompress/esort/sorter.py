@@ -107,7 +107,7 @@ class ESortSorter(BaseSorter):
         "freq_min": "High-pass cut-off in Hz",
         "freq_max": "Low-pass cut-off in Hz",
         "filter_method": "'fft': zero-phase Butterworth band-pass by FFT (fast); 'sosfiltfilt': SpikeInterface's "
-                         "bandpass_filter (the same filter, 1.4-2.3x slower)",
+                         "bandpass_filter (the same filter, 1.8-2.5x slower)",
         "threshold": "Minimum smoothed probability of a spike (0.25: chosen on a tuning recording, "
                      "benchmarks/results/esort_backbone_threshold.md)",
         "smoothing_kernel_size": "Length (odd, samples) of the triangular kernel smoothing each probability trace",
