@@ -152,6 +152,11 @@ def _accuracy(scores) -> str:
     return text
 
 
+def _gate_sign(gated) -> str:
+    """" (both)" for rows gated on |x| (the default before 'neg'), else nothing."""
+    return " (both)" if gated.get("gate_peak_sign") == "both" else ""
+
+
 def markdown(payload) -> str:
     rows = payload["rows"]
     lines = ["# E-Sort vs SpikeInterface sorters (held-out MEArec recordings)", "",
@@ -168,7 +173,7 @@ def markdown(payload) -> str:
             f"{whole['num_well_detected']:.3g}/{whole['num_gt_units']:g} | "
             f"{'' if rest is None else format(rest['accuracy_mean'], '.3f')} | "
             f"{'' if row.get('fine_tune_s') is None else format(row['fine_tune_s'], '.1f')} | {row['sort_s']:.1f} | "
-            f"{'' if gated is None else _accuracy(gated['whole'])} | "
+            f"{'' if gated is None else _accuracy(gated['whole']) + _gate_sign(gated)} | "
             f"{'' if gated is None else format(gated['sort_s'], '.1f')} |")
     runs = {}
     for row in rows:
@@ -279,6 +284,8 @@ def main():
         for row in earlier["rows"]:
             if args.add or row["dataset"] not in args.only:
                 row.setdefault("run", {"command": earlier["command"]})
+                if "gated" in row:  # rows made before the gate had a peak sign opened on |x| ("both")
+                    row["gated"].setdefault("gate_peak_sign", "both")
                 rows.append(row)
     payload = {"package_version": vq.__version__, "command": run["command"],
                "machine": "2-core CPU (shared machine: absolute times are noisy; ratios between rows of one run are "
@@ -290,8 +297,10 @@ def main():
                         f"the part after the labelled period. Sort time: band-pass (zero-phase Butterworth by FFT, the "
                         f"esort sorter's default filter_method) + network (windows every {STRIDE} "
                         "samples) + smoothing/peak picking over the whole recording, after fine-tuning. 'gated': the same "
-                        "fine-tuned network sorted again with the esort sorter's default amplitude gate (the network "
-                        "runs only near samples below -4 noise units, benchmarks/esort_gate.py). SI sorters: "
+                        "fine-tuned network sorted again with the esort sorter's amplitude gate (4 noise units, "
+                        "benchmarks/esort_gate.py): the network runs only near samples below -4 noise units "
+                        "(gate_peak_sign 'neg', the default now) or, where the gated column says 'both', near "
+                        "samples beyond +/-4 (the default before). SI sorters: "
                         "run_sorter wall time, seed 0, default parameters. Well-detected: accuracy >= 0.8.")}
 
     def save():
