@@ -78,7 +78,7 @@ def check_gate_peak_sign(peak_sign: str) -> str:
 
 
 def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, gate_threshold: float,
-                   margin_samples: int, peak_sign: str = "both") -> torch.Tensor:
+                   margin_samples: int, peak_sign: str = DEFAULT_GATE_PEAK_SIGN) -> torch.Tensor:
     """Rows (windows ``[i * stride, i * stride + W)``) whose centre lies within ``margin_samples`` of a
     sample where some channel of the normalised ``(T, C)`` traces crosses ``gate_threshold``: below
     ``-gate_threshold`` (``peak_sign="neg"``), above it ("pos"), or either ("both", in absolute
