@@ -72,6 +72,23 @@ def test_detection_finds_each_spike_once_at_its_trough_and_peak_channel():
     assert np.mean(detected_channels == channels) > 0.9
 
 
+def test_exact_ties_close_in_space_and_time_report_one_spike():
+    """Two equal troughs (integer samples) on neighbouring channels: the earliest, then lowest channel, wins;
+    the same tie far apart on the probe is two spikes."""
+    locations = np.array([[0.0, 20.0 * index] for index in range(8)])
+    neighbours = neighbours_within(locations, 50.0)
+    traces = np.zeros((200, 8), dtype=np.int16)
+    traces[100, 3] = traces[100, 4] = -100  # same sample, neighbouring channels
+    traces[150, 0] = traces[153, 1] = -100  # 3 samples apart, neighbouring channels
+    traces[60, 0] = traces[60, 7] = -100    # same sample, 140 um apart: not neighbours
+    parameters = DetectionParameters(threshold=5.0, exclude_sweep_samples=8, radius_um=50.0)
+    times, channels = detect_troughs(traces, np.full(8, 5.0), parameters, neighbours)
+    assert list(zip(times.tolist(), channels.tolist())) == [(60, 0), (60, 7), (100, 3), (150, 0)]
+    # the report window: only troughs inside [valid_start, valid_stop)
+    times, channels = detect_troughs(traces, np.full(8, 5.0), parameters, neighbours, valid_start=61, valid_stop=150)
+    assert list(zip(times.tolist(), channels.tolist())) == [(100, 3)]
+
+
 def test_streaming_detection_matches_one_block_whatever_the_block_sizes():
     traces, times, _, locations = synthetic_traces(num_samples=40000, num_spikes=40, seed=1)
     parameters = DetectionParameters(threshold=5.0, noise_smoothing=0.0)

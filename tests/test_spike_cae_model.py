@@ -8,6 +8,7 @@ import torch
 
 from spikeinterface_vqcompress.spikecae.model import (
     MODELS_FOLDER,
+    FoldedEncoder,
     SHIPPED_MODELS,
     SpikeCAE,
     available_spike_cae_models,
@@ -52,6 +53,45 @@ def test_model_shapes_and_index_range():
         model.encode_indices(snippets[:, :3])
     with pytest.raises(ValueError, match="indices must lie"):
         model.decode_indices(np.full((2, 16), 32))
+
+
+@pytest.mark.parametrize("config", [dict(num_pool=2, kernel_size=3), dict(num_pool=3, kernel_size=5, num_samples=48)])
+def test_folded_encoder_equals_the_module_in_eval_mode(config):
+    """Batch norms folded, time-major layout, micro-batches: the same latent and the same indices."""
+    config = {"num_channels": 4, "num_samples": 64, "codebook_size": 32, **SMALL, **config}
+    torch.manual_seed(0)
+    model = SpikeCAE(**config)
+    snippets = _synthetic_snippets(203, num_samples=config["num_samples"])  # not a multiple of the micro-batch
+    model.set_normalization(snippets)
+    with torch.no_grad():  # non-trivial batch-norm statistics and affine terms
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    model.train()  # the folded encoder uses the running statistics whatever the module's mode
+    folded = FoldedEncoder(model, micro_batch=16)(torch.from_numpy(snippets))
+    model.eval()
+    with torch.no_grad():
+        reference = model.encode_latent(torch.from_numpy(snippets))
+    assert folded.shape == reference.shape
+    torch.testing.assert_close(folded, reference, rtol=1e-4, atol=1e-4)
+    model.train()
+    indices = model.encode_indices(snippets)
+    assert model.training  # encode_indices leaves the module's mode alone
+    model.eval()
+    with torch.no_grad():
+        expected = model.quantizer.quantize_indices(reference).numpy()
+    assert np.mean(indices == expected) > 0.999
+
+
+def test_folded_encoder_on_a_shipped_model():
+    model = load_spike_cae("nn32-4x64-r2")
+    snippets = np.random.default_rng(1).normal(0, 30, (100, 4, 64)).astype(np.float32)
+    with torch.no_grad():
+        reference = model.encode_latent(torch.from_numpy(snippets))
+    torch.testing.assert_close(FoldedEncoder(model)(torch.from_numpy(snippets)), reference, rtol=1e-4, atol=1e-4)
 
 
 def test_paper_architecture_sizes():

@@ -141,20 +141,22 @@ def detect_troughs(traces: np.ndarray, noise_levels: np.ndarray, parameters: Det
     num_samples, num_channels = traces.shape
     valid_stop = num_samples if valid_stop is None else valid_stop
     thresholds = parameters.threshold * np.asarray(noise_levels, dtype=np.float64)
+    # only samples that can be reported (and have a sample on each side) are compared
+    first, stop = max(int(valid_start), 1), min(int(valid_stop), num_samples - 1)
+    candidates = traces[first:max(stop, first)]
     if traces.dtype.kind in "iu":
         limits = (-np.ceil(thresholds)).astype(traces.dtype)  # x <= -ceil(thr)  <=>  x < -thr for integers (thr not integer)
-        below = traces <= limits[None, :]
+        below = candidates <= limits[None, :]
     else:
-        below = traces < -thresholds[None, :]
-    times, channels = np.nonzero(below[1:-1])
-    times += 1
+        below = candidates < -thresholds[None, :]
+    times, channels = np.nonzero(below)
+    times += first
     if times.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
     values = traces[times, channels]
     # local minimum in time (first sample of a flat trough)
     keep = (values <= traces[times - 1, channels]) & (values < traces[times + 1, channels])
-    keep &= (times >= valid_start) & (times < valid_stop)
     times, channels, values = times[keep], channels[keep], values[keep]
     if times.size == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -177,12 +179,13 @@ def detect_troughs(traces: np.ndarray, noise_levels: np.ndarray, parameters: Det
         close = np.nonzero(np.diff(times) <= sweep)[0]
         if close.size:
             keep = np.ones(times.size, dtype=bool)
-            neighbour_sets = [set(row[row >= 0].tolist()) for row in neighbours]
             for index in close:
                 for other in range(index + 1, times.size):
                     if times[other] - times[index] > sweep:
                         break
-                    if keep[other] and keep[index] and values[other] == values[index] and channels[other] in neighbour_sets[channels[index]]:
+                    # the neighbour lookup runs only for exact ties, which are rare
+                    if (keep[other] and keep[index] and values[other] == values[index]
+                            and (neighbours[channels[index]] == channels[other]).any()):
                         keep[other] = False
             times, channels = times[keep], channels[keep]
     return times.astype(np.int64), channels.astype(np.int64)

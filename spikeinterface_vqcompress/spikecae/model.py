@@ -111,6 +111,78 @@ class ResNeXtBottleneck(nn.Module):
         return F.relu(x + y)
 
 
+def _fold_batch_norm(conv: nn.Conv1d, norm: nn.BatchNorm1d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``norm(conv(x))`` as one convolution (inference statistics)."""
+    weight = conv.weight.detach()
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
+    if norm is None:
+        return weight.clone(), bias.clone()
+    scale = norm.weight.detach() / torch.sqrt(norm.running_var + norm.eps)
+    return weight * scale[:, None, None], (bias - norm.running_mean) * scale + norm.bias.detach()
+
+
+class FoldedEncoder:
+    """Inference-only copy of a :class:`SpikeCAE` encoder: the same function, fewer memory passes.
+
+    Every batch norm is folded into the convolution before it, and the activations are kept
+    time-major (``(n, T, C)``), so that each 1x1 convolution is one matrix product with its bias
+    (``torch.addmm``) and ReLUs run in place; the grouped k-tap convolution and the max-pool work
+    on the same layout. Snippets are processed ``micro_batch`` at a time so that the activations
+    (``micro_batch x T x hidden_channels`` floats) stay in the CPU cache. The result equals
+    :meth:`SpikeCAE.encode_latent` in eval mode up to float rounding (the folding reorders sums).
+
+    Parameters
+    ----------
+    model : SpikeCAE
+        The weights are copied: a later change to ``model`` needs a new ``FoldedEncoder``.
+    micro_batch : int, default: 32
+        Snippets per pass.
+    """
+
+    def __init__(self, model: "SpikeCAE", micro_batch: int = 32):
+        with torch.no_grad():
+            self.mean = model.mean_uV.detach().clone()
+            self.inverse_std = 1.0 / model.std_uV.detach()
+            weight, self.input_bias = _fold_batch_norm(model.encoder_input, model.encoder_input_norm)
+            self.input_weight = weight[:, :, 0].t().contiguous()
+            block = model.encoder_block
+            weight, self.reduce_bias = _fold_batch_norm(block.reduce, block.reduce_norm)
+            self.reduce_weight = weight[:, :, 0].t().contiguous()
+            self.grouped_weight, self.grouped_bias = _fold_batch_norm(block.grouped, block.grouped_norm)
+            weight, self.expand_bias = _fold_batch_norm(block.expand, block.expand_norm)
+            self.expand_weight = weight[:, :, 0].t().contiguous()
+            weight, self.output_bias = _fold_batch_norm(model.encoder_output, None)
+            self.output_weight = weight[:, :, 0].t().contiguous()
+        self.groups = block.grouped.groups
+        self.padding = block.grouped.padding[0]
+        self.num_pool = model.num_pool
+        self.micro_batch = max(int(micro_batch), 1)
+
+    def _linear(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        n, length, channels = x.shape
+        return torch.addmm(bias, x.reshape(n * length, channels), weight).view(n, length, -1)
+
+    def _latent(self, snippets_uV: torch.Tensor) -> torch.Tensor:
+        x = ((snippets_uV - self.mean) * self.inverse_std).transpose(1, 2)  # (n, T, C)
+        h = self._linear(x, self.input_weight, self.input_bias).relu_()
+        for _ in range(self.num_pool):
+            y = self._linear(h, self.reduce_weight, self.reduce_bias).relu_()
+            y = F.conv1d(y.transpose(1, 2), self.grouped_weight, self.grouped_bias, padding=self.padding,
+                         groups=self.groups).relu_().transpose(1, 2)
+            y = self._linear(y, self.expand_weight, self.expand_bias)
+            h = y.add_(h).relu_()
+            n, length, channels = h.shape
+            h = h.view(n, length // 2, 2, channels).amax(dim=2)
+        return self._linear(h, self.output_weight, self.output_bias).transpose(1, 2)  # (n, num_codes, code_dim)
+
+    @torch.no_grad()
+    def __call__(self, snippets_uV: torch.Tensor) -> torch.Tensor:
+        """Continuous latent ``(n, num_codes, code_dim)`` of float32 snippets ``(n, C, T)`` in uV."""
+        parts = [self._latent(snippets_uV[start:start + self.micro_batch])
+                 for start in range(0, snippets_uV.shape[0], self.micro_batch)]
+        return torch.cat(parts) if len(parts) != 1 else parts[0]
+
+
 class SpikeCAE(nn.Module):
     """Compressive autoencoder with a vector-quantised latent for aligned spike snippets.
 
@@ -337,15 +409,11 @@ class SpikeCAE(nn.Module):
         """
         snippets = np.asarray(snippets_uV, dtype=np.float32)
         self._check_shape(snippets)
-        was_training = self.training
-        self.eval()
-        try:
-            out = np.empty((snippets.shape[0], self.num_codes), dtype=np.int64)
-            for start in range(0, snippets.shape[0], batch_size):
-                batch = torch.from_numpy(np.ascontiguousarray(snippets[start:start + batch_size]))
-                out[start:start + batch_size] = self.quantizer.quantize_indices(self.encode_latent(batch)).numpy()
-        finally:
-            self.train(was_training)
+        encoder = FoldedEncoder(self)  # eval-mode encoder, batch norms folded (see FoldedEncoder)
+        out = np.empty((snippets.shape[0], self.num_codes), dtype=np.int64)
+        for start in range(0, snippets.shape[0], batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(snippets[start:start + batch_size]))
+            out[start:start + batch_size] = self.quantizer.quantize_indices(encoder(batch)).numpy()
         return out
 
     @torch.no_grad()
