@@ -37,6 +37,11 @@ TRAINING_RECORDINGS = {
 SHIPPED = {
     "nn32-4x64-r2": {"probe": "Neuronexus-32", "num_channels": 4, "num_samples": 64, "codebook_size": 128,
                      "epochs": 15, "file": "spike_cae_nn32_4x64_r2.pt"},
+    # the paper's snippet shape at half the width (hidden 128, bottleneck 64 in 16 groups of 4): a quarter
+    # of the encoder's multiply-accumulates, for the one-core real-time encoder target
+    "nn32-4x64-w128": {"probe": "Neuronexus-32", "num_channels": 4, "num_samples": 64, "codebook_size": 128,
+                       "epochs": 15, "file": "spike_cae_nn32_4x64_w128.pt",
+                       "model_kwargs": {"hidden_channels": 128, "bottleneck_channels": 64, "groups": 16}},
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
                    "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,
@@ -85,7 +90,7 @@ def main(argv=None):
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
                         codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                        num_threads=args.threads,
+                        num_threads=args.threads, model_kwargs=spec.get("model_kwargs"),
                         output_path=Path(args.output_folder) / spec["file"], model_name=name, command=command,
                         log=lambda message: print(message, flush=True))
     return 0

@@ -54,7 +54,8 @@ MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
 #: Shipped models: name -> weights file name in :data:`MODELS_FOLDER`. A retrained model gets a
 #: new name (``-r2``...): containers name their model and its sha256, so every model that wrote a
 #: container stays shipped and its containers keep decoding. "nn32-4x64" and "np64-15x48" are the
-#: first, under-trained releases (2 and 1 epochs), kept for that reason only.
+#: first, under-trained releases (2 and 1 epochs), kept for that reason only. "nn32-4x64-w128" is the
+#: paper shape at half the width (a quarter of the encoder MACs), for the one-core real-time encoder.
 SHIPPED_MODELS = {
     "nn32-4x64": "spike_cae_nn32_4x64.pt",
     "np64-15x48": "spike_cae_np64_15x48.pt",
@@ -62,6 +63,7 @@ SHIPPED_MODELS = {
     "nn32-16x64": "spike_cae_nn32_16x64.pt",
     "nn32-16x96": "spike_cae_nn32_16x96.pt",
     "np64-15x96": "spike_cae_np64_15x96.pt",
+    "nn32-4x64-w128": "spike_cae_nn32_4x64_w128.pt",
 }
 
 #: Default shipped model by number of snippet channels.
