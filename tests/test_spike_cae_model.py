@@ -86,6 +86,24 @@ def test_folded_encoder_equals_the_module_in_eval_mode(config):
     assert np.mean(indices == expected) > 0.999
 
 
+def test_folded_encoder_cache_follows_weight_changes():
+    model = SpikeCAE(num_channels=4, num_samples=64, codebook_size=32, **SMALL)
+    snippets = _synthetic_snippets(40)
+    first = model.folded_encoder()
+    assert model.folded_encoder() is first  # unchanged weights: the cached copy
+    with torch.no_grad():
+        model.encoder_block.reduce.weight.mul_(-1.0)  # in place, as an optimiser step would
+    second = model.folded_encoder()
+    assert second is not first
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(second(torch.from_numpy(snippets)), model.encode_latent(torch.from_numpy(snippets)),
+                                   rtol=1e-4, atol=1e-4)
+    other = SpikeCAE(num_channels=4, num_samples=64, codebook_size=32, **SMALL)
+    model.load_state_dict(other.state_dict())
+    assert model.folded_encoder() is not second
+
+
 def test_folded_encoder_on_a_shipped_model():
     model = load_spike_cae("nn32-4x64-r2")
     snippets = np.random.default_rng(1).normal(0, 30, (100, 4, 64)).astype(np.float32)

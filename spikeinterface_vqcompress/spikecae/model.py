@@ -411,12 +411,26 @@ class SpikeCAE(nn.Module):
         """
         snippets = np.asarray(snippets_uV, dtype=np.float32)
         self._check_shape(snippets)
-        encoder = FoldedEncoder(self)  # eval-mode encoder, batch norms folded (see FoldedEncoder)
+        encoder = self.folded_encoder()
         out = np.empty((snippets.shape[0], self.num_codes), dtype=np.int64)
         for start in range(0, snippets.shape[0], batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(snippets[start:start + batch_size]))
             out[start:start + batch_size] = self.quantizer.quantize_indices(encoder(batch)).numpy()
         return out
+
+    def folded_encoder(self) -> FoldedEncoder:
+        """The eval-mode encoder with its batch norms folded (:class:`FoldedEncoder`), cached.
+
+        The cache is rebuilt when any parameter or buffer has changed since (an optimiser step,
+        ``load_state_dict``...: PyTorch counts in-place changes in each tensor's version), so that
+        a streaming encoder calling :meth:`encode_indices` on every small block pays the folding once.
+        """
+        key = tuple((id(tensor), tensor._version) for tensor in (*self.parameters(), *self.buffers()))
+        cached = getattr(self, "_folded_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, FoldedEncoder(self))
+            self._folded_cache = cached
+        return cached[1]
 
     @torch.no_grad()
     def decode_indices(self, indices: np.ndarray, batch_size: int = 4096) -> np.ndarray:
