@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .codecs.base import CodecError, CorruptDataError, get_codec
+from .codecs.base import CodecError, CorruptDataError, get_codec, limit_torch_threads_in_worker
 
 MAGIC = b"\x89VQC\r\n\x1a\n"
 END_MAGIC = b"VQCEND\x00\x00"
@@ -372,6 +372,7 @@ class ContainerReader:
             return self._cache[key]
         start, stop = self.chunks[segment_index][chunk_index][:2]
         payload = self.read_chunk_bytes(segment_index, chunk_index)
+        limit_torch_threads_in_worker()  # a forked reader (a sorter's chunk worker) must not hang in torch
         traces = self.codec.decode(payload, stop - start, self.num_channels, self.dtype)
         self._cache[key] = traces
         while len(self._cache) > self._cache_num_chunks:

@@ -19,7 +19,7 @@ from spikeinterface.core.job_tools import TimeSeriesChunkExecutor, fix_job_kwarg
 from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor
 
 from . import __version__
-from .codecs.base import get_codec
+from .codecs.base import get_codec, limit_torch_threads_in_worker
 from .container import ContainerReader, ContainerWriter
 
 DEFAULT_CHUNK_DURATION_S = 1.0
@@ -96,6 +96,7 @@ def _init_encode_worker(recording, codec_config):
 
 
 def _encode_chunk(segment_index, start_frame, end_frame, worker_dict):
+    limit_torch_threads_in_worker()  # a forked worker must not hang in torch (see the function)
     traces = worker_dict["recording"].get_traces(segment_index=segment_index, start_frame=start_frame, end_frame=end_frame)
     return segment_index, start_frame, end_frame, worker_dict["codec"].encode(traces)
 

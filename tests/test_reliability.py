@@ -290,3 +290,41 @@ def _numpy_recording():
 
     traces = (np.random.default_rng(0).normal(size=(1000, 2)) * 40).astype(np.int16)
     return NumpyRecording(traces, sampling_frequency=1000.0)
+
+
+FORKED_TORCH_SCRIPT = """
+import sys
+import numpy as np
+import torch
+from spikeinterface.core import NumpyRecording
+
+import spikeinterface_vqcompress as vq
+
+torch.set_num_threads(2)
+a = torch.randn(512, 512)
+(a @ a).sum(), torch.randn(400000).exp().sum()  # the parent has run torch on two threads
+traces = np.random.default_rng(0).normal(0, 60, (19531, 3)).astype(np.int16)
+recording = NumpyRecording([traces], sampling_frequency=19531.0)
+job = dict(n_jobs=2, mp_context="fork", progress_bar=False)
+compressed = vq.compress(recording, codec="vqcae-hybrid", chunk_duration_s=0.25, **job)  # encodes in forked workers
+saved = compressed.save(folder=sys.argv[1], **job)  # decodes in forked workers
+assert np.array_equal(saved.get_traces(), compressed.get_traces())
+print("done")
+"""
+
+
+def test_learned_codec_in_forked_workers_after_the_parent_ran_torch(tmp_path):
+    """A forked worker whose parent already ran torch on several threads used to hang in its first torch
+    operation (OpenMP is not fork-safe); the container limits torch to one thread in workers."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED_TORCH_SCRIPT)
+    try:
+        result = subprocess.run([sys.executable, str(script), str(tmp_path / "saved")], capture_output=True, text=True,
+                                timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("encoding or decoding with a learned codec in forked workers hung")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("done")
