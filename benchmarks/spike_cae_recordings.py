@@ -331,7 +331,7 @@ def stage_throughput(results):
         combined[name] = 1.0 / total
     results.payload["throughput"] = {
         "channels": 1024, "sampling_frequency": sampling_frequency, "front_end": rows, "cae_encoder": cae,
-        "note": ("one thread (threadpoolctl + torch.set_num_threads(1)), CPU time of this process (time.process_time: the host was shared with other jobs); numpy on this host CPU; the 1024 channels are the "
+        "note": ("one thread (threadpoolctl + torch.set_num_threads(1)), CPU time of this process (time.process_time, which other jobs on the host disturb less than the wall clock); numpy on this host CPU; the 1024 channels are the "
                  "32-channel training recording tiled 32 times on a 32 x 32 grid of 20 um pitch, so the spike rate per "
                  "channel is that of MEArec's Neuronexus-32 recording. CAE times: median of 3 interleaved repeats of "
                  "2000 snippets in batches of 500, encode_indices (the shipped path) beside the nn.Module forward. "
