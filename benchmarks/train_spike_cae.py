@@ -86,7 +86,8 @@ def main(argv=None):
         epochs = args.epochs or spec["epochs"]
         command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {epochs} " \
                   f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed} --threads {args.threads}" + (" --use-ema" if args.use_ema else "")
-        recordings = training_recordings(spec["probe"])
+        # the model card names its data relative to the checkout (the shipped command runs from its root)
+        recordings = [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in training_recordings(spec["probe"])]
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
                         codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,

@@ -90,6 +90,15 @@ def build_header(recording: BaseRecording, codec, chunk_num_samples: int, adc_bi
     return header
 
 
+def codec_for_recording(codec, recording, **codec_params):
+    """The codec instance for ``recording``: :func:`get_codec`, then the probe geometry and gains filled in
+    for codecs that need them (``with_recording``, spike-cae)."""
+    codec = get_codec(codec, **codec_params)
+    if hasattr(codec, "with_recording"):
+        codec = codec.with_recording(recording)
+    return codec
+
+
 # -- parallel encoding (module-level functions so process pools can pickle them) ---------------------
 def _init_encode_worker(recording, codec_config):
     return {"recording": recording, "codec": get_codec(codec_config)}
@@ -127,9 +136,7 @@ def encode_recording(recording: BaseRecording, codec, file_path=None, chunk_dura
     encode_time_s : float
         Wall time of the encoding.
     """
-    codec = get_codec(codec)
-    if hasattr(codec, "with_recording"):  # codecs that need the probe geometry or gains (spike-cae)
-        codec = codec.with_recording(recording)
+    codec = codec_for_recording(codec, recording)
     chunk_num_samples = max(int(round(chunk_duration_s * recording.sampling_frequency)), 1)
     header = build_header(recording, codec, chunk_num_samples, adc_bits=adc_bits)
     job_kwargs = fix_job_kwargs({key: value for key, value in job_kwargs.items() if key not in ("chunk_size", "chunk_duration", "chunk_memory", "total_memory")})
@@ -280,9 +287,7 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
 
     def __init__(self, recording, codec="flac", codec_params=None, file_path=None,
                  chunk_duration_s=DEFAULT_CHUNK_DURATION_S, adc_bits=None, job_kwargs=None):
-        codec_object = get_codec(codec, **(codec_params or {}))
-        if hasattr(codec_object, "with_recording"):  # fill probe geometry / gains (spike-cae)
-            codec_object = codec_object.with_recording(recording)
+        codec_object = codec_for_recording(codec, recording, **(codec_params or {}))
         BasePreprocessor.__init__(self, recording)
         reader = None
         if file_path is not None and Path(file_path).is_file():

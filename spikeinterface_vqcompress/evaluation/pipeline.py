@@ -160,8 +160,9 @@ def _warm_up(codec, recording, chunk_duration_s: float) -> None:
     use (about a minute on a new machine, before its on-disk cache exists), and a model's first
     forward pass allocates its buffers. The chunk is the one the timed run encodes first.
     """
-    if hasattr(codec, "with_recording"):  # codecs that need the probe geometry or gains (spike-cae)
-        codec = codec.with_recording(recording)
+    from ..preprocessing import codec_for_recording
+
+    codec = codec_for_recording(codec, recording)
     num_samples = min(max(int(round(chunk_duration_s * recording.sampling_frequency)), 1), recording.get_num_samples(0))
     traces = recording.get_traces(segment_index=0, start_frame=0, end_frame=num_samples)
     codec.decode(codec.encode(traces), traces.shape[0], traces.shape[1], traces.dtype)
