@@ -212,10 +212,10 @@ def stage_ablation(results, n_jobs, only=None):
     run_configs(results, recording, gt_sorting, TRAIN_RECORDING["name"], "ablation", configs, "tridesclous2", [0], raw_scores, n_jobs)
 
 
-def stage_select(results, n_jobs, sorter, seeds):
+def stage_select(results, n_jobs, sorter, seeds, points=None):
     recording, gt_sorting = load(TUNING_RECORDING)
     raw_scores = raw_sort(recording, gt_sorting, TUNING_RECORDING["name"], sorter, seeds, n_jobs)
-    configs = [(label, {"id": "spike-cae", **params}) for label, params in CAE_ABLATION]
+    configs = [(label, {"id": "spike-cae", **params}) for label, params in (points or CAE_ABLATION)]
     run_configs(results, recording, gt_sorting, TUNING_RECORDING["name"], "select", configs, sorter, seeds, raw_scores, n_jobs)
 
 
@@ -410,7 +410,8 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--only", type=int, nargs="*", help="ablation rows to run (indices)")
     parser.add_argument("--point", action="append", default=[],
-                        help='evaluate: LABEL={"threshold": 4.5, ...} codec parameters (repeatable)')
+                        help='evaluate / select: LABEL={"threshold": 4.5, ...} codec parameters (repeatable; '
+                             'select defaults to the CAE ablation models)')
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--sorter", default="tridesclous2")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0])
@@ -428,7 +429,7 @@ def main():
     if args.stage == "ablation":
         stage_ablation(results, args.n_jobs, args.only)
     elif args.stage == "select":
-        stage_select(results, args.n_jobs, args.sorter, args.seeds)
+        stage_select(results, args.n_jobs, args.sorter, args.seeds, parse_points(args.point))
     elif args.stage == "evaluate":
         points = parse_points(args.point) or [("default", {})]
         stage_evaluate(results, args.n_jobs, points, args.datasets, args.sorter, args.seeds)

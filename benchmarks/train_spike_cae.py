@@ -26,6 +26,17 @@ TRAINING_RECORDINGS = {
         {"name": "train_nn32_s201_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 201},
         {"name": "train_nn32_s201_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 201},
     ],
+    # more template libraries (new seeds, never evaluated on): the CAE trained on one library's 34
+    # units generalises poorly to unseen templates, so this set adds four libraries of 130 templates
+    # (MEArec could not place 20 units 25 um apart from the library of seed 214: 14 units there)
+    # (a set named other than its probe says the probe in each entry)
+    "Neuronexus-32-five-libraries": [
+        {"name": "train_nn32_s201_u20_60s", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 201},
+        {"name": "train_nn32_s201_u14_60s", "probe": "Neuronexus-32", "num_units": 14, "duration_s": 60.0, "seed": 201},
+        *({"name": f"train_nn32_s{seed}_u20_60s", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0,
+           "seed": seed} for seed in (211, 212, 213)),
+        {"name": "train_nn32_s214_u14_60s", "probe": "Neuronexus-32", "num_units": 14, "duration_s": 60.0, "seed": 214},
+    ],
     "Neuropixels-64": [
         {"name": "train_np64_s202_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 202},
         {"name": "train_np64_s202_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 202},
@@ -42,6 +53,12 @@ SHIPPED = {
     "nn32-4x64-w128": {"probe": "Neuronexus-32", "num_channels": 4, "num_samples": 64, "codebook_size": 128,
                        "epochs": 15, "file": "spike_cae_nn32_4x64_w128.pt",
                        "model_kwargs": {"hidden_channels": 128, "bottleneck_channels": 64, "groups": 16}},
+    # the r2 configuration trained on five template libraries instead of one (8 epochs: ~1.8x r2's steps)
+    "nn32-4x64-r3": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
+                     "num_samples": 64, "codebook_size": 128, "epochs": 8, "file": "spike_cae_nn32_4x64_r3.pt"},
+    "nn32-4x64-w128-r3": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
+                          "num_samples": 64, "codebook_size": 128, "epochs": 8, "file": "spike_cae_nn32_4x64_w128_r3.pt",
+                          "model_kwargs": {"hidden_channels": 128, "bottleneck_channels": 64, "groups": 16}},
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
                    "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,
@@ -51,15 +68,15 @@ SHIPPED = {
 }
 
 
-def training_recordings(probe: str) -> list[Path]:
-    """Simulate (once) and return the training recordings of ``probe``."""
+def training_recordings(training_set: str) -> list[Path]:
+    """Simulate (once) and return the recordings of a training set (a key of ``TRAINING_RECORDINGS``)."""
     from spikeinterface_vqcompress.groundtruth import simulate_recording
 
     paths = []
-    for spec in TRAINING_RECORDINGS[probe]:
+    for spec in TRAINING_RECORDINGS[training_set]:
         path = WORK / f"{spec['name']}.h5"
         if not path.exists():
-            simulate_recording(path, probe=probe, num_units=spec["num_units"], duration_s=spec["duration_s"],
+            simulate_recording(path, probe=spec.get("probe", training_set), num_units=spec["num_units"], duration_s=spec["duration_s"],
                                seed=spec["seed"], num_templates_per_cell=10, fallback="never")
         paths.append(path)
     return paths
@@ -87,7 +104,7 @@ def main(argv=None):
         command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {epochs} " \
                   f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed} --threads {args.threads}" + (" --use-ema" if args.use_ema else "")
         # the model card names its data relative to the checkout (the shipped command runs from its root)
-        recordings = [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in training_recordings(spec["probe"])]
+        recordings = [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in training_recordings(spec.get("training_set", spec["probe"]))]
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
                         codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,

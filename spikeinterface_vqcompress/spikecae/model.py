@@ -64,6 +64,9 @@ SHIPPED_MODELS = {
     "nn32-16x96": "spike_cae_nn32_16x96.pt",
     "np64-15x96": "spike_cae_np64_15x96.pt",
     "nn32-4x64-w128": "spike_cae_nn32_4x64_w128.pt",
+    # the same two shapes trained on five template libraries (benchmarks/train_spike_cae.py)
+    "nn32-4x64-r3": "spike_cae_nn32_4x64_r3.pt",
+    "nn32-4x64-w128-r3": "spike_cae_nn32_4x64_w128_r3.pt",
 }
 
 #: Default shipped model by number of snippet channels.
