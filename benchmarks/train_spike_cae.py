@@ -59,6 +59,11 @@ SHIPPED = {
     "nn32-4x64-w128-r3": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
                           "num_samples": 64, "codebook_size": 128, "epochs": 8, "file": "spike_cae_nn32_4x64_w128_r3.pt",
                           "model_kwargs": {"hidden_channels": 128, "bottleneck_channels": 64, "groups": 16}},
+    # r3 with twice the code indices (32 of 128, 224 fixed bits per spike): what the rest of the
+    # 200x-against-10-bit link budget buys on the paper's snippet shape
+    "nn32-4x64-c32": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
+                      "num_samples": 64, "codebook_size": 128, "num_codes": 32, "epochs": 8,
+                      "file": "spike_cae_nn32_4x64_c32.pt"},
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
                    "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,

@@ -67,6 +67,7 @@ SHIPPED_MODELS = {
     # the same two shapes trained on five template libraries (benchmarks/train_spike_cae.py)
     "nn32-4x64-r3": "spike_cae_nn32_4x64_r3.pt",
     "nn32-4x64-w128-r3": "spike_cae_nn32_4x64_w128_r3.pt",
+    "nn32-4x64-c32": "spike_cae_nn32_4x64_c32.pt",
 }
 
 #: Default shipped model by number of snippet channels.
