@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results"
-MODELS = ["nn32-4x64-r2", "nn32-4x64-r3", "nn32-4x64-w128", "nn32-4x64-w128-r3", "nn32-4x64-c32"]
+MODELS = ["nn32-4x64-r2", "nn32-4x64-r3", "nn32-4x64-w128", "nn32-4x64-w128-r3", "nn32-4x64-c32", "nn32-4x64-d3"]
 
 
 def continuous_reconstruction(model, snippets_uV, batch_size=2048):

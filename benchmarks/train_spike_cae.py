@@ -64,6 +64,12 @@ SHIPPED = {
     "nn32-4x64-c32": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
                       "num_samples": 64, "codebook_size": 128, "num_codes": 32, "epochs": 8,
                       "file": "spike_cae_nn32_4x64_c32.pt"},
+    # r3 trained as a denoising autoencoder: noisy snippets in, the noise-free twin recording's
+    # snippets at the same positions as the target (the decoder pastes spikes on a synthesised
+    # background, so the noise it would reproduce is noise the background already adds)
+    "nn32-4x64-d3": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
+                     "num_samples": 64, "codebook_size": 128, "epochs": 8, "denoise": True,
+                     "file": "spike_cae_nn32_4x64_d3.pt"},
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
                    "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,
@@ -73,16 +79,21 @@ SHIPPED = {
 }
 
 
-def training_recordings(training_set: str) -> list[Path]:
-    """Simulate (once) and return the recordings of a training set (a key of ``TRAINING_RECORDINGS``)."""
+def training_recordings(training_set: str, clean: bool = False) -> list[Path]:
+    """Simulate (once) and return the recordings of a training set (a key of ``TRAINING_RECORDINGS``).
+
+    ``clean=True`` gives their noise-free twins (same seed, units and spike trains; ``noise_level_uV=0``),
+    the targets of a denoising model.
+    """
     from spikeinterface_vqcompress.groundtruth import simulate_recording
 
     paths = []
     for spec in TRAINING_RECORDINGS[training_set]:
-        path = WORK / f"{spec['name']}.h5"
+        path = WORK / f"{spec['name']}{'_clean' if clean else ''}.h5"
         if not path.exists():
             simulate_recording(path, probe=spec.get("probe", training_set), num_units=spec["num_units"], duration_s=spec["duration_s"],
-                               seed=spec["seed"], num_templates_per_cell=10, fallback="never")
+                               seed=spec["seed"], num_templates_per_cell=10, fallback="never",
+                               **({"noise_level_uV": 0.0} if clean else {}))
         paths.append(path)
     return paths
 
@@ -109,12 +120,18 @@ def main(argv=None):
         command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {epochs} " \
                   f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed} --threads {args.threads}" + (" --use-ema" if args.use_ema else "")
         # the model card names its data relative to the checkout (the shipped command runs from its root)
-        recordings = [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in training_recordings(spec.get("training_set", spec["probe"]))]
+        def relative(paths):
+            return [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in paths]
+
+        training_set = spec.get("training_set", spec["probe"])
+        recordings = relative(training_recordings(training_set))
+        clean_recordings = relative(training_recordings(training_set, clean=True)) if spec.get("denoise") else None
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
                         codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                         num_threads=args.threads, model_kwargs=spec.get("model_kwargs"),
                         output_path=Path(args.output_folder) / spec["file"], model_name=name, command=command,
+                        clean_recordings=clean_recordings,
                         log=lambda message: print(message, flush=True))
     return 0
 

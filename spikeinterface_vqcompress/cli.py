@@ -359,18 +359,25 @@ def training_output_and_recordings(args, **simulate_kwargs):
         if not args.seeds:
             raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
                              "recordings (use seeds that you will not evaluate on)")
-        from .groundtruth import simulate_recording
-
-        work = Path(args.work_folder)
-        work.mkdir(parents=True, exist_ok=True)
-        for seed in args.seeds:
-            path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s.h5"
-            if not path.exists():
-                print(f"simulating {path} (templates seed {seed})", flush=True)
-                simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
-                                   fallback="never", **simulate_kwargs)
-            recordings.append(path)
+        recordings = [simulated_training_recording(args, seed, **simulate_kwargs) for seed in args.seeds]
     return output, recordings
+
+
+def simulated_training_recording(args, seed: int, suffix: str = "", **simulate_kwargs) -> Path:
+    """Simulate (once, in ``--work-folder``) the MEArec training recording of ``seed`` for a train command.
+
+    ``suffix`` names a variant of it (``"_clean"`` with ``noise_level_uV=0``: its noise-free twin).
+    """
+    from .groundtruth import simulate_recording
+
+    work = Path(args.work_folder)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"train_{args.probe}_seed{seed}_{args.num_units}units_{int(args.duration_s)}s{suffix}.h5"
+    if not path.exists():
+        print(f"simulating {path} (templates seed {seed})", flush=True)
+        simulate_recording(path, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s, seed=seed,
+                           fallback="never", **simulate_kwargs)
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

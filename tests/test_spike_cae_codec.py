@@ -310,3 +310,12 @@ def test_cli_train_spike_cae_asks_for_training_data(tmp_path):
         main(["train", "spike-cae", "--output", str(tmp_path / "m.pt")])
     with pytest.raises(SystemExit, match=r"\.pt"):
         main(["train", "spike-cae", "--seeds", "201", "--output", str(tmp_path / "m.json")])
+    # a denoising model needs the noise-free twin of each given recording
+    recording_file = tmp_path / "a.h5"
+    recording_file.write_bytes(b"")
+    with pytest.raises(SystemExit, match="--clean-recordings"):
+        main(["train", "spike-cae", "--denoise", "--recordings", str(recording_file), "--output", str(tmp_path / "m.pt")])
+    with pytest.raises(SystemExit, match="one noise-free twin per"):
+        main(["train", "spike-cae", "--recordings", str(recording_file), "--clean-recordings", str(recording_file),
+              str(recording_file), "--output", str(tmp_path / "m.pt")])
+    assert not (tmp_path / "m.pt").exists()

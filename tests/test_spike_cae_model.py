@@ -210,6 +210,47 @@ def test_training_learns(ground_truth_file, tmp_path, use_ema):
     assert model.index_counts.sum() > 0
 
 
+@pytest.fixture(scope="module")
+def clean_twin_file(tmp_path_factory):
+    """The noise-free twin of ``ground_truth_file`` (same seed, units and spike trains)."""
+    from spikeinterface_vqcompress.groundtruth import simulate_recording
+
+    from conftest import FAST_CELLS
+
+    path = tmp_path_factory.mktemp("gt_clean") / "gt_clean.h5"
+    return simulate_recording(path, probe="Neuronexus-32", num_units=5, duration_s=10.0, seed=11,
+                              num_templates_per_cell=4, cell_models=FAST_CELLS, noise_level_uV=0.0)
+
+
+def test_denoising_training_targets_the_clean_twin(ground_truth_file, clean_twin_file):
+    extracted = extract_ground_truth_snippets(ground_truth_file, clean_recording_or_path=clean_twin_file, margin=2)
+    noisy, clean = extracted["snippets_uV"], extracted["clean_snippets_uV"]
+    assert clean.shape == noisy.shape
+    # cut at the same positions: what separates them is the 10 uV noise, not a shifted spike
+    residual_std = float((noisy - clean).std())
+    assert 5.0 < residual_std < 15.0
+    assert residual_std < 0.5 * float(np.abs(clean[:, 0, 23]).mean())
+    model, report = train_spike_cae([ground_truth_file], clean_recordings=[clean_twin_file], codebook_size=32,
+                                    epochs=5, batch_size=64, learning_rate=3e-3, log=lambda _: None,
+                                    model_kwargs=SMALL, num_threads=1)
+    assert report["training"]["target"].startswith("clean")
+    assert report["training"]["data"][0]["clean_target"] == str(clean_twin_file)
+    assert report["validation"]["sndr_clean_db_mean"] > 3.0
+    # a recording that is not the twin (other spike trains) is refused, not paired by position
+    import spikeinterface.core as si
+
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    clean_recording, clean_sorting = load_ground_truth(clean_twin_file)
+    shifted = si.NumpySorting.from_unit_dict(
+        {unit_id: clean_sorting.get_unit_spike_train(unit_id) + 7 for unit_id in clean_sorting.unit_ids},
+        clean_sorting.get_sampling_frequency())
+    with pytest.raises(ValueError, match="noise-free twin"):
+        extract_ground_truth_snippets(ground_truth_file, clean_recording_or_path=(clean_recording, shifted))
+    with pytest.raises(ValueError, match="noise-free twin of each"):
+        train_spike_cae([ground_truth_file], clean_recordings=[clean_twin_file, clean_twin_file], log=lambda _: None)
+
+
 # -- shipped model quality on unseen data -----------------------------------------------------------
 def test_shipped_nn32_model_on_unseen_recording(ground_truth_file):
     model = load_spike_cae("nn32-4x64")

@@ -4,6 +4,7 @@
 
     vqcompress train spike-cae --probe Neuronexus-32 --seeds 201 --output my_cae.pt
     vqcompress train spike-cae --recordings a.h5 b.h5 --num-channels 4 --num-samples 64 --output my_cae.pt
+    vqcompress train spike-cae --probe Neuronexus-32 --seeds 201 --denoise --output my_denoising_cae.pt
     vqcompress spike-cae-detect RECORDING.h5 --threshold 4.5          # what the encoder would send
 
 A trained model is used with ``compress(recording, codec="spike-cae", model="my_cae.pt")`` or
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 #: Snippet shape (channels, samples) and codebook size by probe, as in Wu et al. 2018.
 PROBE_DEFAULTS = {
@@ -30,13 +32,30 @@ def command_train_spike_cae(args):
     num_channels = args.num_channels or defaults["num_channels"]
     num_samples = args.num_samples or defaults["num_samples"]
     codebook_size = args.codebook_size or defaults["codebook_size"]
+    clean_recordings = [Path(path) for path in args.clean_recordings or []]
+    if clean_recordings and len(clean_recordings) != len(args.recordings or []):
+        raise SystemExit(f"error: --clean-recordings needs one noise-free twin per --recordings file "
+                         f"({len(clean_recordings)} for {len(args.recordings or [])})")
+    missing = [str(path) for path in clean_recordings if not path.exists()]
+    if missing:
+        raise SystemExit(f"error: clean recordings not found: {', '.join(missing)}")
+    if args.denoise and args.recordings and not clean_recordings:
+        raise SystemExit("error: --denoise with --recordings needs --clean-recordings (the same recordings simulated "
+                         "with noise_level_uV=0); or train on --seeds, whose twins are simulated here")
     output, recordings = training_output_and_recordings(args, num_templates_per_cell=args.num_templates_per_cell, n_jobs=args.n_jobs)
+    if args.denoise and not clean_recordings:
+        from ..cli import simulated_training_recording
+
+        clean_recordings = [simulated_training_recording(args, seed, suffix="_clean", noise_level_uV=0.0,
+                                                         num_templates_per_cell=args.num_templates_per_cell, n_jobs=args.n_jobs)
+                            for seed in args.seeds]
     command = getattr(args, "command_line", None) or "vqcompress " + " ".join(sys.argv[1:])
     model, report = train_spike_cae(
         [str(path) for path in recordings], num_channels=num_channels, num_samples=num_samples, codebook_size=codebook_size,
         use_ema=args.use_ema, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         seed=args.seed, num_threads=args.num_threads, output_path=output, model_name=output.stem, command=command,
         log=lambda message: print(message, flush=True),
+        clean_recordings=[str(path) for path in clean_recordings] or None,
     )
     summary = {key: report[key] for key in ("validation", "num_train_snippets", "train_time_s") if key in report}
     print(json.dumps({"output": str(output), **summary}, indent=2, default=str))
@@ -83,6 +102,10 @@ def add_cli_commands(commands, trainers):
     train.add_argument("--num-samples", type=int, default=None)
     train.add_argument("--codebook-size", type=int, default=None)
     train.add_argument("--use-ema", action="store_true", help="EMA codebook instead of the VQ-VAE codebook loss")
+    train.add_argument("--denoise", action="store_true", help="train to output the noise-free spike: with --seeds, each "
+                       "recording's noise-free twin (noise_level_uV=0) is simulated as the target")
+    train.add_argument("--clean-recordings", nargs="*", default=[], help="noise-free twins of --recordings, in order "
+                       "(the targets of a denoising model; implies --denoise)")
     train.add_argument("--epochs", type=int, default=12)
     train.add_argument("--batch-size", type=int, default=256)
     train.add_argument("--learning-rate", type=float, default=1e-3)

@@ -68,6 +68,8 @@ SHIPPED_MODELS = {
     "nn32-4x64-r3": "spike_cae_nn32_4x64_r3.pt",
     "nn32-4x64-w128-r3": "spike_cae_nn32_4x64_w128_r3.pt",
     "nn32-4x64-c32": "spike_cae_nn32_4x64_c32.pt",
+    # r3 trained to output the noise-free spike (denoising target from noise-free twin recordings)
+    "nn32-4x64-d3": "spike_cae_nn32_4x64_d3.pt",
 }
 
 #: Default shipped model by number of snippet channels.
@@ -366,8 +368,16 @@ class SpikeCAE(nn.Module):
             x = self.decoder_block(F.interpolate(x, scale_factor=2, mode="nearest"))
         return self.denormalize(self.decoder_output(x))
 
-    def forward(self, snippets_uV: torch.Tensor) -> dict:
+    def forward(self, snippets_uV: torch.Tensor, target_uV: torch.Tensor | None = None) -> dict:
         """Training pass.
+
+        Parameters
+        ----------
+        snippets_uV : torch.Tensor
+            Input snippets ``(n, C, T)`` in uV.
+        target_uV : torch.Tensor | None, default: None
+            What the reconstruction is scored against: None for the input itself (the paper's
+            autoencoder); the noise-free snippets at the same positions to train a denoising one.
 
         Returns
         -------
@@ -378,13 +388,14 @@ class SpikeCAE(nn.Module):
         latent = self.encode_latent(snippets_uV)
         quantized = self.quantizer(latent)
         reconstruction = self.decode_latent(quantized["quantized"])
+        target = snippets_uV if target_uV is None else target_uV
         if self.loss_domain == "relative":
             # per-snippet relative squared error ||x - x_hat||^2 / ||x||^2: the linear form of the SNDR
-            error = (reconstruction - snippets_uV).pow(2).sum(dim=(1, 2))
-            energy = snippets_uV.pow(2).sum(dim=(1, 2)).clamp_min(1e-6)
+            error = (reconstruction - target).pow(2).sum(dim=(1, 2))
+            energy = target.pow(2).sum(dim=(1, 2)).clamp_min(1e-6)
             reconstruction_loss = (error / energy).mean()
         else:
-            reconstruction_loss = F.mse_loss(self.normalize(reconstruction), self.normalize(snippets_uV))
+            reconstruction_loss = F.mse_loss(self.normalize(reconstruction), self.normalize(target))
         loss = reconstruction_loss + quantized["codebook_loss"] + quantized["commitment_loss"]
         return {
             "reconstruction": reconstruction,

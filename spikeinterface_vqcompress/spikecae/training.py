@@ -163,20 +163,37 @@ def ground_truth_snippet_positions(recording, sorting, num_channels: int, num_sa
     }
 
 
-def extract_ground_truth_snippets(recording_or_path, num_channels: int = 4, num_samples: int = 64,
-                                  trough_sample: int | None = None, align_radius: int = 2, margin: int = 0,
-                                  max_spikes_per_unit: int | None = None, seed: int = 0) -> dict:
-    """Aligned ground-truth snippets of a MEArec file (or a ``(recording, sorting)`` pair).
-
-    Returns the dict of :func:`ground_truth_snippet_positions` plus ``snippets_uV``
-    ``(n, C, num_samples + 2 * margin)`` (trough at ``trough_sample + margin``), without the traces.
-    """
+def _ground_truth_pair(recording_or_path):
     if isinstance(recording_or_path, (str, Path)):
         from ..groundtruth import load_ground_truth
 
-        recording, sorting = load_ground_truth(recording_or_path)
-    else:
-        recording, sorting = recording_or_path
+        return load_ground_truth(recording_or_path)
+    return recording_or_path
+
+
+def extract_ground_truth_snippets(recording_or_path, num_channels: int = 4, num_samples: int = 64,
+                                  trough_sample: int | None = None, align_radius: int = 2, margin: int = 0,
+                                  max_spikes_per_unit: int | None = None, seed: int = 0,
+                                  clean_recording_or_path=None) -> dict:
+    """Aligned ground-truth snippets of a MEArec file (or a ``(recording, sorting)`` pair).
+
+    Parameters
+    ----------
+    recording_or_path : str | Path | tuple
+        MEArec ``.h5`` file or ``(recording, sorting)``.
+    num_channels, num_samples, trough_sample, align_radius, margin, max_spikes_per_unit, seed
+        See :func:`ground_truth_snippet_positions`.
+    clean_recording_or_path : str | Path | tuple | None, default: None
+        The same recording simulated without noise (same seed: same units and spike trains); its
+        snippets are cut at the positions found on the noisy one and returned as ``clean_snippets_uV``.
+
+    Returns
+    -------
+    dict
+        The dict of :func:`ground_truth_snippet_positions` plus ``snippets_uV``
+        ``(n, C, num_samples + 2 * margin)`` (trough at ``trough_sample + margin``), without the traces.
+    """
+    recording, sorting = _ground_truth_pair(recording_or_path)
     trough_sample = num_samples // 3 if trough_sample is None else int(trough_sample)
     positions = ground_truth_snippet_positions(recording, sorting, num_channels, num_samples, trough_sample,
                                                align_radius=align_radius, margin=margin,
@@ -185,6 +202,17 @@ def extract_ground_truth_snippets(recording_or_path, num_channels: int = 4, num_
     positions["snippets_uV"] = extract_snippets(traces_uV, positions["sample_indices"], positions["channel_indices"],
                                                 num_samples + 2 * margin, trough_sample + margin)
     positions["sampling_frequency_hz"] = float(recording.get_sampling_frequency())
+    if clean_recording_or_path is not None:
+        clean_recording, clean_sorting = _ground_truth_pair(clean_recording_or_path)
+        if clean_recording.get_num_samples() != recording.get_num_samples() \
+                or list(clean_sorting.unit_ids) != list(sorting.unit_ids) or not all(
+                np.array_equal(sorting.get_unit_spike_train(unit_id, segment_index=0),
+                               clean_sorting.get_unit_spike_train(unit_id, segment_index=0)) for unit_id in sorting.unit_ids):
+            raise ValueError("the clean recording is not the noise-free twin of the noisy one (its length or spike "
+                             "trains differ): simulate it with the same seed, units and duration and noise_level_uV=0")
+        positions["clean_snippets_uV"] = extract_snippets(_load_traces_uV(clean_recording), positions["sample_indices"],
+                                                          positions["channel_indices"], num_samples + 2 * margin,
+                                                          trough_sample + margin)
     return positions
 
 
@@ -222,7 +250,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
                     learning_rate: float = 1e-3, jitter_samples: int = 2, jitter_probability: float = 0.5,
                     amplitude_range=(0.8, 1.25), align_radius: int = 2, validation_fraction: float = 0.1,
                     kmeans_reinit_steps=(200,), seed: int = 0, num_threads: int = 2, output_path=None, model_name: str | None = None,
-                    command: str | None = None, log=print, model_kwargs: dict | None = None):
+                    command: str | None = None, log=print, model_kwargs: dict | None = None, clean_recordings=None):
     """Train a :class:`~spikeinterface_vqcompress.spikecae.model.SpikeCAE` on ground-truth snippets.
 
     Parameters
@@ -267,6 +295,11 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
         Progress messages.
     model_kwargs : dict | None, default: None
         Extra :class:`SpikeCAE` arguments (hidden_channels, ...).
+    clean_recordings : list | None, default: None
+        The noise-free twin of each training recording (same seed, ``noise_level_uV=0``), in the
+        same order: the model is then trained to reconstruct the clean spike from the noisy input
+        (a denoising autoencoder; the input, the normalisation and the codebook still come from the
+        noisy snippets). None trains the paper's autoencoder, scored against its input.
 
     Returns
     -------
@@ -285,38 +318,50 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
     margin = int(jitter_samples)
     start_time = time.perf_counter()
 
-    wide_parts, data_description = [], []
+    recordings = list(recordings)
+    if clean_recordings is not None and len(list(clean_recordings)) != len(recordings):
+        raise ValueError(f"clean_recordings has {len(list(clean_recordings))} entries for {len(recordings)} recordings: "
+                         "give the noise-free twin of each training recording, in the same order")
+    clean_list = list(clean_recordings) if clean_recordings is not None else [None] * len(recordings)
+    wide_parts, clean_parts, data_description = [], [], []
     sampling_frequency = None
-    for item in recordings:
+    for item, clean_item in zip(recordings, clean_list):
         extracted = extract_ground_truth_snippets(item, num_channels=num_channels, num_samples=num_samples,
                                                   trough_sample=trough_sample, align_radius=align_radius,
-                                                  margin=margin, seed=seed)
+                                                  margin=margin, seed=seed, clean_recording_or_path=clean_item)
         wide_parts.append(extracted["snippets_uV"])
+        clean_parts.append(extracted.get("clean_snippets_uV"))
         sampling_frequency = extracted["sampling_frequency_hz"]
         data_description.append({"source": str(item) if isinstance(item, (str, Path)) else "in-memory recording",
                                  "num_units": len(extracted["unit_ids"]), "num_snippets": int(extracted["snippets_uV"].shape[0])})
+        if clean_item is not None:
+            data_description[-1]["clean_target"] = str(clean_item) if isinstance(clean_item, (str, Path)) else "in-memory recording"
         log(f"extracted {extracted['snippets_uV'].shape[0]} snippets from {data_description[-1]['source']}")
     wide = np.concatenate(wide_parts).astype(np.float32)
     if wide.shape[0] < 2 * batch_size:
         raise ValueError(f"only {wide.shape[0]} training snippets; give longer or more recordings")
+    denoising = clean_recordings is not None
+    # the clean target rides along as extra channels, so that augmentation shifts and scales both alike
+    stacked = np.concatenate([wide, np.concatenate(clean_parts).astype(np.float32)], axis=1) if denoising else wide
     order = rng.permutation(wide.shape[0])
     num_validation = max(1, int(round(validation_fraction * wide.shape[0])))
     validation = wide[order[:num_validation], :, margin:margin + num_samples]
-    train_wide = torch.from_numpy(wide[order[num_validation:]])
+    validation_clean = stacked[order[:num_validation], num_channels:, margin:margin + num_samples] if denoising else None
+    train_wide = torch.from_numpy(stacked[order[num_validation:]])
     num_train = train_wide.shape[0]
 
     model = SpikeCAE(num_channels=num_channels, num_samples=num_samples, trough_sample=trough_sample,
                      num_codes=num_codes, codebook_size=codebook_size, use_ema=use_ema,
                      dead_code_threshold=dead_code_threshold, sampling_frequency_hz=sampling_frequency or 32000.0,
                      **(model_kwargs or {}))
-    model.set_normalization(train_wide[:, :, margin:margin + num_samples].numpy())
+    model.set_normalization(train_wide[:, :num_channels, margin:margin + num_samples].numpy())
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     steps_per_epoch = num_train // batch_size
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs * steps_per_epoch))
     # k-means initialisation of the codebook on encoder outputs of a large batch
     model.train()
     with torch.no_grad():
-        init_batch = train_wide[torch.randperm(num_train, generator=generator)[:4096], :, margin:margin + num_samples]
+        init_batch = train_wide[torch.randperm(num_train, generator=generator)[:4096], :num_channels, margin:margin + num_samples]
         model.quantizer.initialize_from(model.encode_latent(init_batch), generator=generator)
 
     history = []
@@ -331,7 +376,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
             batch_wide = train_wide[permutation[step * batch_size:(step + 1) * batch_size]]
             jitter = jitter_samples if torch.rand(1, generator=generator).item() < jitter_probability else 0
             batch = _augment_batch(batch_wide, num_samples, margin, jitter, amplitude_range, generator)
-            output = model(batch)
+            output = model(batch[:, :num_channels], batch[:, num_channels:] if denoising else None)
             optimizer.zero_grad()
             output["loss"].backward()
             optimizer.step()
@@ -339,7 +384,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
             global_step += 1
             if global_step in reinit_steps:
                 with torch.no_grad():
-                    sample = train_wide[torch.randperm(num_train, generator=generator)[:4096], :, margin:margin + num_samples]
+                    sample = train_wide[torch.randperm(num_train, generator=generator)[:4096], :num_channels, margin:margin + num_samples]
                     model.quantizer.initialize_from(model.encode_latent(sample), generator=generator)
             for key in totals:
                 totals[key] += float(output[key].detach())
@@ -348,14 +393,17 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
         entry["elapsed_s"] = time.perf_counter() - start_time
         if (epoch + 1) % 5 == 0 or epoch + 1 == epochs:
             model.eval()
-            sndr = snippet_sndr_db(validation, model.reconstruct(validation))
+            reconstruction = model.reconstruct(validation)
+            sndr = snippet_sndr_db(validation, reconstruction)
             entry["validation_sndr_db_mean"] = float(sndr.mean())
             entry["validation_sndr_db_median"] = float(np.median(sndr))
+            if denoising:
+                entry["validation_sndr_clean_db_mean"] = float(snippet_sndr_db(validation_clean, reconstruction).mean())
         history.append(entry)
         log(json.dumps({key: round(value, 4) if isinstance(value, float) else value for key, value in entry.items()}))
 
     model.eval()
-    train_plain = train_wide[:, :, margin:margin + num_samples].numpy()
+    train_plain = train_wide[:, :num_channels, margin:margin + num_samples].numpy()
     train_indices = model.encode_indices(train_plain)
     model.set_index_counts(train_indices)
     validation_indices = model.encode_indices(validation)
@@ -402,6 +450,9 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
             "note": "held-out snippets of the training recordings (random split), SNDR against the input snippet",
         },
     }
+    report["training"]["target"] = "clean (noise-free twin recordings)" if denoising else "input"
+    if denoising:
+        report["validation"]["sndr_clean_db_mean"] = float(snippet_sndr_db(validation_clean, validation_reconstruction).mean())
     log(f"validation SNDR {sndr.mean():.2f} +/- {sndr.std():.2f} dB, {validation_bits:.1f} bits/spike entropy-coded, "
         f"{training_s:.0f} s")
     if output_path is not None:
