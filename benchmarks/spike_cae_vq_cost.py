@@ -53,7 +53,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(2)
-    from spike_cae_snippets import EVALUATION, simulate, snippets_of
+    from spike_cae_snippets import EVALUATION, cae_point, header_bytes_per_spike, simulate, snippets_of
     from spikeinterface_vqcompress.spikecae.model import load_spike_cae, model_sha256, reduce_codebook
     from spikeinterface_vqcompress.spikecae.training import extract_snippets, snippet_sndr_db
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
@@ -77,8 +77,12 @@ def main(argv=None):
             "continuous": continuous_reconstruction(model, snippets[test]),
             "oracle codebook": oracle.reconstruct(snippets[test]),
         }
+        header, _ = header_bytes_per_spike(extracted["sample_indices"], clean_recording.get_num_channels())
+        coded = cae_point(model, snippets[test], clean[test], header)  # real rANS bytes of the test half
         entry = {"model_sha256": model_sha256(model), "num_codes": model.num_codes, "codebook_size": model.codebook_size,
-                 "num_test_snippets": int(len(test)), "num_fit_snippets": int(len(fit))}
+                 "num_test_snippets": int(len(test)), "num_fit_snippets": int(len(fit)),
+                 "payload_bytes_per_spike": coded["payload_bytes_per_spike"],
+                 "ratio_int16_with_times": coded["ratio_int16_with_times"]}
         for kind, decoded in reconstructions.items():
             entry[kind] = {"sndr_input_db_mean": float(snippet_sndr_db(snippets[test], decoded).mean()),
                            "sndr_clean_db_mean": float(snippet_sndr_db(clean[test], decoded).mean())}
@@ -91,11 +95,12 @@ def main(argv=None):
              "(4 x 64, trough-aligned), second half of a seeded split; SNDR vs input / vs clean, dB. `continuous` = "
              "decoder on the unquantised latent (not codable); `oracle codebook` = k-means codebook refitted on the "
              "first half of this recording's snippets (an implant cannot do this).", "",
-             "| model | codes x codebook | quantised | continuous | VQ cost (input) | oracle codebook | oracle gain (input) |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | codes x codebook | payload B/spike (ratio int16 with times) | quantised | continuous | VQ cost (input) | oracle codebook | oracle gain (input) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, entry in output["models"].items():
         q, c, o = entry["quantised"], entry["continuous"], entry["oracle codebook"]
         lines.append(f"| {name} | {entry['num_codes']} x {entry['codebook_size']} | "
+                     f"{entry['payload_bytes_per_spike']:.2f} ({entry['ratio_int16_with_times']:.1f}x) | "
                      f"{q['sndr_input_db_mean']:.2f} / {q['sndr_clean_db_mean']:.2f} | "
                      f"{c['sndr_input_db_mean']:.2f} / {c['sndr_clean_db_mean']:.2f} | "
                      f"{c['sndr_input_db_mean'] - q['sndr_input_db_mean']:.2f} | "
