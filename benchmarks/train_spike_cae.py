@@ -112,6 +112,10 @@ def main(argv=None):
 
     from spikeinterface_vqcompress.spikecae.training import train_spike_cae
 
+    def relative(paths):
+        # the model card names its data relative to the checkout (the shipped command runs from its root)
+        return [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in paths]
+
     names = sorted(SHIPPED) if args.model == "all" else [args.model]
     WORK.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -119,10 +123,6 @@ def main(argv=None):
         epochs = args.epochs or spec["epochs"]
         command = f"python benchmarks/train_spike_cae.py --model {name} --epochs {epochs} " \
                   f"--batch-size {args.batch_size} --learning-rate {args.learning_rate} --seed {args.seed} --threads {args.threads}" + (" --use-ema" if args.use_ema else "")
-        # the model card names its data relative to the checkout (the shipped command runs from its root)
-        def relative(paths):
-            return [path.relative_to(ROOT) if Path.cwd() == ROOT else path for path in paths]
-
         training_set = spec.get("training_set", spec["probe"])
         recordings = relative(training_recordings(training_set))
         clean_recordings = relative(training_recordings(training_set, clean=True)) if spec.get("denoise") else None

@@ -351,16 +351,22 @@ def training_output_and_recordings(args, **simulate_kwargs):
         raise SystemExit(f"error: --output must end in .pt (a model card .json is written next to it), got {output}")
     if output.exists() and not args.overwrite:
         raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
-    recordings = [Path(path) for path in args.recordings or []]
-    missing = [str(path) for path in recordings if not path.exists()]
-    if missing:
-        raise SystemExit(f"error: recordings not found: {', '.join(missing)}")
+    recordings = existing_paths(args.recordings, "recordings")
     if not recordings:
         if not args.seeds:
             raise SystemExit("error: give training data: --recordings FILE.h5 ... or --seeds S ... to simulate MEArec "
                              "recordings (use seeds that you will not evaluate on)")
         recordings = [simulated_training_recording(args, seed, **simulate_kwargs) for seed in args.seeds]
     return output, recordings
+
+
+def existing_paths(paths, what: str) -> list[Path]:
+    """``paths`` as ``Path`` objects; exits naming every one that does not exist (``what``: their kind)."""
+    paths = [Path(path) for path in paths or []]
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise SystemExit(f"error: {what} not found: {', '.join(missing)}")
+    return paths
 
 
 def simulated_training_recording(args, seed: int, suffix: str = "", **simulate_kwargs) -> Path:

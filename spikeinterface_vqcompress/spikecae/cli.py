@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 #: Snippet shape (channels, samples) and codebook size by probe, as in Wu et al. 2018.
 PROBE_DEFAULTS = {
@@ -25,29 +24,24 @@ PROBE_DEFAULTS = {
 
 
 def command_train_spike_cae(args):
-    from ..cli import training_output_and_recordings
+    from ..cli import existing_paths, simulated_training_recording, training_output_and_recordings
     from .training import train_spike_cae
 
     defaults = PROBE_DEFAULTS.get(args.probe, PROBE_DEFAULTS["Neuronexus-32"])
     num_channels = args.num_channels or defaults["num_channels"]
     num_samples = args.num_samples or defaults["num_samples"]
     codebook_size = args.codebook_size or defaults["codebook_size"]
-    clean_recordings = [Path(path) for path in args.clean_recordings or []]
+    clean_recordings = existing_paths(args.clean_recordings, "clean recordings")
     if clean_recordings and len(clean_recordings) != len(args.recordings or []):
         raise SystemExit(f"error: --clean-recordings needs one noise-free twin per --recordings file "
                          f"({len(clean_recordings)} for {len(args.recordings or [])})")
-    missing = [str(path) for path in clean_recordings if not path.exists()]
-    if missing:
-        raise SystemExit(f"error: clean recordings not found: {', '.join(missing)}")
     if args.denoise and args.recordings and not clean_recordings:
         raise SystemExit("error: --denoise with --recordings needs --clean-recordings (the same recordings simulated "
                          "with noise_level_uV=0); or train on --seeds, whose twins are simulated here")
-    output, recordings = training_output_and_recordings(args, num_templates_per_cell=args.num_templates_per_cell, n_jobs=args.n_jobs)
+    simulate_kwargs = {"num_templates_per_cell": args.num_templates_per_cell, "n_jobs": args.n_jobs}
+    output, recordings = training_output_and_recordings(args, **simulate_kwargs)
     if args.denoise and not clean_recordings:
-        from ..cli import simulated_training_recording
-
-        clean_recordings = [simulated_training_recording(args, seed, suffix="_clean", noise_level_uV=0.0,
-                                                         num_templates_per_cell=args.num_templates_per_cell, n_jobs=args.n_jobs)
+        clean_recordings = [simulated_training_recording(args, seed, suffix="_clean", noise_level_uV=0.0, **simulate_kwargs)
                             for seed in args.seeds]
     command = getattr(args, "command_line", None) or "vqcompress " + " ".join(sys.argv[1:])
     model, report = train_spike_cae(

@@ -319,10 +319,11 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
     start_time = time.perf_counter()
 
     recordings = list(recordings)
-    if clean_recordings is not None and len(list(clean_recordings)) != len(recordings):
-        raise ValueError(f"clean_recordings has {len(list(clean_recordings))} entries for {len(recordings)} recordings: "
+    denoising = clean_recordings is not None
+    clean_list = list(clean_recordings) if denoising else [None] * len(recordings)
+    if len(clean_list) != len(recordings):
+        raise ValueError(f"clean_recordings has {len(clean_list)} entries for {len(recordings)} recordings: "
                          "give the noise-free twin of each training recording, in the same order")
-    clean_list = list(clean_recordings) if clean_recordings is not None else [None] * len(recordings)
     wide_parts, clean_parts, data_description = [], [], []
     sampling_frequency = None
     for item, clean_item in zip(recordings, clean_list):
@@ -340,7 +341,6 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
     wide = np.concatenate(wide_parts).astype(np.float32)
     if wide.shape[0] < 2 * batch_size:
         raise ValueError(f"only {wide.shape[0]} training snippets; give longer or more recordings")
-    denoising = clean_recordings is not None
     # the clean target rides along as extra channels, so that augmentation shifts and scales both alike
     stacked = np.concatenate([wide, np.concatenate(clean_parts).astype(np.float32)], axis=1) if denoising else wide
     order = rng.permutation(wide.shape[0])
