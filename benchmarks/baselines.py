@@ -197,7 +197,7 @@ def main():
     work_folder.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only) if args.only else None
     t0 = time.perf_counter()
-    from spikeinterface_vqcompress import __version__
+    from spikeinterface_vqcompress._version import __version__
     from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
 
     output = Path(args.output)

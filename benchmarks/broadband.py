@@ -281,7 +281,7 @@ def throughput_384(work_folder):
 
 def _lpc_residual(column, order=32):
     """The codec's own order-``order`` predictor of the first difference (fitted as the encoder fits it)."""
-    from spikeinterface_vqcompress.broadband.chunk import _fit_lpc
+    from spikeinterface_vqcompress.core.codecs.broadband.chunk import _fit_lpc
 
     weights = _fit_lpc(column, order, 1) / 4096.0
     d = np.diff(column).astype(np.float64)
@@ -449,7 +449,7 @@ def main():
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     name = "broadband_quick" if args.quick else "broadband"
-    from spikeinterface_vqcompress import __version__
+    from spikeinterface_vqcompress._version import __version__
     from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
 
     t0 = time.perf_counter()

@@ -89,8 +89,7 @@ def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, 
     import torch
 
     from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN,
-                                                         DEFAULT_GATE_THRESHOLD)
+    from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

@@ -104,11 +104,7 @@ def main(argv=None):
 
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.esort.defaults import (
-        DEFAULT_GATE_MARGIN_SAMPLES,
-        DEFAULT_GATE_THRESHOLD,
-        DEFAULT_THRESHOLD,
-    )
+    from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_THRESHOLD, DEFAULT_THRESHOLD
     from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
     from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
 

@@ -44,7 +44,7 @@ CODEC_PARAMS = {
 
 def make_samples(codec_ids):
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.container import ContainerReader, ContainerWriter
+    from spikeinterface_vqcompress.core.container import ContainerReader, ContainerWriter
 
     rng = np.random.default_rng(0)
     traces = rng.normal(size=(2000, 4)) * 40
@@ -103,8 +103,8 @@ def main():
     import psutil
 
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.codecs import CorruptDataError
-    from spikeinterface_vqcompress.container import ContainerReader
+    from spikeinterface_vqcompress.core.errors import CorruptDataError
+    from spikeinterface_vqcompress.core.container import ContainerReader
 
     warnings.simplefilter("ignore")
     # libFLAC reports decoding errors on stderr through a callback: keep the log readable

@@ -141,7 +141,7 @@ def summarise(result, label, stage, dataset, spikes_per_s=None):
 
 
 def count_spikes(recording, config):
-    from spikeinterface_vqcompress.codecs import get_codec
+    from spikeinterface_vqcompress.core.registry import get_codec
 
     codec = get_codec(config).with_recording(recording)
     total = 0
@@ -152,7 +152,7 @@ def count_spikes(recording, config):
 
 
 def run_configs(results, recording, gt_sorting, dataset, stage, configs, sorter, seeds, raw_scores, n_jobs):
-    from spikeinterface_vqcompress.codecs import get_codec
+    from spikeinterface_vqcompress.core.registry import get_codec
     from spikeinterface_vqcompress.evaluation import evaluate
 
     for label, config in configs:
@@ -164,9 +164,9 @@ def run_configs(results, recording, gt_sorting, dataset, stage, configs, sorter,
         row = summarise(result, label, stage, dataset, count_spikes(recording, config))
         codec = get_codec(config).with_recording(recording)
         if not codec.is_identity:
-            from spikeinterface_vqcompress.spikecae.model import MODELS_FOLDER, SHIPPED_MODELS
+            from spikeinterface_vqcompress.core.weights import MODELS_FOLDER, SHIPPED_WEIGHTS
 
-            card = MODELS_FOLDER / SHIPPED_MODELS.get(codec.params["model"], "none.pt")
+            card = MODELS_FOLDER / SHIPPED_WEIGHTS["spike-cae"].get(codec.params["model"], "none.pt")
             card = card.with_suffix(".json")
             row["model"] = {"name": codec.params["model"], "model_sha256": codec.model_sha256,
                             "card_name": json.loads(card.read_text()).get("name") if card.exists() else None}
@@ -241,8 +241,8 @@ def stage_throughput(results):
     """Encoder front end on one core: 1024 channels x 20 kHz, 5 s of data."""
     import threadpoolctl
 
-    from spikeinterface_vqcompress.spikecae.background import estimate_background
-    from spikeinterface_vqcompress.spikecae.detection import DetectionParameters, StreamingSpikeDetector
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background
+    from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector
 
     recording, _ = load(TRAIN_RECORDING)
     sampling_frequency = 20000
@@ -283,9 +283,9 @@ def stage_throughput(results):
         import torch
 
         torch.set_num_threads(1)
-        from spikeinterface_vqcompress.entropy.rans import encode_symbols
-        from spikeinterface_vqcompress.spikecae.codec import _uniform_table, encode_times, encode_with_tables
-        from spikeinterface_vqcompress.spikecae.model import available_spike_cae_models, load_spike_cae
+        from spikeinterface_vqcompress.core.entropy.rans import encode_symbols
+        from spikeinterface_vqcompress.core.codecs.spike_cae.codec import _uniform_table, encode_times, encode_with_tables
+        from spikeinterface_vqcompress.core.codecs.spike_cae.model import available_spike_cae_models, load_spike_cae
 
         spikes_per_s = rows["4 x 64"]["spikes_per_s"]
         cae = {}

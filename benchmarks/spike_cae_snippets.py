@@ -86,7 +86,7 @@ def training_recording(name):
 
 
 def snippets_of(path, model, max_snippets, seed=0, margin=0):
-    from spikeinterface_vqcompress.spikecae.training import extract_ground_truth_snippets
+    from spikeinterface_vqcompress.training.spike_cae import extract_ground_truth_snippets
 
     extracted = extract_ground_truth_snippets(path, num_channels=model.num_channels, num_samples=model.num_samples,
                                               trough_sample=model.trough_sample, margin=margin)
@@ -100,7 +100,7 @@ def header_bytes_per_spike(sample_indices, num_channels):
     """Spike time (the spike-cae codec's encode_times) + peak channel bits, per spike."""
     times = np.sort(np.asarray(sample_indices, dtype=np.int64))
     try:
-        from spikeinterface_vqcompress.spikecae.codec import encode_times
+        from spikeinterface_vqcompress.core.codecs.spike_cae.codec import encode_times
 
         time_bytes = len(encode_times(times)) / max(times.size, 1)
         source = "spikecae.codec.encode_times"
@@ -122,7 +122,7 @@ def pareto(points):
 
 
 def baseline_grid(num_channels, num_samples, quick):
-    from spikeinterface_vqcompress.spikecae.baselines import CSSnippetCoder, DWTSnippetCoder, PCASnippetCoder
+    from spikeinterface_vqcompress.evaluation.snippet_baselines import CSSnippetCoder, DWTSnippetCoder, PCASnippetCoder
 
     size = num_channels * num_samples
     steps = [2.0, 4.0, 8.0, 16.0, 32.0] if not quick else [8.0, 32.0]
@@ -153,7 +153,7 @@ def evaluate_coder(coder, snippets, clean, header_bytes, num_channels, num_sampl
 
 
 def summarize(payload_bytes, header_bytes, snippets, clean, decoded, num_channels, num_samples, encode_s=None):
-    from spikeinterface_vqcompress.spikecae.training import snippet_sndr_db
+    from spikeinterface_vqcompress.training.spike_cae import snippet_sndr_db
 
     raw16 = num_channels * num_samples * 2
     raw10 = num_channels * num_samples * 10 / 8
@@ -178,7 +178,7 @@ def summarize(payload_bytes, header_bytes, snippets, clean, decoded, num_channel
 
 
 def cae_point(model, snippets, clean, header_bytes):
-    from spikeinterface_vqcompress.spikecae.baselines import cae_decode_payload, cae_payload
+    from spikeinterface_vqcompress.evaluation.snippet_baselines import cae_decode_payload, cae_payload
 
     start = time.perf_counter()
     data, _ = cae_payload(model, snippets)
@@ -192,7 +192,7 @@ def cae_point(model, snippets, clean, header_bytes):
 
 def robustness(model, coders, extracted, keep, traces_positions, clean_traces, quick):
     """SNDR vs input (and clean) under misalignment, amplitude scaling, extra noise, channel misassignment."""
-    from spikeinterface_vqcompress.spikecae.training import extract_snippets, neighbour_channel_order, snippet_sndr_db
+    from spikeinterface_vqcompress.training.spike_cae import extract_snippets, neighbour_channel_order, snippet_sndr_db
 
     traces, locations = traces_positions
     samples = extracted["sample_indices"][keep]
@@ -274,7 +274,7 @@ def main(argv=None):
 
     torch.set_num_threads(2)
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
-    from spikeinterface_vqcompress.spikecae.model import load_spike_cae, model_sha256, reduce_codebook
+    from spikeinterface_vqcompress.core.codecs.spike_cae.model import load_spike_cae, model_sha256, reduce_codebook
 
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -330,7 +330,7 @@ def main(argv=None):
                 "the clean recording's spike trains differ from the noisy one's"
         extracted, keep = snippets_of(noisy_path, model, max_snippets)
         clean_traces = np.asarray(clean_recording.get_traces(return_in_uV=True), dtype=np.float32)
-        from spikeinterface_vqcompress.spikecae.training import extract_snippets
+        from spikeinterface_vqcompress.training.spike_cae import extract_snippets
 
         snippets = extracted["snippets_uV"][keep]
         clean = extract_snippets(clean_traces, extracted["sample_indices"][keep], extracted["channel_indices"][keep],

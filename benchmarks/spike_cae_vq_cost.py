@@ -54,8 +54,8 @@ def main(argv=None):
 
     torch.set_num_threads(2)
     from spike_cae_snippets import EVALUATION, cae_point, header_bytes_per_spike, simulate, snippets_of
-    from spikeinterface_vqcompress.spikecae.model import load_spike_cae, model_sha256, reduce_codebook
-    from spikeinterface_vqcompress.spikecae.training import extract_snippets, snippet_sndr_db
+    from spikeinterface_vqcompress.core.codecs.spike_cae.model import load_spike_cae, model_sha256, reduce_codebook
+    from spikeinterface_vqcompress.training.spike_cae import extract_snippets, snippet_sndr_db
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     spec = next(spec for spec in EVALUATION if spec["name"] == "nn32_seed101")

@@ -110,7 +110,7 @@ def main(argv=None):
     parser.add_argument("--output-folder", default=str(MODELS))
     args = parser.parse_args(argv)
 
-    from spikeinterface_vqcompress.spikecae.training import train_spike_cae
+    from spikeinterface_vqcompress.training.spike_cae import train_spike_cae
 
     def relative(paths):
         # the model card names its data relative to the checkout (the shipped command runs from its root)

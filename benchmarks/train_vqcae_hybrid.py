@@ -26,14 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from spikeinterface_vqcompress.entropy import build_frequency_table  # noqa: E402
-from spikeinterface_vqcompress.nn.vqcae import (  # noqa: E402
-    VQCAEHybrid,
-    count_parameters,
-    save_weights,
-    signals_to_training_segments,
-    train_vqcae,
-)
+from spikeinterface_vqcompress.core.entropy import build_frequency_table  # noqa: E402
+from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, count_parameters, save_weights, signals_to_training_segments, train_vqcae
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "neuralink_n1"
 DEFAULT_OUTPUT = ROOT / "spikeinterface_vqcompress" / "models" / "vqcae_hybrid_n1"
@@ -57,7 +51,7 @@ def read_wav(path) -> tuple[int, np.ndarray]:
 
 
 def sha256_of(path) -> str:
-    from spikeinterface_vqcompress.io import file_sha256
+    from spikeinterface_vqcompress.core.weights import file_sha256
 
     return file_sha256(path)
 

@@ -103,7 +103,7 @@ def mean_only(signal, sampling_frequency):
 
 
 def segment_midpoint(signal, sampling_frequency, segment_num_samples=8000):
-    from spikeinterface_vqcompress.nn.vqcae import segment_extrema
+    from spikeinterface_vqcompress.core.nn.vqcae import segment_extrema
 
     minimum, maximum = segment_extrema(signal, segment_num_samples)
     midpoint = (minimum.astype(np.float64) + maximum) / 2.0
@@ -282,7 +282,7 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
-    from spikeinterface_vqcompress.codecs import get_codec
+    from spikeinterface_vqcompress.core.registry import get_codec
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
@@ -291,7 +291,7 @@ def main(argv=None):
     parser.add_argument("--model", default="vqcae_hybrid_n1", help="shipped model name or weights path (with its .json card beside it)")
     args = parser.parse_args(argv)
 
-    from spikeinterface_vqcompress.codecs.vqcae_hybrid import load_model_card
+    from spikeinterface_vqcompress.core.codecs.vqcae_hybrid import load_model_card
 
     card = load_model_card(args.model)
     if card is None:

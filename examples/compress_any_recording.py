@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 import spikeinterface_vqcompress as vq
-from spikeinterface_vqcompress.io import load_recording
+from spikeinterface_vqcompress.readers import load_recording
 
 recording = load_recording(sys.argv[1])
 codec = sys.argv[2] if len(sys.argv) > 2 else "flac"

@@ -1031,7 +1031,7 @@ def simulate_recording(
 
 
 def _own_version():
-    from spikeinterface_vqcompress import __version__
+    from spikeinterface_vqcompress._version import __version__
 
     return __version__
 

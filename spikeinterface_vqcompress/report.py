@@ -187,8 +187,8 @@ def _waveform_figure(study_folder: Path, table):
     family at its most compressed point."""
     import matplotlib.pyplot as plt
 
-    from .groundtruth import load_ground_truth
-    from .preprocessing import read_compressed
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+    from spikeinterface_vqcompress.recording import read_compressed
 
     gt_rows = table[(table["ground_truth"] == True) & (table["codec"] != "raw")]  # noqa: E712
     if not len(gt_rows):
@@ -289,7 +289,7 @@ def build_report(study_folder, output=None, title: str | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .study import read_study_results
+    from spikeinterface_vqcompress.study import read_study_results
 
     study_folder = Path(study_folder)
     table = read_study_results(study_folder)

@@ -89,7 +89,7 @@ def load_study_config(path) -> dict:
 
 def validate_study_config(config: dict) -> dict:
     """Check a study config; raise :class:`StudyConfigError` naming the problem and the fix."""
-    from .codecs import available_codecs
+    from spikeinterface_vqcompress.core.registry import available_codecs
 
     config = copy.deepcopy(config)
     for key in ("recordings", "codecs", "sorters"):
@@ -156,7 +156,7 @@ def codec_key(config: dict | None) -> str:
 
 def expand_study(config: dict) -> dict:
     """The study's tasks: recordings, codec points and sorting cells (without running anything)."""
-    from .codecs import get_codec
+    from spikeinterface_vqcompress.core.registry import get_codec
 
     codec_points = []
     for codec in config["codecs"]:
@@ -175,7 +175,7 @@ def expand_study(config: dict) -> dict:
 
 # -- tasks (module level so Dask workers can import them) --------------------------------------------------------------
 def _write_json_atomic(path: Path, payload: dict):
-    from .evaluation.pipeline import _clean_floats, _json_default
+    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
 
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -195,7 +195,7 @@ def prepare_recording(spec: dict, output_folder: str, config_folder: str) -> dic
 
     Returns a description: name, how to load it, whether it has ground truth, its properties.
     """
-    from .groundtruth import simulate_recording
+    from spikeinterface_vqcompress.groundtruth import simulate_recording
 
     output_folder = Path(output_folder)
     if "mearec" in spec:
@@ -219,7 +219,7 @@ def prepare_recording(spec: dict, output_folder: str, config_folder: str) -> dic
         if isinstance(info["probe"], str) and info["probe"] != "tetrode" and not Path(info["probe"]).is_absolute():
             info["probe"] = str(Path(config_folder) / info["probe"])
         if is_mearec:
-            from .groundtruth import read_ground_truth_metadata
+            from spikeinterface_vqcompress.groundtruth import read_ground_truth_metadata
 
             try:
                 info["mearec"] = read_ground_truth_metadata(path).get("parameters", {})
@@ -233,8 +233,8 @@ def prepare_recording(spec: dict, output_folder: str, config_folder: str) -> dic
 
 def _load(info: dict):
     """(recording, gt_sorting or None) of a prepared recording."""
-    from .groundtruth import load_ground_truth
-    from .io import load_recording
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+    from spikeinterface_vqcompress.readers import load_recording
 
     if info["format"] == "mearec":
         return load_ground_truth(info["path"])
@@ -265,8 +265,8 @@ def _make_probe(description, num_channels: int):
 
 def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s: float, adc_bits: int | None) -> dict:
     """Compress one recording with one codec point into ``compressed/``; ratio, fidelity, hardware."""
-    from .evaluation.metrics import compare_traces, spike_window_fidelity
-    from .preprocessing import compress, recording_fingerprint
+    from spikeinterface_vqcompress.evaluation.metrics import compare_traces, spike_window_fidelity
+    from spikeinterface_vqcompress.recording import compress, recording_fingerprint
 
     folder = Path(output_folder) / "compressed" / info["name"]
     key = codec_key(codec)
@@ -304,8 +304,8 @@ def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder:
     """Sort one cell and save the sorting (runs in a child process when the study has a time limit)."""
     from spikeinterface.core import NumpySorting
 
-    from .evaluation.pipeline import run_seeded_sorter
-    from .preprocessing import read_compressed
+    from spikeinterface_vqcompress.evaluation.pipeline import run_seeded_sorter
+    from spikeinterface_vqcompress.recording import read_compressed
 
     output_folder = Path(output_folder)
     recording, _ = _load(info)
@@ -348,7 +348,7 @@ def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, ti
 
     from spikeinterface.core import load
 
-    from .evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
 
     row = {"cell": cell["key"], "recording": info["name"], "codec_id": "raw" if stats is None else stats["codec"]["id"],
            "codec": "raw" if stats is None else codec_label_of(stats["codec"]), "sorter": cell["sorter"], "seed": cell["seed"]}
@@ -391,7 +391,7 @@ def _sort_or_reuse_raw(cell: dict, info: dict, stats: dict, output_folder: str, 
 
 
 def codec_label_of(config: dict) -> str:
-    from .evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
 
     return codec_label(config)
 
@@ -401,7 +401,7 @@ def agreement_with_raw(raw_sorting_folder: str, sorting_folder: str) -> dict:
     and seed) for recordings without ground truth: the raw sorting plays the ground truth."""
     from spikeinterface.core import load
 
-    from .evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
 
     scores = score_sorting(load(raw_sorting_folder), load(sorting_folder))
     return {f"agreement_{key}": value for key, value in scores.items()}
@@ -427,7 +427,7 @@ def refresh_hardware_reports(output_folder, **hardware_kwargs) -> int:
     num_cells : int
         Cells whose hardware columns were rewritten.
     """
-    from .preprocessing import read_compressed
+    from spikeinterface_vqcompress.recording import read_compressed
 
     output_folder = Path(output_folder)
     reports = {}

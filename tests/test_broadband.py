@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 import spikeinterface_vqcompress as vq
-from spikeinterface_vqcompress.broadband import BroadbandCodec, decode_chunk, encode_chunk
-from spikeinterface_vqcompress.broadband.numcodec import Broadband
-from spikeinterface_vqcompress.codecs import CorruptDataError
+from spikeinterface_vqcompress.core.codecs.broadband.codec import BroadbandCodec
+from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk
+from spikeinterface_vqcompress.core.codecs.broadband.numcodec import Broadband
+from spikeinterface_vqcompress.core.errors import CorruptDataError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 import spikeinterface_vqcompress as vq
-from spikeinterface_vqcompress.broadband.lossy import BroadbandRVQCodec, load_broadband_model
-from spikeinterface_vqcompress.broadband.rvq import BroadbandRVQ, normalisation, train_broadband_rvq
-from spikeinterface_vqcompress.codecs import CorruptDataError
-from spikeinterface_vqcompress.io import file_sha256
+from spikeinterface_vqcompress.core.codecs.broadband.rvq_codec import BroadbandRVQCodec, load_broadband_model
+from spikeinterface_vqcompress.core.codecs.broadband.rvq import BroadbandRVQ, normalisation, train_broadband_rvq
+from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.weights import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_normalisation_is_what_the_decoder_receives():
 
 
 def test_training_writes_weights_that_the_codec_loads(tmp_path):
-    from spikeinterface_vqcompress.broadband.rvq import write_model_card
+    from spikeinterface_vqcompress.core.codecs.broadband.rvq import write_model_card
 
     rng = np.random.default_rng(1)
     traces = (rng.normal(size=(6000, 4)) * 30).astype(np.int16)
@@ -124,7 +124,7 @@ def test_training_writes_weights_that_the_codec_loads(tmp_path):
 
 
 def test_cli_trains_a_model(tmp_path, ground_truth_file):
-    from spikeinterface_vqcompress.cli import main
+    from spikeinterface_vqcompress.cli.main import main
 
     output = tmp_path / "cli.pt"
     args = ["train", "broadband", "--recordings", str(ground_truth_file), "--steps", "2", "--batch-size", "2",

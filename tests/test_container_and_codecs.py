@@ -11,8 +11,8 @@ import spikeinterface as si
 import spikeinterface.core as sc
 
 import spikeinterface_vqcompress as vq
-from spikeinterface_vqcompress.container import ContainerReader, ContainerWriter, FORMAT_VERSION
-from spikeinterface_vqcompress.codecs import CorruptDataError
+from spikeinterface_vqcompress.core.container import ContainerReader, ContainerWriter, FORMAT_VERSION
+from spikeinterface_vqcompress.core.errors import CorruptDataError
 
 LOSSLESS = [("zstd", {}), ("flac", {}), ("flac", {"channel_chunk_size": 1}), ("wavpack", {}), ("bit-truncation", {"num_bits": 0})]
 LOSSY = [("wavpack", {"bps": 2.25}), ("bit-truncation", {"num_bits": 3})]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeinterface_vqcompress.codecs.base import CorruptDataError
-from spikeinterface_vqcompress.entropy import build_frequency_table, decode_symbols, encode_symbols, estimate_nbytes
+from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.entropy import build_frequency_table, decode_symbols, encode_symbols, estimate_nbytes
 
 PACKAGE = Path(__file__).resolve().parents[1] / "spikeinterface_vqcompress"
 
@@ -124,9 +124,7 @@ def test_binary_range_coder_round_trips_skewed_bits(weighted):
     """The adaptive binary coder (state tuples, branch-free updates): exact round trip of skewed bits
     in several contexts, with or without (random, so wrong) prior weights; without them, at close
     to the bits' entropy; a cut stream is flagged by the overrun count instead of decoding past the end."""
-    from spikeinterface_vqcompress.entropy.binary_range import (
-        decode_bit_weighted, decoder_init, encode_bit_weighted, encoder_flush, load_state, new_encoder_state,
-        new_probabilities, store_state)
+    from spikeinterface_vqcompress.core.entropy.binary_range import decode_bit_weighted, decoder_init, encode_bit_weighted, encoder_flush, load_state, new_encoder_state, new_probabilities, store_state
 
     rng = np.random.default_rng(3)
     num_bits = 20000

@@ -7,12 +7,10 @@ import pytest
 import torch
 
 import spikeinterface_vqcompress  # noqa: F401  registers "esort"
-from spikeinterface_vqcompress.io import file_sha256
+from spikeinterface_vqcompress.core.weights import file_sha256
 from spikeinterface_vqcompress.esort import core
-from spikeinterface_vqcompress.esort.model import (ESortNet, SpatialLayer, TemporalLayers, backbone_state,
-                                                  geometry_fingerprint, load_backbone_into, resolve_device)
-from spikeinterface_vqcompress.esort.postprocessing import (candidate_rows, detect_spikes, pick_peaks,
-                                                            smooth_probabilities, triangular_kernel)
+from spikeinterface_vqcompress.esort.model import ESortNet, SpatialLayer, TemporalLayers, backbone_state, geometry_fingerprint, load_backbone_into, resolve_device
+from spikeinterface_vqcompress.esort.postprocessing import candidate_rows, detect_spikes, pick_peaks, smooth_probabilities, triangular_kernel
 from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
 
 

@@ -13,15 +13,7 @@ import numpy as np
 import pytest
 
 from spikeinterface_vqcompress import groundtruth
-from spikeinterface_vqcompress.groundtruth import (
-    GroundTruthFallbackWarning,
-    TemplateGenerationError,
-    available_probes,
-    default_cache_folder,
-    generate_templates,
-    load_ground_truth,
-    simulate_recording,
-)
+from spikeinterface_vqcompress.groundtruth import GroundTruthFallbackWarning, TemplateGenerationError, available_probes, default_cache_folder, generate_templates, load_ground_truth, simulate_recording
 
 # Fast cells (NEURON soma simulation + 4 extracellular templates: a few seconds each); one
 # excitatory (pyramidal) cell so that recordings get both excitatory and inhibitory units.

@@ -6,16 +6,7 @@ import spikeinterface.core as sc
 import torch
 
 from spikeinterface_vqcompress import cli, compress, get_codec
-from spikeinterface_vqcompress.hardware import (
-    HOROWITZ_45NM,
-    N1_BUDGET,
-    RADIOS,
-    Budget,
-    EnergyModel,
-    HardwareReport,
-    count_module_operations,
-    hardware_report,
-)
+from spikeinterface_vqcompress.core.hardware import HOROWITZ_45NM, N1_BUDGET, RADIOS, Budget, EnergyModel, HardwareReport, count_module_operations, hardware_report
 
 
 def _noise_recording(num_channels=8, duration_s=2.0, fs=30000.0):

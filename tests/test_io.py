@@ -8,12 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikeinterface_vqcompress.io import (
-    FORMAT_GUESSING_RULES,
-    guess_format,
-    load_recording,
-    supported_formats,
-)
+from spikeinterface_vqcompress.readers import FORMAT_GUESSING_RULES, guess_format, load_recording, supported_formats
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OPENEPHYS_LEGACY_FOLDER = SHARED_DATA / "openephys_legacy_16ch"
@@ -258,7 +253,7 @@ def test_vqc_container_round_trip(tmp_path):
     assert "vqc" in supported_formats()
     assert guess_format(tmp_path / "not_written_yet.vqc") == "vqc"
     try:
-        from spikeinterface_vqcompress.preprocessing import write_compressed
+        from spikeinterface_vqcompress.recording import write_compressed
     except ImportError:
         pytest.skip("spikeinterface_vqcompress.preprocessing is not available")
     traces = _random_traces(seed=8)

@@ -16,15 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import spikeinterface_vqcompress as vq
-from spikeinterface_vqcompress.codecs import CorruptDataError
-from spikeinterface_vqcompress.container import (
-    FORMAT_VERSION,
-    MAGIC,
-    ContainerReader,
-    ContainerWriter,
-    ModelMismatchError,
-    encode_header,
-)
+from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.container import FORMAT_VERSION, MAGIC, ContainerReader, ContainerWriter, encode_header
+from spikeinterface_vqcompress.core.errors import ModelMismatchError
 
 BASELINES = [("zstd", {}), ("flac", {}), ("wavpack", {}), ("wavpack", {"bps": 2.5}), ("bit-truncation", {"num_bits": 3}),
              ("broadband", {}), ("broadband", {"max_error": 4})]

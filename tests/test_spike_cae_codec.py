@@ -5,21 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from spikeinterface_vqcompress.codecs import CorruptDataError, get_codec
-from spikeinterface_vqcompress.spikecae.background import BackgroundModel, estimate_background, synthesise_background
-from spikeinterface_vqcompress.spikecae.codec import (
-    decode_times,
-    decode_with_tables,
-    encode_times,
-    encode_with_tables,
-)
-from spikeinterface_vqcompress.spikecae.detection import (
-    DetectionParameters,
-    StreamingSpikeDetector,
-    detect_troughs,
-    neighbour_order,
-    neighbours_within,
-)
+from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.registry import get_codec
+from spikeinterface_vqcompress.core.codecs.spike_cae.background import BackgroundModel, estimate_background, synthesise_background
+from spikeinterface_vqcompress.core.codecs.spike_cae.codec import decode_times, decode_with_tables, encode_times, encode_with_tables
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, detect_troughs, neighbour_order, neighbours_within
 
 SAMPLING_FREQUENCY = 32000.0
 
@@ -158,7 +148,7 @@ def test_time_and_index_streams_roundtrip():
     times = np.sort(np.concatenate([rng.integers(0, 32000, 200), [0, 0, 31999, 31999]]))
     assert decode_times(encode_times(times), times.size).tolist() == times.tolist()
     assert decode_times(encode_times(np.zeros(0, dtype=np.int64)), 0).size == 0
-    from spikeinterface_vqcompress.entropy.rans import build_frequency_table
+    from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table
 
     tables = np.stack([build_frequency_table(rng.integers(0, 50, 128), 14) for _ in range(16)])
     indices = rng.integers(0, 128, (37, 16))
@@ -228,7 +218,7 @@ def test_cae_codec_with_a_model_file_codes_indices_and_records_the_model(tmp_pat
     import torch
 
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.spikecae.model import SpikeCAE, save_spike_cae
+    from spikeinterface_vqcompress.core.codecs.spike_cae.model import SpikeCAE, save_spike_cae
 
     torch.manual_seed(0)
     model = SpikeCAE(num_channels=4, num_samples=64, hidden_channels=32, bottleneck_channels=16, groups=4, codebook_size=32)
@@ -257,7 +247,7 @@ def test_cae_codec_with_a_model_file_codes_indices_and_records_the_model(tmp_pat
 
 
 def test_identity_codec_keeps_the_snippet_shape_it_was_given():
-    from spikeinterface_vqcompress.spikecae.codec import default_model
+    from spikeinterface_vqcompress.core.codecs.spike_cae.codec import default_model
 
     traces, _, _, locations = synthetic_traces(num_samples=32000, num_spikes=10)
     recording = _numpy_recording(traces, locations)
@@ -272,8 +262,8 @@ def test_identity_codec_keeps_the_snippet_shape_it_was_given():
 
 
 def _shipped_default_nn32():
-    from spikeinterface_vqcompress.spikecae.codec import default_model
-    from spikeinterface_vqcompress.spikecae.model import available_spike_cae_models
+    from spikeinterface_vqcompress.core.codecs.spike_cae.codec import default_model
+    from spikeinterface_vqcompress.core.codecs.spike_cae.model import available_spike_cae_models
 
     return default_model(32) in available_spike_cae_models()
 
@@ -301,7 +291,7 @@ def test_cae_codec_on_mearec_ground_truth(ground_truth_file):
 
 
 def test_cli_train_spike_cae_asks_for_training_data(tmp_path):
-    from spikeinterface_vqcompress.cli import build_parser, main
+    from spikeinterface_vqcompress.cli.main import build_parser, main
 
     parser = build_parser()
     args = parser.parse_args(["train", "spike-cae", "--probe", "Neuropixels-64", "--output", str(tmp_path / "m.pt")])

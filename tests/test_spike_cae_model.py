@@ -6,23 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from spikeinterface_vqcompress.spikecae.model import (
-    MODELS_FOLDER,
-    FoldedEncoder,
-    SHIPPED_MODELS,
-    SpikeCAE,
-    available_spike_cae_models,
-    load_spike_cae,
-    model_sha256,
-    save_spike_cae,
-)
-from spikeinterface_vqcompress.spikecae.training import (
-    extract_ground_truth_snippets,
-    extract_snippets,
-    neighbour_channel_order,
-    snippet_sndr_db,
-    train_spike_cae,
-)
+from spikeinterface_vqcompress.core.weights import MODELS_FOLDER, SHIPPED_WEIGHTS
+from spikeinterface_vqcompress.core.codecs.spike_cae.model import FoldedEncoder, SpikeCAE, available_spike_cae_models, load_spike_cae, model_sha256, save_spike_cae
+from spikeinterface_vqcompress.training.spike_cae import extract_ground_truth_snippets, extract_snippets, neighbour_channel_order, snippet_sndr_db, train_spike_cae
 
 SMALL = dict(hidden_channels=32, bottleneck_channels=16, groups=4)
 
@@ -150,8 +136,8 @@ def test_save_load_roundtrip_and_hash(tmp_path):
 
 
 def test_shipped_models_present_with_cards():
-    assert set(available_spike_cae_models()) == set(SHIPPED_MODELS)
-    for name, file_name in SHIPPED_MODELS.items():
+    assert set(available_spike_cae_models()) == set(SHIPPED_WEIGHTS["spike-cae"])
+    for name, file_name in SHIPPED_WEIGHTS["spike-cae"].items():
         path = MODELS_FOLDER / file_name
         card = json.loads(path.with_suffix(".json").read_text())
         import hashlib
@@ -266,13 +252,7 @@ def test_shipped_nn32_model_on_unseen_recording(ground_truth_file):
 
 # -- baselines --------------------------------------------------------------------------------------
 def test_baseline_coders_roundtrip_from_bytes():
-    from spikeinterface_vqcompress.spikecae.baselines import (
-        CSSnippetCoder,
-        DWTSnippetCoder,
-        PCASnippetCoder,
-        cae_decode_payload,
-        cae_payload,
-    )
+    from spikeinterface_vqcompress.evaluation.snippet_baselines import CSSnippetCoder, DWTSnippetCoder, PCASnippetCoder, cae_decode_payload, cae_payload
 
     train, test = _synthetic_snippets(500, seed=1), _synthetic_snippets(60, seed=2)
     results = {}

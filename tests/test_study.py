@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from spikeinterface_vqcompress.report import build_report, find_browser, screenshot
-from spikeinterface_vqcompress.study import (StudyConfigError, expand_study, load_study_config, read_study_results,
-                                             refresh_hardware_reports)
+from spikeinterface_vqcompress.study import StudyConfigError, expand_study, load_study_config, read_study_results, refresh_hardware_reports
 
 
 def _write_config(tmp_path, ground_truth_file):
@@ -98,7 +97,7 @@ def test_study_resumes_after_being_killed_and_reports(tmp_path, ground_truth_fil
     assert (output / "results.csv").is_file()
 
     # the reports are rebuilt from the kept bytes and encode times, here against a 1000x wider link
-    from spikeinterface_vqcompress.hardware import Budget
+    from spikeinterface_vqcompress.core.hardware import Budget
 
     assert refresh_hardware_reports(output, budget=Budget(name="wide", link_bits_per_second=1e9)) == len(coded)
     refreshed = read_study_results(output)

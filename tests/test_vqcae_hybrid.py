@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from spikeinterface_vqcompress.codecs import CorruptDataError, available_codecs, get_codec
-from spikeinterface_vqcompress.entropy import build_frequency_table
+from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.registry import available_codecs, get_codec
+from spikeinterface_vqcompress.core.entropy import build_frequency_table
 from spikeinterface_vqcompress.evaluation.signal_metrics import signal_metrics
-from spikeinterface_vqcompress.nn.vq import VectorQuantizer, nearest_code_indices
-from spikeinterface_vqcompress.nn.vqcae import (
-    VQCAEHybrid,
-    save_weights,
-    signals_to_training_segments,
-    split_segments,
-    train_vqcae,
-)
+from spikeinterface_vqcompress.core.nn.vq import VectorQuantizer, nearest_code_indices
+from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, save_weights, signals_to_training_segments, split_segments, train_vqcae
 
 N1_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "neuralink_n1"
 MODELS = Path(__file__).resolve().parents[1] / "spikeinterface_vqcompress" / "models"
@@ -246,7 +241,7 @@ def write_wavs(folder, count=3, num_samples=9000):
 def test_cli_encode_decode_and_eval_on_wav_files(tmp_path, tiny_model_path, capsys):
     from scipy.io import wavfile
 
-    from spikeinterface_vqcompress.cli import main
+    from spikeinterface_vqcompress.cli.main import main
 
     paths = write_wavs(tmp_path / "wavs")
     assert main(["encode", str(paths[0]), str(tmp_path / "a.vqc"), "--codec", "flac"]) == 0
@@ -280,7 +275,7 @@ def test_cli_encode_decode_and_eval_on_wav_files(tmp_path, tiny_model_path, caps
 
 @pytest.mark.skipif(not N1_DATA.is_dir(), reason="the Neuralink N1 files (../shared/data/neuralink_n1) are absent")
 def test_cli_eval_on_two_n1_files_with_the_shipped_model(tmp_path, capsys):
-    from spikeinterface_vqcompress.cli import main
+    from spikeinterface_vqcompress.cli.main import main
 
     card = json.loads((MODELS / "vqcae_hybrid_n1.json").read_text())
     list_path = tmp_path / "files.txt"

@@ -85,8 +85,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from spikeinterface_vqcompress.report import build_report, find_browser, screenshot
-    from spikeinterface_vqcompress.study import (expand_study, load_study_config, read_study_results, refresh_hardware_reports,
-                                                 run_study, write_study_table)
+    from spikeinterface_vqcompress.study import expand_study, load_study_config, read_study_results, refresh_hardware_reports, run_study, write_study_table
 
     work = Path(args.work)
     if not args.skip_run:

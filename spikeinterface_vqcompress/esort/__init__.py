@@ -12,8 +12,8 @@ pretrained on simulated MEArec recordings and fine-tuned on a few labelled spike
 - :mod:`.pretraining`: how the shipped backbone is made (``vqcompress train esort``).
 """
 
-from .model import ESortNet, geometry_fingerprint, resolve_device
-from .postprocessing import detect_spikes, pick_peaks, smooth_probabilities, triangular_kernel
+from spikeinterface_vqcompress.esort.model import ESortNet, geometry_fingerprint, resolve_device
+from spikeinterface_vqcompress.esort.postprocessing import detect_spikes, pick_peaks, smooth_probabilities, triangular_kernel
 
 __all__ = ["ESortNet", "geometry_fingerprint", "resolve_device", "detect_spikes", "pick_peaks",
            "smooth_probabilities", "triangular_kernel"]

@@ -19,52 +19,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import file_sha256
-from .defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
-from .model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
-from .postprocessing import detect_spikes
-from .training import TrainingSet, fine_tune
+from spikeinterface_vqcompress.core import weights
+from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
+from spikeinterface_vqcompress.esort.model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
+from spikeinterface_vqcompress.esort.postprocessing import detect_spikes
+from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
 
-MODELS_FOLDER = Path(__file__).resolve().parents[1] / "models"
-DEFAULT_BACKBONE = "esort_backbone"
-
-_BACKBONE_CACHE: dict = {}
+DEFAULT_BACKBONE = weights.default_model("esort")
 
 
 # -- shipped backbone --------------------------------------------------------------------------------
 
 
 def backbone_path(name_or_path: str | Path = DEFAULT_BACKBONE) -> Path:
-    """Resolve a shipped backbone name (``models/<name>.pt``) or a path to a ``.pt`` file."""
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".pt" and candidate.is_file():
-        return candidate
-    shipped = MODELS_FOLDER / f"{name_or_path}.pt"
-    if shipped.is_file():
-        return shipped
-    available = sorted(path.stem for path in MODELS_FOLDER.glob("esort_*.pt"))
-    raise FileNotFoundError(f"no E-Sort backbone {str(name_or_path)!r}: give a path to a .pt file or one of "
-                            f"{available} (train one with `vqcompress train esort`)")
+    """Resolve a shipped backbone name or a path to a ``.pt`` file (through the weights store)."""
+    return weights.model_path("esort", name_or_path)
+
+
+def _load_state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_backbone(name_or_path: str | Path = DEFAULT_BACKBONE) -> dict:
-    """Read a backbone state dict (``torch.load(weights_only=True)``), checking the model card's sha256.
+    """Read a backbone state dict (``torch.load(weights_only=True)``), once per process and file.
 
-    A shipped backbone ``models/<name>.pt`` has a model card ``models/<name>.json`` whose
-    ``weights_sha256`` must match the file.
+    A shipped backbone has a model card whose ``weights_sha256`` must match the file (else
+    :class:`~spikeinterface_vqcompress.core.errors.ModelMismatchError`).
     """
-    path = backbone_path(name_or_path)
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    if key not in _BACKBONE_CACHE:
-        card = path.with_suffix(".json")
-        if card.is_file():
-            expected = json.loads(card.read_text()).get("weights_sha256")
-            actual = file_sha256(path)
-            if expected and expected != actual:
-                raise ValueError(f"{path} does not match its model card {card.name} (sha256 {actual} != {expected}): "
-                                 "the weights were changed; retrain with `vqcompress train esort`")
-        _BACKBONE_CACHE[key] = torch.load(path, map_location="cpu", weights_only=True)
-    return _BACKBONE_CACHE[key]
+    return weights.load_cached("esort", name_or_path, _load_state)[0]
 
 
 # -- recording side ----------------------------------------------------------------------------------
@@ -92,7 +74,7 @@ def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 30
     check_filter_method(filter_method)
     if apply_filter:
         if filter_method == "fft":
-            from .filtering import fft_bandpass_filter
+            from spikeinterface_vqcompress.esort.filtering import fft_bandpass_filter
 
             workers = torch.get_num_threads() if num_workers is None else int(num_workers)
             return fft_bandpass_filter(recording, freq_min=freq_min, freq_max=freq_max, dtype="float32",

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_THRESHOLD
+from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_THRESHOLD
 
 
 def triangular_kernel(kernel_size: int = 17) -> torch.Tensor:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .model import backbone_state, geometry_fingerprint
+from spikeinterface_vqcompress.esort.model import backbone_state, geometry_fingerprint
 
 #: (probe, templates seed, recording seed, number of units, duration in s)
 #: Five recordings per template library (the extra recording seeds draw other cells and templates
@@ -56,7 +56,7 @@ def simulate_training_recording(file_path, probe, templates_seed, recording_seed
     """
     import MEArec as mr
 
-    from .. import groundtruth
+    from spikeinterface_vqcompress import groundtruth
 
     if templates_seed in EVALUATION_SEEDS or recording_seed in EVALUATION_SEEDS:
         raise ValueError(f"seeds {EVALUATION_SEEDS} are reserved for evaluation")
@@ -93,7 +93,7 @@ def training_set_from_file(file_path, seed=0):
     """Read a MEArec file and label all of it with its ground truth."""
     from spikeinterface.extractors import read_mearec
 
-    from . import core
+    from spikeinterface_vqcompress.esort import core
 
     recording, sorting = read_mearec(file_path)
     prepared = core.prepare_recording(recording, filter_method="sosfiltfilt")  # as the shipped backbone was trained
@@ -134,9 +134,9 @@ def train_backbone(output_folder=None, work_folder=None, name="esort_backbone", 
     -------
     weights_path : Path
     """
-    from .core import MODELS_FOLDER
-    from .model import resolve_device
-    from .training import pretrain
+    from spikeinterface_vqcompress.core.weights import MODELS_FOLDER
+    from spikeinterface_vqcompress.esort.model import resolve_device
+    from spikeinterface_vqcompress.esort.training import pretrain
 
     torch.set_num_threads(int(num_threads))
     output_folder = Path(output_folder) if output_folder else MODELS_FOLDER

@@ -23,13 +23,7 @@ from pathlib import Path
 
 from spikeinterface.sorters import BaseSorter
 
-from .defaults import (
-    DEFAULT_GATE_MARGIN_SAMPLES,
-    DEFAULT_GATE_PEAK_SIGN,
-    DEFAULT_GATE_THRESHOLD,
-    DEFAULT_SYNTHETIC_FRACTION,
-    DEFAULT_THRESHOLD,
-)
+from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
 
 
 class ESortSorter(BaseSorter):
@@ -141,7 +135,7 @@ class ESortSorter(BaseSorter):
 
     @classmethod
     def get_sorter_version(cls):
-        from spikeinterface_vqcompress import __version__
+        from spikeinterface_vqcompress._version import __version__
 
         return __version__
 
@@ -153,10 +147,10 @@ class ESortSorter(BaseSorter):
             raise ValueError("label_source='sorting' needs label_sorting_path (a saved sorting or a MEArec .h5 file)")
         if params["smoothing_kernel_size"] % 2 == 0:
             raise ValueError("smoothing_kernel_size must be odd (17 by default)")
-        from .core import check_filter_method
+        from spikeinterface_vqcompress.esort.core import check_filter_method
 
         check_filter_method(params["filter_method"])
-        from .postprocessing import check_gate_peak_sign
+        from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign
 
         check_gate_peak_sign(params["gate_peak_sign"])
         return params
@@ -173,7 +167,7 @@ class ESortSorter(BaseSorter):
     def _run_from_folder(cls, sorter_output_folder, params, verbose):
         import torch
 
-        from . import core
+        from spikeinterface_vqcompress.esort import core
 
         sorter_output_folder = Path(sorter_output_folder)
         if params["num_threads"]:
@@ -273,15 +267,3 @@ def _run_label_sorter(recording, label_samples, params, sorter_output_folder, ve
     sorting = ss.run_sorter(params["label_sorter"], head, folder=str(sorter_output_folder / "label_sorter"),
                             remove_existing_folder=True, verbose=verbose, **sorter_params)
     return sorting.save(folder=sorter_output_folder / "labels_sorting", overwrite=True)
-
-
-def register():
-    """Add ``esort`` to SpikeInterface's sorter list (idempotent)."""
-    from spikeinterface.sorters import sorterlist
-
-    if ESortSorter not in sorterlist.sorter_full_list:
-        sorterlist.sorter_full_list.append(ESortSorter)
-    sorterlist.sorter_dict[ESortSorter.sorter_name] = ESortSorter
-
-
-register()

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .model import LABEL_TOLERANCE_SAMPLES, WINDOW_NUM_SAMPLES, ESortNet, SpatialLayer, TemporalLayers
+from spikeinterface_vqcompress.esort.model import LABEL_TOLERANCE_SAMPLES, WINDOW_NUM_SAMPLES, ESortNet, SpatialLayer, TemporalLayers
 
 
 class TrainingSet:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..codecs.base import get_codec
-from .metrics import compare_traces, spike_window_fidelity
+from spikeinterface_vqcompress.core.registry import get_codec
+from spikeinterface_vqcompress.evaluation.metrics import compare_traces, spike_window_fidelity
 
 WELL_DETECTED_ACCURACY = 0.8
 
@@ -136,7 +136,7 @@ def codec_label(config: dict) -> str:
     """
     import inspect
 
-    from ..codecs.base import get_codec_class
+    from spikeinterface_vqcompress.core.registry import get_codec_class
 
     try:
         signature = list(inspect.signature(get_codec_class(config["id"]).__init__).parameters.values())[1:]
@@ -160,7 +160,7 @@ def _warm_up(codec, recording, chunk_duration_s: float) -> None:
     use (about a minute on a new machine, before its on-disk cache exists), and a model's first
     forward pass allocates its buffers. The chunk is the one the timed run encodes first.
     """
-    from ..preprocessing import codec_for_recording
+    from spikeinterface_vqcompress.recording import codec_for_recording
 
     codec = codec_for_recording(codec, recording)
     num_samples = min(max(int(round(chunk_duration_s * recording.sampling_frequency)), 1), recording.get_num_samples(0))
@@ -216,7 +216,7 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
         One flat result: ratios, bytes, fidelity, times, memory, and ``raw`` / ``compressed`` score
         summaries (mean and ``_std`` over seeds) with every repeat under ``repeats``.
     """
-    from ..preprocessing import compress
+    from spikeinterface_vqcompress.recording import compress
 
     codec_object = get_codec(codec, **(codec_params or {}))
     config = codec_object.get_config()

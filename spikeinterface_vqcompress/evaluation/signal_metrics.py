@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import sndr_db
+from spikeinterface_vqcompress.evaluation.metrics import sndr_db
 
 SSIM_WINDOW_SAMPLES = 7
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .signal_metrics import METRIC_LABELS, signal_metrics, summarize
+from spikeinterface_vqcompress.evaluation.signal_metrics import METRIC_LABELS, signal_metrics, summarize
 
 MAX_SINGLE_CHUNK_S = 60.0
 LONG_FILE_CHUNK_S = 10.0
@@ -77,8 +77,8 @@ def compress_traces(traces: np.ndarray, sampling_frequency: float, codec) -> dic
     dict
         ``container_nbytes`` (every byte), ``payload_nbytes`` (the codec's chunk bytes only), ``reconstruction``, ``encode_s``, ``decode_s``, ``container_bytes``.
     """
-    from ..codecs import get_codec
-    from ..preprocessing import compress
+    from spikeinterface_vqcompress.core.registry import get_codec
+    from spikeinterface_vqcompress.recording import compress
 
     codec = get_codec(codec)
     recording = traces_to_recording(traces, sampling_frequency)
@@ -117,7 +117,7 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
         ``codec``, ``lossless``, ``verification``, ``totals`` (bytes, ratio, times), ``summary``
         (per metric: mean, median, std, min, max over channels of files) and ``files``.
     """
-    from ..codecs import get_codec
+    from spikeinterface_vqcompress.core.registry import get_codec
 
     codec = get_codec(codec)
     files = [Path(path) for path in files]
@@ -317,7 +317,7 @@ def plot_waveforms(original: np.ndarray, reconstruction: np.ndarray, sampling_fr
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .signal_metrics import bandpass
+    from spikeinterface_vqcompress.evaluation.signal_metrics import bandpass
 
     original = np.asarray(original, dtype=np.float64)
     reconstruction = np.asarray(reconstruction, dtype=np.float64)

@@ -1,0 +1,496 @@
+"""The ``vqcompress`` command.
+
+::
+
+    vqcompress demo                                 # the main job on a built-in simulated recording
+    vqcompress simulate OUT.h5 --probe Neuronexus-32 --num-units 10 --duration-s 30
+    vqcompress compress IN OUT.vqc --codec wavpack --param bps=2.25
+    vqcompress decompress IN.vqc OUT --format binary
+    vqcompress evaluate RECORDING.h5 --codec flac --codec wavpack:bps=2.25 --sorter tridesclous2 --seeds 0
+    vqcompress info FILE.vqc [--verify]
+    vqcompress codecs
+    vqcompress study CONFIG.yaml [--scheduler ADDRESS] [--report]   # the sorting-impact grid on Dask (resumable)
+    vqcompress report STUDY_FOLDER [--screenshot PAGE.png]           # static HTML report of a study
+    vqcompress encode IN.wav OUT.vqc --codec vqcae-hybrid        # a WAV file (int16) into a container
+    vqcompress decode IN.vqc OUT.wav                             # back to WAV, original sampling rate
+    vqcompress eval FOLDER --codec vqcae-hybrid [--output DIR]   # ratio, verification, metrics, plots
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from spikeinterface_vqcompress.cli.common import load_with_ground_truth
+
+# Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
+# ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
+CLI_EXTENSIONS = (
+    "spikeinterface_vqcompress.cli.broadband",
+    "spikeinterface_vqcompress.cli.esort",
+    "spikeinterface_vqcompress.cli.spike_cae",
+)
+
+DEMO_CODECS = [
+    {"id": "zstd"},
+    {"id": "flac"},
+    {"id": "wavpack"},
+    {"id": "wavpack", "bps": 2.25},
+    {"id": "bit-truncation", "num_bits": 5},
+    {"id": "broadband"},                     # ours, lossless
+    {"id": "broadband", "max_error": 8},     # ours, near-lossless
+    {"id": "spike-cae"},                     # the shipped spike-snippet CAE (default model for the probe)
+]
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_codec_argument(text: str, extra_params: list[str] | None = None) -> dict:
+    """``"wavpack:bps=2.25,level=3"`` (+ ``--param k=v``) -> ``{"id": "wavpack", "bps": 2.25, "level": 3}``."""
+    from spikeinterface_vqcompress.core.registry import get_codec
+
+    name, _, rest = text.partition(":")
+    params = {}
+    items = [item for item in rest.split(",") if item] + list(extra_params or [])
+    for item in items:
+        key, separator, value = item.partition("=")
+        if not separator:
+            raise SystemExit(f"error: codec parameter '{item}' must look like name=value (e.g. bps=2.25)")
+        params[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    try:
+        return get_codec(name, **params).get_config()
+    except (ValueError, TypeError) as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _refuse_to_overwrite(output: Path, overwrite: bool):
+    """Stop with a clear message rather than replace an existing output silently."""
+    if output.exists() and not overwrite:
+        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
+
+
+def _job_kwargs(args) -> dict:
+    return {"n_jobs": args.n_jobs, "progress_bar": not args.no_progress}
+
+
+def _add_job_arguments(parser):
+    parser.add_argument("--n-jobs", type=int, default=1, help="parallel workers for encoding and sorting (default: 1)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def command_codecs(args):
+    from spikeinterface_vqcompress.core.registry import available_codecs, get_codec_class
+
+    for name in available_codecs():
+        cls = get_codec_class(name)
+        print(f"{name:16s} {'lossless' if cls.lossless else 'lossy/option'}  {cls.description}")
+
+
+def command_simulate(args):
+    from spikeinterface_vqcompress.groundtruth import simulate_recording
+
+    path = simulate_recording(
+        args.output, probe=args.probe, num_units=args.num_units, duration_s=args.duration_s,
+        noise_level_uV=args.noise_level_uV, drift=args.drift, seed=args.seed,
+        num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models, fallback=args.fallback, verbose=True,
+    )
+    print(f"wrote {path}")
+
+
+def command_compress(args):
+    from spikeinterface_vqcompress.readers import load_recording
+    from spikeinterface_vqcompress.recording import write_compressed
+
+    codec = parse_codec_argument(args.codec, args.param)
+    recording = load_recording(args.input, format=args.input_format)
+    t0 = time.perf_counter()
+    container = write_compressed(recording, args.output, codec=codec, chunk_duration_s=args.chunk_duration_s,
+                                 adc_bits=args.adc_bits, **_job_kwargs(args))
+    elapsed = time.perf_counter() - t0
+    print(f"wrote {args.output}: {container.encoded_nbytes:,} bytes, ratio {container.compression_ratio:.3f} "
+          f"({container.bits_per_sample:.3f} bits/sample) in {elapsed:.1f} s with {codec}")
+
+
+def command_decompress(args):
+    from spikeinterface_vqcompress.recording import read_compressed
+
+    recording = read_compressed(args.input)
+    output = Path(args.output)
+    _refuse_to_overwrite(output, args.overwrite)
+    recording.save(folder=output, format=args.format, overwrite=args.overwrite, **_job_kwargs(args))
+    print(f"wrote {output} ({args.format}): {recording.get_num_channels()} channels, "
+          f"{recording.get_total_duration():.2f} s")
+
+
+def command_info(args):
+    from spikeinterface_vqcompress.recording import read_compressed
+
+    recording = read_compressed(args.input)
+    header = recording.container_header
+    info = {
+        "file": str(Path(args.input).absolute()),
+        "format_version": ".".join(map(str, recording._reader.format_version)),
+        "codec": header["codec"],
+        "lossless": header.get("lossless"),
+        "model_sha256": header.get("model_sha256"),
+        "num_channels": header["num_channels"],
+        "sampling_frequency": header["sampling_frequency"],
+        "dtype": header["dtype"],
+        "segments": header["segments"],
+        "num_chunks": recording._reader.num_chunks,
+        "encoded_nbytes": recording.encoded_nbytes,
+        "raw_nbytes": recording.raw_nbytes,
+        "compression_ratio": round(recording.compression_ratio, 4),
+        "bits_per_sample": round(recording.bits_per_sample, 4),
+        "adc_bits": header.get("adc_bits"),
+        "compression_ratio_vs_adc": recording.compression_ratio_vs_adc(),
+        "has_probe": header.get("probe") is not None,
+        "hardware_profile": recording.codec.hardware_profile(header["num_channels"], header["sampling_frequency"]).to_dict(),
+    }
+    report = recording.hardware_report()
+    info["hardware_report"] = report.to_dict()
+    if args.verify:
+        recording._reader.verify()
+        info["verified"] = "every chunk CRC32 matches"
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            if key not in ("hardware_profile", "hardware_report"):
+                print(f"{key:26s} {value}")
+        print()
+        print(report.to_markdown())
+
+
+def _print_and_save(results, output_folder, metadata):
+    from spikeinterface_vqcompress.evaluation import format_table, save_results
+
+    json_path, markdown_path = save_results(results, output_folder, metadata=metadata)
+    print()
+    print(format_table(results))
+    print(f"\nreport: {markdown_path}\n        {json_path}")
+
+
+def command_evaluate(args):
+    from spikeinterface_vqcompress.evaluation import evaluate_codecs
+
+    codecs = [parse_codec_argument(text) for text in (args.codec or ["flac"])]
+    recording, gt_sorting = load_with_ground_truth(args.input)
+    sorter = None if args.no_sort else args.sorter
+    if gt_sorting is None and sorter is not None:
+        print("note: this recording has no ground truth; reporting ratio and fidelity only (use a MEArec file to score sorting)")
+        sorter = None
+    results = evaluate_codecs(recording, gt_sorting, codecs, sorter=sorter, seeds=args.seeds, output_folder=args.output,
+                              adc_bits=args.adc_bits, reuse_raw_sorting_if_exact=not args.sort_exact, **_job_kwargs(args))
+    _print_and_save(results, args.output, {"recording": str(args.input), "sorter": sorter, "seeds": args.seeds})
+
+
+def command_demo(args):
+    from spikeinterface_vqcompress.evaluation import evaluate_codecs
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
+
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"[1/3] simulating a {args.duration_s:.0f} s {args.probe} MEArec recording with {args.num_units} units (seed {args.seed}); "
+          "templates are generated with NEURON once and cached")
+    recording_path = simulate_recording(output / "demo_recording.h5", probe=args.probe, num_units=args.num_units,
+                                        duration_s=args.duration_s, seed=args.seed,
+                                        num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models,
+                                        n_jobs=args.n_jobs, verbose=True)
+    recording, gt_sorting = load_ground_truth(recording_path)
+    simulated_s = time.perf_counter() - t0
+    codecs = DEMO_CODECS if not args.codec else [parse_codec_argument(text) for text in args.codec]
+    print(f"[2/3] compressing with {len(codecs)} codecs, rebuilding from the real bytes and sorting with "
+          f"{args.sorter} (seed {args.sorter_seed})")
+    with warnings.catch_warnings():
+        # SpikeInterface's internal notices (template peak sign, provenance of temporary objects) are noise here
+        warnings.simplefilter("ignore", UserWarning)
+        results = evaluate_codecs(recording, gt_sorting, codecs, sorter=args.sorter, seeds=[args.sorter_seed],
+                                  output_folder=output / "work", adc_bits=16, reuse_raw_sorting_if_exact=True,
+                                  n_jobs=args.n_jobs, progress_bar=False, verbose=True)
+    print("[3/3] report")
+    metadata = {
+        "recording": str(recording_path),
+        "probe": args.probe,
+        "num_units": args.num_units,
+        "duration_s": args.duration_s,
+        "templates": recording.get_annotation("vqcompress_groundtruth", {}).get("templates_source")
+        if isinstance(recording.get_annotation("vqcompress_groundtruth"), dict) else None,
+        "sorter": f"{args.sorter} seed={args.sorter_seed}",
+        "lossless rows": "verified bit-exact: the input to the sorter is identical, so the raw sorting is reused "
+                         "(sorting again would only measure the sorter's run-to-run variation)",
+        "simulation_s": round(simulated_s, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
+    _print_and_save(results, output, metadata)
+
+
+def command_encode(args):
+    from spikeinterface_vqcompress.core.registry import get_codec
+    from spikeinterface_vqcompress.evaluation.wav_evaluation import chunk_duration_for, read_wav, traces_to_recording
+    from spikeinterface_vqcompress.recording import write_compressed
+
+    codec = get_codec(parse_codec_argument(args.codec, args.param))
+    sampling_frequency, traces = read_wav(args.input)
+    output = Path(args.output)
+    _refuse_to_overwrite(output, args.overwrite)
+    chunk_duration_s = args.chunk_duration_s or chunk_duration_for(codec, traces.shape[0], sampling_frequency)
+    recording = traces_to_recording(traces, sampling_frequency)
+    t0 = time.perf_counter()
+    container = write_compressed(recording, output, codec=codec.get_config(), chunk_duration_s=chunk_duration_s,
+                                 adc_bits=args.adc_bits, progress_bar=False)
+    elapsed = time.perf_counter() - t0
+    wav_nbytes = Path(args.input).stat().st_size
+    print(f"wrote {output}: {container.encoded_nbytes:,} bytes from {wav_nbytes:,} WAV bytes, ratio "
+          f"{wav_nbytes / container.encoded_nbytes:.2f}x ({container.bits_per_sample:.4f} bits/sample) in {elapsed:.2f} s "
+          f"with {codec.codec_id}{'' if codec.lossless else ' (lossy)'}")
+
+
+def command_decode(args):
+    from spikeinterface_vqcompress.evaluation.wav_evaluation import write_wav
+    from spikeinterface_vqcompress.recording import read_compressed
+
+    recording = read_compressed(args.input)
+    output = Path(args.output)
+    _refuse_to_overwrite(output, args.overwrite)
+    if recording.get_num_segments() != 1:
+        raise SystemExit(f"error: {args.input} holds {recording.get_num_segments()} segments; a WAV file holds one. "
+                         "Use 'vqcompress decompress' to write a binary or zarr recording instead")
+    if recording.get_dtype() != "int16":
+        raise SystemExit(f"error: {args.input} holds {recording.get_dtype()} traces; WAV output needs int16")
+    traces = recording.get_traces()
+    write_wav(output, recording.sampling_frequency, traces)
+    print(f"wrote {output}: {traces.shape[0]:,} samples x {traces.shape[1]} channel(s) at "
+          f"{int(round(recording.sampling_frequency))} Hz")
+
+
+def command_eval(args):
+    from spikeinterface_vqcompress.core.registry import get_codec
+    from spikeinterface_vqcompress.evaluation.wav_evaluation import evaluate_wav_files, format_summary_table
+
+    codec = get_codec(parse_codec_argument(args.codec, args.param))
+    folder = Path(args.folder)
+    if folder.is_file():
+        files = [folder]
+    else:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is neither a folder of WAV files nor a WAV file")
+        files = sorted(folder.glob(args.pattern))
+    if args.files_from:
+        names = {line.strip() for line in Path(args.files_from).read_text().splitlines() if line.strip()}
+        files = [path for path in files if path.name in names]
+    if args.held_out_only:
+        training_files = set(getattr(codec, "training_files", []) or [])
+        if not training_files:
+            print(f"note: codec {codec.codec_id} has no training files on record; every file is kept")
+        files = [path for path in files if path.name not in training_files]
+    if args.max_files:
+        files = files[: args.max_files]
+    if not files:
+        raise FileNotFoundError(f"no files matching {args.pattern} in {folder} (after the selection options)")
+    output = Path(args.output) if args.output else Path("vqcompress_output") / "eval" / codec.codec_id
+    report = evaluate_wav_files(files, codec, output_folder=output, plots=not args.no_plots,
+                                log=None if args.quiet else print)
+    print()
+    print(format_summary_table(report))
+    print("\nwrote " + "\n      ".join(report["output_files"]))
+
+
+def command_study(args):
+    from spikeinterface_vqcompress.study import load_study_config, run_study
+
+    config = load_study_config(args.config)
+    output = Path(args.output) if args.output else Path("vqcompress_output") / "study" / config.get("name", Path(args.config).stem)
+    table = run_study(config, output, scheduler=args.scheduler, n_workers=args.n_workers, max_cells=args.max_cells,
+                      retry_failed=args.retry_failed)
+    print(f"\n{len(table)} finished cells; table: {output / 'results.csv'}")
+    if args.report:
+        from spikeinterface_vqcompress.report import build_report
+
+        print(f"report: {build_report(output)}")
+
+
+def command_report(args):
+    from spikeinterface_vqcompress.report import build_report, screenshot
+
+    path = build_report(args.study, output=args.output)
+    print(f"report: {path}")
+    if args.screenshot:
+        print(f"screenshot: {screenshot(path, args.screenshot)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from spikeinterface_vqcompress._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vqcompress",
+        description="Compress extracellular recordings and measure what it costs spike sorting.",
+        epilog="Run 'vqcompress demo' for the built-in end-to-end example; 'vqcompress COMMAND --help' for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="simulate, compress with the baselines and our codecs, sort, score and report",
+                               description="The main job: a small MEArec ground-truth recording compressed with each "
+                               "registered codec, rebuilt from the real bytes, sorted and scored.")
+    demo.add_argument("--output", default="vqcompress_output/demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--probe", default="Neuronexus-32")
+    demo.add_argument("--num-units", type=int, default=10)
+    demo.add_argument("--duration-s", type=float, default=30.0)
+    demo.add_argument("--seed", type=int, default=0, help="simulation seed")
+    demo.add_argument("--num-templates-per-cell", type=int, default=10, help="NEURON templates per cell model (default: %(default)s)")
+    demo.add_argument("--cell-models", nargs="+", default=None, help="subset of MEArec's 13 BBP cell models (default: all)")
+    demo.add_argument("--sorter", default="tridesclous2")
+    demo.add_argument("--sorter-seed", type=int, default=0)
+    demo.add_argument("--codec", action="append", help="codec to run instead of the default set (repeatable), e.g. wavpack:bps=2.25")
+    _add_job_arguments(demo)
+    demo.set_defaults(function=command_demo, n_jobs=2)
+
+    simulate = commands.add_parser("simulate", help="simulate a MEArec ground-truth recording (.h5)")
+    simulate.add_argument("output", help="MEArec .h5 file to write")
+    simulate.add_argument("--probe", default="Neuronexus-32", help="Neuronexus-32, Neuropixels-64, Neuropixels-128, tetrode, ...")
+    simulate.add_argument("--num-units", type=int, default=10)
+    simulate.add_argument("--duration-s", type=float, default=30.0)
+    simulate.add_argument("--noise-level-uV", type=float, default=10.0)
+    simulate.add_argument("--drift", action="store_true")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--num-templates-per-cell", type=int, default=None)
+    simulate.add_argument("--cell-models", nargs="+", default=None, help="subset of MEArec's 13 BBP cell models (default: all)")
+    simulate.add_argument("--fallback", choices=["auto", "never", "always"], default="auto",
+                          help="use SpikeInterface templates if NEURON cannot run (default: auto, announced)")
+    simulate.set_defaults(function=command_simulate)
+
+    compress = commands.add_parser("compress", help="compress any recording into a .vqc container")
+    compress.add_argument("input", help="a recording SpikeInterface/Neo reads (format guessed from the path)")
+    compress.add_argument("output", help="the .vqc file to write (atomically)")
+    compress.add_argument("--codec", default="flac", help="codec name, optionally with parameters: wavpack:bps=2.25")
+    compress.add_argument("--param", action="append", default=[], help="codec parameter name=value (repeatable)")
+    compress.add_argument("--input-format", default=None, help="reader name when it cannot be guessed")
+    compress.add_argument("--chunk-duration-s", type=float, default=1.0)
+    compress.add_argument("--adc-bits", type=int, default=None)
+    _add_job_arguments(compress)
+    compress.set_defaults(function=command_compress)
+
+    decompress = commands.add_parser("decompress", help="rebuild a .vqc container as a binary or zarr recording")
+    decompress.add_argument("input")
+    decompress.add_argument("output")
+    decompress.add_argument("--format", choices=["binary", "zarr"], default="binary")
+    decompress.add_argument("--overwrite", action="store_true")
+    _add_job_arguments(decompress)
+    decompress.set_defaults(function=command_decompress)
+
+    evaluate = commands.add_parser("evaluate", help="compress, rebuild, sort and score against ground truth")
+    evaluate.add_argument("input", help="a MEArec .h5 (ground truth) or any recording (fidelity only)")
+    evaluate.add_argument("--codec", action="append", help="codec[:name=value,...] (repeatable; default: flac)")
+    evaluate.add_argument("--sorter", default="tridesclous2")
+    evaluate.add_argument("--seeds", type=int, nargs="+", default=[0])
+    evaluate.add_argument("--no-sort", action="store_true", help="ratio and fidelity only")
+    evaluate.add_argument("--sort-exact", action="store_true", help="sort lossless reconstructions too instead of reusing the raw sorting")
+    evaluate.add_argument("--adc-bits", type=int, default=None)
+    evaluate.add_argument("--output", default="vqcompress_output/evaluate")
+    _add_job_arguments(evaluate)
+    evaluate.set_defaults(function=command_evaluate)
+
+    info = commands.add_parser("info", help="describe a .vqc container")
+    info.add_argument("input")
+    info.add_argument("--verify", action="store_true", help="check every chunk's CRC32")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(function=command_info)
+
+    encode = commands.add_parser("encode", help="compress a WAV file (int16, mono or multichannel) into a .vqc container")
+    encode.add_argument("input", help="WAV file, 16-bit PCM (e.g. a Neuralink N1 file)")
+    encode.add_argument("output", help="the .vqc container to write (atomically)")
+    encode.add_argument("--codec", default="flac", help="codec name, optionally with parameters: vqcae-hybrid, wavpack:bps=2.25")
+    encode.add_argument("--param", action="append", default=[], help="codec parameter name=value (repeatable)")
+    encode.add_argument("--chunk-duration-s", type=float, default=None,
+                        help="container chunk duration (default: the whole file up to 60 s, else ~10 s aligned to the codec's segments)")
+    encode.add_argument("--adc-bits", type=int, default=None, help="ADC bit depth, recorded in the container (10 for N1 files)")
+    encode.add_argument("--overwrite", action="store_true")
+    encode.set_defaults(function=command_encode)
+
+    decode = commands.add_parser("decode", help="rebuild a WAV file from a .vqc container (original sampling rate)")
+    decode.add_argument("input", help="a .vqc container (one segment, int16)")
+    decode.add_argument("output", help="the WAV file to write")
+    decode.add_argument("--overwrite", action="store_true")
+    decode.set_defaults(function=command_decode)
+
+    evaluation = commands.add_parser("eval", help="ratio, verification, metric suite and plots of a codec on a folder of WAV files",
+                                     description="Compress every WAV file through the container, rebuild it from the bytes, verify "
+                                     "it (bit-exact for lossless codecs, maximum error otherwise) and report the total-bytes ratio, "
+                                     "SNR, PSNR (signal peak and full scale), MSE, SSIM, spike-window SNDR and spike-detection "
+                                     "precision/recall, with histograms and a waveform plot.")
+    evaluation.add_argument("folder", help="folder of WAV files (or one WAV file)")
+    evaluation.add_argument("--codec", default="flac", help="codec name, optionally with parameters")
+    evaluation.add_argument("--param", action="append", default=[], help="codec parameter name=value (repeatable)")
+    evaluation.add_argument("--output", default=None, help="report folder (default: vqcompress_output/eval/CODEC)")
+    evaluation.add_argument("--pattern", default="*.wav", help="file name pattern (default: %(default)s)")
+    evaluation.add_argument("--files-from", default=None, help="text file listing the file names to use (one per line)")
+    evaluation.add_argument("--max-files", type=int, default=None, help="only the first N files (sorted by name)")
+    evaluation.add_argument("--held-out-only", action="store_true",
+                            help="leave out the files the codec's model was trained on (from its model card)")
+    evaluation.add_argument("--no-plots", action="store_true")
+    evaluation.add_argument("--quiet", action="store_true", help="no per-file lines")
+    evaluation.set_defaults(function=command_eval)
+
+    study = commands.add_parser("study", help="run (or resume) a sorting-impact study grid on Dask",
+                                description="Recordings x codecs x rate points x sorters x seeds from a JSON/YAML config, on a "
+                                "Dask LocalCluster or an existing scheduler. Finished cells are cached: running again resumes.")
+    study.add_argument("config", help="study config (.json, .yaml)")
+    study.add_argument("--output", default=None, help="study folder (default: vqcompress_output/study/NAME)")
+    study.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler (default: a LocalCluster)")
+    study.add_argument("--n-workers", type=int, default=2, help="LocalCluster worker processes (default: %(default)s)")
+    study.add_argument("--max-cells", type=int, default=None, help="stop after N newly finished cells (resume later)")
+    study.add_argument("--retry-failed", action="store_true",
+                       help="run again the cells whose failure an earlier run recorded (skipped by default)")
+    study.add_argument("--report", action="store_true", help="write the HTML report when done")
+    study.set_defaults(function=command_study)
+
+    report = commands.add_parser("report", help="static HTML report of a study folder (plots and tables embedded)")
+    report.add_argument("study", help="a folder written by 'vqcompress study'")
+    report.add_argument("--output", default=None, help="HTML file (default: STUDY/report.html)")
+    report.add_argument("--screenshot", default=None, help="also render it in headless Chromium to this PNG")
+    report.set_defaults(function=command_report)
+
+    codecs = commands.add_parser("codecs", help="list the registered codecs")
+    codecs.set_defaults(function=command_codecs)
+
+    train = commands.add_parser("train", help="train a model and write its weights and model card")
+    trainers = train.add_subparsers(dest="model", metavar="MODEL")
+    train.set_defaults(function=lambda args: train.print_help())
+    import importlib
+
+    for module_name in CLI_EXTENSIONS:
+        importlib.import_module(module_name).add_cli_commands(commands, trainers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # the command as typed (model cards record it), also when main() is called with a list
+    args.command_line = "vqcompress " + " ".join(sys.argv[1:] if argv is None else [str(item) for item in argv])
+    if getattr(args, "function", None) is None:
+        parser.print_help()
+        return 1
+    from spikeinterface_vqcompress.core.errors import CodecError
+
+    try:
+        args.function(args)
+    except (CodecError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
