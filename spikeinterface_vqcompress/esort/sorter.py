@@ -223,9 +223,9 @@ class ESortSorter(BaseSorter):
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))
                                      for u in sorting.unit_ids for s in range(sorting.get_num_segments())))
         sorting.save(folder=sorter_output_folder / "sorting", overwrite=True)
-        from spikeinterface_vqcompress.evaluation.pipeline import _json_default
+        from spikeinterface_vqcompress.jsonio import write_json
 
-        (sorter_output_folder / "esort_info.json").write_text(json.dumps(info, indent=2, default=_json_default))
+        write_json(sorter_output_folder / "esort_info.json", info)
         if verbose:
             print(f"E-Sort: {len(labels.unit_ids)} units, {info['num_spikes']} spikes; labels {info['label_time_s']:.1f} s, "
                   f"fine-tuning {info['fine_tune_time_s']:.1f} s, sorting {info['sort_time_s']:.1f} s")
