@@ -4,10 +4,10 @@
 random spikes (extension ``random_spikes``), cuts each one on its unit's peak channel and the
 nearest ``model.num_channels - 1`` channels (probe geometry), aligns it to the trough of the peak
 channel (the local minimum within ``align_radius_samples`` of the unit's mean trough), and keeps
-only the model's ``num_codes`` code indices per spike (uint16) plus the per-spike channel list and
+only the model's ``codes_per_spike`` code indices per spike (uint16) plus the per-spike channel list and
 alignment shift. Waveforms are decoded on demand.
 
-Stored data (``ext.data``): ``code_indices`` (num_random_spikes, num_codes) uint16,
+Stored data (``ext.data``): ``code_indices`` (num_random_spikes, codes_per_spike) uint16,
 ``channel_indices`` (num_random_spikes, C) int32 (-1 for a channel removed by a channel
 selection), ``sample_shifts`` (num_random_spikes,) int16 (trough sample minus spike sample),
 ``sndr_db`` (num_random_spikes,) float32 (decoded against the raw snippet), ``raw_templates``
@@ -28,7 +28,8 @@ from spikeinterface.core.sortinganalyzer import AnalyzerExtension
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codecs.spike_cae.model import cached_spike_cae, model_sha256
 from spikeinterface_vqcompress.core.errors import ModelMismatchError
-from spikeinterface_vqcompress.training.spike_cae import neighbour_channel_order, snippet_sndr_db
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import neighbour_channel_order
+from spikeinterface_vqcompress.evaluation.metrics import snippet_sndr_db
 
 _MEAN_HALF_WIDTH = 48
 
@@ -52,7 +53,7 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
     Returns
     -------
     code_indices : np.ndarray
-        ``(num_random_spikes, num_codes)`` uint16 (``get_data()``).
+        ``(num_random_spikes, codes_per_spike)`` uint16 (``get_data()``).
     """
 
     extension_name = "compressed_waveforms"
@@ -168,7 +169,7 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
 
         # pass 2: aligned snippets, encoded chunk by chunk
         num_spikes = spike_samples.size
-        code_indices = np.zeros((num_spikes, model.num_codes), dtype=np.uint16)
+        code_indices = np.zeros((num_spikes, model.codes_per_spike), dtype=np.uint16)
         shifts = np.zeros(num_spikes, dtype=np.int16)
         sndr = np.zeros(num_spikes, dtype=np.float32)
         raw_sums = np.zeros((num_units, num_samples, num_total_channels))

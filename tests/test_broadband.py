@@ -111,7 +111,7 @@ def _unequal_codes(num_samples=40000, seed=2):
 
 
 def test_code_width_table_exploits_unequal_adc_codes(monkeypatch):
-    from spikeinterface_vqcompress.broadband import chunk
+    from spikeinterface_vqcompress.core.codecs.broadband import chunk
 
     codes = _unequal_codes()
     with_table = encode_chunk(codes)
@@ -125,7 +125,7 @@ def test_code_width_table_exploits_unequal_adc_codes(monkeypatch):
 
 
 def test_code_width_table_is_not_sent_for_equal_codes():
-    from spikeinterface_vqcompress.broadband import chunk
+    from spikeinterface_vqcompress.core.codecs.broadband import chunk
 
     rng = np.random.default_rng(3)
     equal = np.round(rng.normal(size=40000) * 30).astype(np.int64)  # a uniform quantiser: no pattern to send

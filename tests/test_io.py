@@ -255,7 +255,7 @@ def test_vqc_container_round_trip(tmp_path):
     try:
         from spikeinterface_vqcompress.recording import write_compressed
     except ImportError:
-        pytest.skip("spikeinterface_vqcompress.preprocessing is not available")
+        pytest.skip("spikeinterface_vqcompress.recording is not available")
     traces = _random_traces(seed=8)
     file_path = tmp_path / "recording.vqc"
     write_compressed(_numpy_recording(traces, SAMPLING_FREQUENCY_HZ), file_path, codec="flac")

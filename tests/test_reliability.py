@@ -149,7 +149,7 @@ WRITER_SCRIPT = """
 import sys, time
 import numpy as np
 import spikeinterface.core as sc
-from spikeinterface_vqcompress.preprocessing import encode_recording
+from spikeinterface_vqcompress.recording import encode_recording
 
 traces = (np.random.default_rng(0).normal(size=(20000 * 20, 4)) * 30).astype("int16")
 recording = sc.NumpyRecording(traces, sampling_frequency=20000.0)

@@ -54,7 +54,7 @@ def test_neighbour_order_is_by_distance_with_ties_by_index():
 
 def test_detection_finds_each_spike_once_at_its_trough_and_peak_channel():
     traces, times, channels, locations = synthetic_traces()
-    parameters = DetectionParameters(threshold=5.0)
+    parameters = DetectionParameters(threshold_sd=5.0)
     noise = np.median(np.abs(traces[::4]), axis=0) / 0.6745
     detected_times, detected_channels = detect_troughs(traces, noise, parameters, neighbours_within(locations, 50.0))
     assert len(detected_times) == len(times)
@@ -71,7 +71,7 @@ def test_exact_ties_close_in_space_and_time_report_one_spike():
     traces[100, 3] = traces[100, 4] = -100  # same sample, neighbouring channels
     traces[150, 0] = traces[153, 1] = -100  # 3 samples apart, neighbouring channels
     traces[60, 0] = traces[60, 7] = -100    # same sample, 140 um apart: not neighbours
-    parameters = DetectionParameters(threshold=5.0, exclude_sweep_samples=8, radius_um=50.0)
+    parameters = DetectionParameters(threshold_sd=5.0, exclude_sweep_samples=8, radius_um=50.0)
     times, channels = detect_troughs(traces, np.full(8, 5.0), parameters, neighbours)
     assert list(zip(times.tolist(), channels.tolist())) == [(60, 0), (60, 7), (100, 3), (150, 0)]
     # the report window: only troughs inside [valid_start, valid_stop)
@@ -81,7 +81,7 @@ def test_exact_ties_close_in_space_and_time_report_one_spike():
 
 def test_streaming_detection_matches_one_block_whatever_the_block_sizes():
     traces, times, _, locations = synthetic_traces(num_samples=40000, num_spikes=40, seed=1)
-    parameters = DetectionParameters(threshold=5.0, noise_smoothing=0.0)
+    parameters = DetectionParameters(threshold_sd=5.0, noise_smoothing=0.0)
     one = StreamingSpikeDetector(locations, 4, 64, 21, parameters)
     one.noise_levels = None
     times_one, channels_one, snippets_one = one.process(traces, final=True)
@@ -176,7 +176,7 @@ def test_identity_codec_through_compress_keeps_snippets_and_flags_synthesised_ba
 
     traces, times, channels, locations = synthetic_traces(num_samples=64000, num_spikes=40, seed=4)
     recording = _numpy_recording(traces, locations)
-    compressed = vq.compress(recording, codec="spike-cae", model="identity", threshold=5.0, progress_bar=False)
+    compressed = vq.compress(recording, codec="spike-cae", model="identity", threshold_sd=5.0, progress_bar=False)
     header_codec = compressed.container_header["codec"]
     assert header_codec["background"] == "synthesised"
     assert len(header_codec["channel_locations"]) == 16
@@ -226,7 +226,7 @@ def test_cae_codec_with_a_model_file_codes_indices_and_records_the_model(tmp_pat
     path = save_spike_cae(model, tmp_path / "tiny.pt")
     traces, times, _, locations = synthetic_traces(num_samples=64000, num_spikes=40, seed=5)
     recording = _numpy_recording(traces, locations)
-    compressed = vq.compress(recording, codec="spike-cae", model=str(path), threshold=5.0, progress_bar=False)
+    compressed = vq.compress(recording, codec="spike-cae", model=str(path), threshold_sd=5.0, progress_bar=False)
     codec = compressed.codec
     assert compressed.container_header["model_sha256"] == codec.model_sha256
     assert codec.paste_mode == "add"

@@ -8,7 +8,9 @@ import torch
 
 from spikeinterface_vqcompress.core.weights import MODELS_FOLDER, SHIPPED_WEIGHTS
 from spikeinterface_vqcompress.core.codecs.spike_cae.model import FoldedEncoder, SpikeCAE, available_spike_cae_models, load_spike_cae, model_sha256, save_spike_cae
-from spikeinterface_vqcompress.training.spike_cae import extract_ground_truth_snippets, extract_snippets, neighbour_channel_order, snippet_sndr_db, train_spike_cae
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import neighbour_channel_order
+from spikeinterface_vqcompress.evaluation.metrics import snippet_sndr_db
+from spikeinterface_vqcompress.training.spike_cae import extract_ground_truth_snippets, extract_snippets, train_spike_cae
 
 SMALL = dict(hidden_channels=32, bottleneck_channels=16, groups=4)
 

@@ -62,7 +62,7 @@ def command_detect(args):
     from spikeinterface_vqcompress.readers import load_recording
 
     recording = load_recording(args.input)
-    codec = get_codec("spike-cae", model="identity", threshold=args.threshold,
+    codec = get_codec("spike-cae", model="identity", threshold_sd=args.threshold,
                       exclude_sweep_samples=args.exclude_sweep_samples, radius_um=args.radius_um).with_recording(recording)
     chunk = int(recording.sampling_frequency)
     counts = np.zeros(recording.get_num_channels(), dtype=np.int64)
@@ -113,7 +113,8 @@ def add_cli_commands(commands, trainers):
     detect = commands.add_parser("spike-cae-detect", help="run the spike-cae encoder's detection on a recording and "
                                  "report spike rates and noise levels")
     detect.add_argument("input", help="any recording SpikeInterface/Neo reads (format guessed from the path)")
-    detect.add_argument("--threshold", type=float, default=4.5)
+    detect.add_argument("--threshold", type=float, default=4.5,
+                        help="detection threshold in noise standard deviations (default: 4.5)")
     detect.add_argument("--exclude-sweep-samples", type=int, default=8)
     detect.add_argument("--radius-um", type=float, default=50.0)
     detect.set_defaults(function=command_detect)

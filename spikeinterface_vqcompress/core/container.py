@@ -28,7 +28,7 @@ why version 2.0 deflates the header: on a 5-s single-channel Neuralink N1 file t
 was 1 % of the file; deflated against the dictionary of common keys it takes 86. Readers read 1.x
 and 2.x; the dictionary is part of the format and never changes.
 Readers check the magic, the version, the CRCs and every size against the file before allocating,
-so damaged or forged bytes raise :class:`~spikeinterface_vqcompress.codecs.CorruptDataError`.
+so damaged or forged bytes raise :class:`~spikeinterface_vqcompress.core.errors.CorruptDataError`.
 
 This module must not import spikeinterface.
 """

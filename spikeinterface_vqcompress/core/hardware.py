@@ -1,6 +1,6 @@
 """Hardware report: can an implant afford this codec?
 
-Every codec describes its encoder in a :class:`~spikeinterface_vqcompress.codecs.HardwareProfile`
+Every codec describes its encoder in a :class:`~spikeinterface_vqcompress.core.codec.HardwareProfile`
 (operations per sample and per spike, parameters, buffers, latency). :func:`hardware_report` turns
 that profile and what a run measured (the real compressed bytes, the encoding time) into a
 :class:`HardwareReport`:
@@ -16,8 +16,10 @@ that profile and what a run measured (the real compressed bytes, the encoding ti
 - algorithmic latency, measured host throughput (multiples of real time) and per-chunk latency;
 - one verdict row per budget (:class:`Budget`; N1: <= 1 ms, <= 10 mW incl. radio, <= 1 Mbit/s).
 
-The operation counts come from each codec (for neural networks :func:`count_module_operations`
-counts multiply-accumulates from the actual model). The energy figures are estimates for a
+The operation counts come from each codec's :meth:`~spikeinterface_vqcompress.core.codec.Codec.hardware_profile`
+(counted analytically from the algorithm); :func:`count_module_operations` counts the
+multiply-accumulates of a torch module from hooks on its real layers, a cross-check of such counts
+and a tool for new models. The energy figures are estimates for a
 dedicated digital implementation at the named process node, not a measurement of any chip.
 """
 

@@ -62,7 +62,7 @@ PRESETS = {
         "archive",
         {"id": "broadband", "max_error": 0},
         "best lossless: bit-exact archive of any int16 recording",
-        "3.52x on 150 Neuralink N1 files (zip 2.2x, best public entry 3.46x); ~3.7x on MEArec int16",
+        "3.52x on 150 Neuralink N1 files (zip 2.2x, best public entry 3.46x); 3.9-4.0x on MEArec int16 (FLAC 3.8x)",
     ),
     "storage": Preset(
         "storage",

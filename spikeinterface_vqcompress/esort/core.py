@@ -11,7 +11,6 @@ The steps, as the ``esort`` sorter runs them (each usable on its own)::
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -17,7 +17,6 @@ the training loss).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

@@ -23,41 +23,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import extract_snippets as cut_snippets
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import neighbour_channel_order
 from spikeinterface_vqcompress.core.codecs.spike_cae.model import SpikeCAE, model_sha256, save_spike_cae
+from spikeinterface_vqcompress.evaluation.metrics import snippet_sndr_db
 
 #: Samples on either side of a spike time used to estimate a unit's mean waveform.
 _MEAN_WAVEFORM_HALF_WIDTH = 48
 
 
-# -- geometry and snippet extraction (numpy) -------------------------------------------------------
-def neighbour_channel_order(channel_locations, peak_channel: int, num_channels: int) -> np.ndarray:
-    """Peak channel first, then the others by increasing distance from it (ties by channel index).
-
-    Parameters
-    ----------
-    channel_locations : array-like
-        ``(num_total_channels, 2 or 3)`` positions in um.
-    peak_channel : int
-        Index of the peak channel.
-    num_channels : int
-        How many channels to return.
-
-    Returns
-    -------
-    np.ndarray
-        int64 ``(num_channels,)`` channel indices.
-    """
-    locations = np.asarray(channel_locations, dtype=np.float64)
-    if num_channels > locations.shape[0]:
-        raise ValueError(f"the probe has {locations.shape[0]} channels, fewer than num_channels={num_channels}")
-    distances = np.linalg.norm(locations - locations[int(peak_channel)], axis=1)
-    order = np.lexsort((np.arange(locations.shape[0]), distances))
-    return order[:num_channels].astype(np.int64)
-
-
+# -- snippet extraction (numpy) --------------------------------------------------------------------
 def extract_snippets(traces_uV: np.ndarray, sample_indices, channel_indices, num_samples: int,
                      trough_sample: int) -> np.ndarray:
-    """Cut snippets ``(n, C, num_samples)`` with sample ``trough_sample`` at each ``sample_indices``.
+    """Cut float32 snippets ``(n, C, num_samples)`` with sample ``trough_sample`` at each ``sample_indices``.
+
+    The encoder's cutter (:func:`~spikeinterface_vqcompress.core.codecs.spike_cae.detection.extract_snippets`)
+    with a check that every snippet lies inside the traces (training never pads).
 
     Parameters
     ----------
@@ -83,8 +64,8 @@ def extract_snippets(traces_uV: np.ndarray, sample_indices, channel_indices, num
     if sample_indices.size and (starts.min() < 0 or starts.max() + num_samples > traces_uV.shape[0]):
         raise ValueError("some snippets do not fit inside the traces; drop spikes closer than the snippet "
                          "length to the edges")
-    time_grid = starts[:, None, None] + np.arange(num_samples)[None, None, :]
-    return np.asarray(traces_uV[time_grid, channel_indices[:, :, None]], dtype=np.float32)
+    snippets = cut_snippets(traces_uV, sample_indices, channel_indices, num_samples, trough_sample)
+    return np.asarray(snippets, dtype=np.float32)
 
 
 def _load_traces_uV(recording) -> np.ndarray:
@@ -217,15 +198,6 @@ def extract_ground_truth_snippets(recording_or_path, num_channels: int = 4, num_
 
 
 # -- metrics ----------------------------------------------------------------------------------------
-def snippet_sndr_db(reference: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
-    """Per-snippet SNDR ``20 log10(||x|| / ||x - x_hat||)`` over channels and samples, in dB."""
-    reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
-    error = reference - np.asarray(reconstruction, dtype=np.float64).reshape(len(reference), -1)
-    signal_norm = np.linalg.norm(reference, axis=1)
-    error_norm = np.maximum(np.linalg.norm(error, axis=1), 1e-12)
-    return 20.0 * np.log10(np.maximum(signal_norm, 1e-12) / error_norm)
-
-
 # -- training ---------------------------------------------------------------------------------------
 def _augment_batch(wide: torch.Tensor, num_samples: int, margin: int, jitter_samples: int,
                    amplitude_range, generator: torch.Generator) -> torch.Tensor:
@@ -245,13 +217,13 @@ def _augment_batch(wide: torch.Tensor, num_samples: int, margin: int, jitter_sam
 
 
 def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, trough_sample: int | None = None,
-                    num_codes: int = 16, codebook_size: int = 128, use_ema: bool = False,
+                    codes_per_spike: int = 16, codebook_size: int = 128, use_ema: bool = False,
                     dead_code_threshold: float | None = None, epochs: int = 30, batch_size: int = 256,
                     learning_rate: float = 1e-3, jitter_samples: int = 2, jitter_probability: float = 0.5,
                     amplitude_range=(0.8, 1.25), align_radius: int = 2, validation_fraction: float = 0.1,
                     kmeans_reinit_steps=(200,), seed: int = 0, num_threads: int = 2, output_path=None, model_name: str | None = None,
                     command: str | None = None, log=print, model_kwargs: dict | None = None, clean_recordings=None):
-    """Train a :class:`~spikeinterface_vqcompress.spikecae.model.SpikeCAE` on ground-truth snippets.
+    """Train a :class:`~spikeinterface_vqcompress.core.codecs.spike_cae.model.SpikeCAE` on ground-truth snippets.
 
     Parameters
     ----------
@@ -261,7 +233,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
         Snippet shape (15, 48 for Neuropixels).
     trough_sample : int | None, default: None
         Trough position; None for ``num_samples // 3``.
-    num_codes, codebook_size : int, default: 16, 128
+    codes_per_spike, codebook_size : int, default: 16, 128
         Indices per spike and codebook entries.
     use_ema : bool, default: False
         EMA codebook (decay 0.99, k-means init, dead-code restarts) instead of the VQ-VAE codebook loss.
@@ -351,7 +323,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
     num_train = train_wide.shape[0]
 
     model = SpikeCAE(num_channels=num_channels, num_samples=num_samples, trough_sample=trough_sample,
-                     num_codes=num_codes, codebook_size=codebook_size, use_ema=use_ema,
+                     codes_per_spike=codes_per_spike, codebook_size=codebook_size, use_ema=use_ema,
                      dead_code_threshold=dead_code_threshold, sampling_frequency_hz=sampling_frequency or 32000.0,
                      **(model_kwargs or {}))
     model.set_normalization(train_wide[:, :num_channels, margin:margin + num_samples].numpy())
@@ -413,7 +385,7 @@ def train_spike_cae(recordings, num_channels: int = 4, num_samples: int = 64, tr
     from spikeinterface_vqcompress.core.entropy.rans import estimate_nbytes
 
     validation_bits = sum(estimate_nbytes(validation_indices[:, position], tables[position]) * 8
-                          for position in range(num_codes)) / validation_indices.shape[0]
+                          for position in range(codes_per_spike)) / validation_indices.shape[0]
     training_s = time.perf_counter() - start_time
     report = {
         "name": model_name,

@@ -6,13 +6,13 @@ streams ~3.8x, WavPack lossless ~3.7x and hybrid ``bps=2.25`` ~7x on MEArec int1
 
 from __future__ import annotations
 
-import struct
 import warnings
 
 import numpy as np
 
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
 from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 
 def _run_decoder(codec_id: str, function, *args):
     """Call a third-party decoder, turning its failures into our CorruptDataError."""

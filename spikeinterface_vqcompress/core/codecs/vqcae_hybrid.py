@@ -6,7 +6,7 @@ Bitstream of one chunk ``(num_samples, num_channels)``, framed with :func:`pack_
    frequency table shipped in the weights file (``index_frequencies``);
 2. the side information: per segment, its minimum and maximum as little-endian int16
    (``int16[num_channels, num_segments, 2]``), 4 bytes per segment. They set the per-segment
-   normalisation to ``[-1, 1]`` the tanh decoder needs (see :mod:`spikeinterface_vqcompress.nn.vqcae`).
+   normalisation to ``[-1, 1]`` the tanh decoder needs (see :mod:`spikeinterface_vqcompress.core.nn.vqcae`).
 
 Each channel is split into ``ceil(num_samples / 8000)`` segments; a shorter tail is padded by
 repeating its last sample and cut after decoding (the chunk length comes from the container). So use
@@ -27,7 +27,7 @@ import numpy as np
 
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
-from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.errors import CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 
 DEFAULT_MODEL = weights.default_model("vqcae-hybrid")
@@ -82,7 +82,7 @@ class VQCAEHybridCodec(Codec):
     def __init__(self, model: str = DEFAULT_MODEL, model_sha256: str | None = None, post_filter: bool = True):
         network, frequencies, digest = load_vqcae_model(str(model))
         if model_sha256 is not None and model_sha256 != digest:
-            raise CorruptDataError(
+            raise ModelMismatchError(
                 f"vqcae-hybrid model '{model}' has sha256 {digest[:16]}... but {str(model_sha256)[:16]}... is required "
                 "(the data was encoded with other weights); install the package version that wrote it or pass the matching model file"
             )
@@ -158,9 +158,9 @@ class VQCAEHybridCodec(Codec):
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):
         config = self.network.config
         widths = [config["segment_num_samples"], *config["hidden_sizes"], config["latent_dim"]]
-        macs_per_segment = sum(a * b for a, b in zip(widths[:-1], widths[1:])) + config["num_codes"] * config["latent_dim"]
+        macs_per_segment = sum(a * b for a, b in zip(widths[:-1], widths[1:])) + config["codebook_size"] * config["latent_dim"]
         encoder_parameters = sum(parameter.numel() for parameter in self.network.encoder.parameters())
-        encoder_parameters += config["num_codes"] * config["latent_dim"]
+        encoder_parameters += config["codebook_size"] * config["latent_dim"]
         return HardwareProfile(
             operations_per_sample={"mac": macs_per_segment / config["segment_num_samples"], "compare": 3.0,
                                    "memory_access": macs_per_segment / config["segment_num_samples"]},

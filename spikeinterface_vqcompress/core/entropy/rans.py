@@ -11,7 +11,7 @@ Bitstream: the rANS bytes, final state first (4 bytes, little-endian), then the 
 bytes in decoding order. The encoder starts from the state ``2**23``, so a decoder that has read
 every byte must end in that state: any other ending (or running out of bytes) means the data is
 damaged, and :func:`decode_symbols` raises
-:class:`~spikeinterface_vqcompress.codecs.base.CorruptDataError`.
+:class:`~spikeinterface_vqcompress.core.errors.CorruptDataError`.
 
 The loops are pure Python: fine for the few thousand symbols a learned codec emits per chunk
 (about 1 µs per symbol), not meant for millions of symbols.

@@ -25,7 +25,7 @@ def nearest_code_indices(vectors: torch.Tensor, codebook: torch.Tensor) -> torch
     vectors : torch.Tensor
         ``(num_vectors, code_dim)``.
     codebook : torch.Tensor
-        ``(num_codes, code_dim)``.
+        ``(codebook_size, code_dim)``.
 
     Returns
     -------
@@ -40,30 +40,30 @@ def nearest_code_indices(vectors: torch.Tensor, codebook: torch.Tensor) -> torch
     return torch.argmin(distances, dim=1)
 
 
-def kmeans(vectors: torch.Tensor, num_codes: int, num_iterations: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Plain Lloyd k-means, seeded from ``num_codes`` distinct random rows (with replacement if fewer rows)."""
+def kmeans(vectors: torch.Tensor, codebook_size: int, num_iterations: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Plain Lloyd k-means, seeded from ``codebook_size`` distinct random rows (with replacement if fewer rows)."""
     num_vectors = vectors.shape[0]
-    if num_vectors >= num_codes:
-        chosen = torch.randperm(num_vectors, generator=generator)[:num_codes]
+    if num_vectors >= codebook_size:
+        chosen = torch.randperm(num_vectors, generator=generator)[:codebook_size]
     else:
-        chosen = torch.randint(num_vectors, (num_codes,), generator=generator)
+        chosen = torch.randint(num_vectors, (codebook_size,), generator=generator)
     centroids = vectors[chosen].clone()
     for _ in range(num_iterations):
         assignment = nearest_code_indices(vectors, centroids)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, vectors)
-        counts = torch.bincount(assignment, minlength=num_codes).to(vectors.dtype)
+        counts = torch.bincount(assignment, minlength=codebook_size).to(vectors.dtype)
         used = counts > 0
         centroids[used] = sums[used] / counts[used].unsqueeze(1)
     return centroids
 
 
 class VectorQuantizer(nn.Module):
-    """Codebook of ``num_codes`` vectors of ``code_dim`` values.
+    """Codebook of ``codebook_size`` vectors of ``code_dim`` values.
 
     Parameters
     ----------
-    num_codes : int
-        Codebook size (indices are ``0 .. num_codes - 1``).
+    codebook_size : int
+        Codebook size (indices are ``0 .. codebook_size - 1``).
     code_dim : int
         Length of each code vector.
     commitment_weight : float, default: 0.25
@@ -82,27 +82,27 @@ class VectorQuantizer(nn.Module):
         Laplace smoothing of EMA counts.
     """
 
-    def __init__(self, num_codes: int, code_dim: int, commitment_weight: float = 0.25, use_ema: bool = False,
+    def __init__(self, codebook_size: int, code_dim: int, commitment_weight: float = 0.25, use_ema: bool = False,
                  ema_decay: float = 0.99, kmeans_init: bool = False, dead_code_threshold: float = 0.0,
                  epsilon: float = 1e-5):
         super().__init__()
-        self.num_codes = int(num_codes)
+        self.codebook_size = int(codebook_size)
         self.code_dim = int(code_dim)
         self.commitment_weight = float(commitment_weight)
         self.use_ema = bool(use_ema)
         self.ema_decay = float(ema_decay)
         self.dead_code_threshold = float(dead_code_threshold)
         self.epsilon = float(epsilon)
-        codebook = torch.empty(self.num_codes, self.code_dim).uniform_(-1.0 / self.num_codes, 1.0 / self.num_codes)
+        codebook = torch.empty(self.codebook_size, self.code_dim).uniform_(-1.0 / self.codebook_size, 1.0 / self.codebook_size)
         if self.use_ema:
             self.register_buffer("codebook", codebook)
-            self.register_buffer("ema_counts", torch.ones(self.num_codes))
+            self.register_buffer("ema_counts", torch.ones(self.codebook_size))
             self.register_buffer("ema_sums", codebook.clone())
         else:
             self.codebook = nn.Parameter(codebook)
         self.register_buffer("initialized", torch.tensor(not kmeans_init))
         # usage of each code in training (for the entropy coder's frozen table)
-        self.register_buffer("usage_counts", torch.zeros(self.num_codes, dtype=torch.float64))
+        self.register_buffer("usage_counts", torch.zeros(self.codebook_size, dtype=torch.float64))
 
     # -- lookup ------------------------------------------------------------------------------------
     def quantize_indices(self, z: torch.Tensor) -> torch.Tensor:
@@ -113,15 +113,15 @@ class VectorQuantizer(nn.Module):
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
         """Code vectors of ``indices`` ``(...)`` -> ``(..., code_dim)``."""
         indices = torch.as_tensor(indices, dtype=torch.long, device=self.codebook.device)
-        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.num_codes):
-            raise ValueError(f"code indices must lie in [0, {self.num_codes})")
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
+            raise ValueError(f"code indices must lie in [0, {self.codebook_size})")
         return F.embedding(indices, self.codebook)
 
     # -- training helpers ------------------------------------------------------------------------
     @torch.no_grad()
     def initialize_from(self, vectors: torch.Tensor, generator: torch.Generator | None = None):
         """k-means initialisation of the codebook on ``vectors`` ``(num_vectors, code_dim)``."""
-        centroids = kmeans(vectors.detach().reshape(-1, self.code_dim).float(), self.num_codes, generator=generator)
+        centroids = kmeans(vectors.detach().reshape(-1, self.code_dim).float(), self.codebook_size, generator=generator)
         self.codebook.data.copy_(centroids)
         if self.use_ema:
             self.ema_sums.copy_(centroids)
@@ -130,12 +130,12 @@ class VectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor):
-        counts = torch.bincount(indices, minlength=self.num_codes).to(flat.dtype)
-        sums = torch.zeros(self.num_codes, flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, indices, flat)
+        counts = torch.bincount(indices, minlength=self.codebook_size).to(flat.dtype)
+        sums = torch.zeros(self.codebook_size, flat.shape[1], dtype=flat.dtype, device=flat.device).index_add_(0, indices, flat)
         self.ema_counts.mul_(self.ema_decay).add_(counts, alpha=1 - self.ema_decay)
         self.ema_sums.mul_(self.ema_decay).add_(sums, alpha=1 - self.ema_decay)
         total = self.ema_counts.sum()
-        smoothed = (self.ema_counts + self.epsilon) / (total + self.num_codes * self.epsilon) * total
+        smoothed = (self.ema_counts + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
         self.codebook.copy_(self.ema_sums / smoothed.unsqueeze(1))
 
     @torch.no_grad()
@@ -168,7 +168,7 @@ class VectorQuantizer(nn.Module):
         if self.training and not bool(self.initialized):
             self.initialize_from(flat)
         indices = nearest_code_indices(flat.detach(), self.codebook.detach())
-        counts = torch.bincount(indices, minlength=self.num_codes)
+        counts = torch.bincount(indices, minlength=self.codebook_size)
         if self.training:
             self.usage_counts += counts.to(torch.float64)
             if self.use_ema:

@@ -36,7 +36,7 @@ DEFAULT_CONFIG = {
     "segment_num_samples": 8000,
     "hidden_sizes": [512, 256],
     "latent_dim": 8,
-    "num_codes": 128,
+    "codebook_size": 128,
     "cae_channels": [16, 32, 16],
     "cae_kernel_size": 4,
     "commitment_weight": 0.25,
@@ -106,7 +106,7 @@ class VQCAEHybrid(nn.Module):
     hidden_sizes : list of int, default: [512, 256]
         Encoder hidden widths (the decoder mirrors them).
     latent_dim : int, default: 8
-    num_codes : int, default: 128
+    codebook_size : int, default: 128
     cae_channels : list of int, default: [16, 32, 16]
     cae_kernel_size : int, default: 4
         Kernel of the stride-2 convolutions (padding ``(k - 2) / 2`` so each halves the length exactly).
@@ -115,14 +115,14 @@ class VQCAEHybrid(nn.Module):
         Weight of the VQ-VAE terms in the hybrid loss.
     """
 
-    def __init__(self, segment_num_samples=8000, hidden_sizes=(512, 256), latent_dim=8, num_codes=128,
+    def __init__(self, segment_num_samples=8000, hidden_sizes=(512, 256), latent_dim=8, codebook_size=128,
                  cae_channels=(16, 32, 16), cae_kernel_size=4, commitment_weight=0.25, alpha=1.0):
         super().__init__()
         self.config = {
             "segment_num_samples": int(segment_num_samples),
             "hidden_sizes": [int(size) for size in hidden_sizes],
             "latent_dim": int(latent_dim),
-            "num_codes": int(num_codes),
+            "codebook_size": int(codebook_size),
             "cae_channels": [int(channel) for channel in cae_channels],
             "cae_kernel_size": int(cae_kernel_size),
             "commitment_weight": float(commitment_weight),
@@ -139,7 +139,7 @@ class VQCAEHybrid(nn.Module):
             if index < len(widths) - 2:
                 encoder.append(nn.ReLU())
         self.encoder = nn.Sequential(*encoder)
-        self.quantizer = VectorQuantizer(num_codes, latent_dim, commitment_weight=commitment_weight)
+        self.quantizer = VectorQuantizer(codebook_size, latent_dim, commitment_weight=commitment_weight)
         decoder = []
         reversed_widths = widths[::-1]
         for index, (width_in, width_out) in enumerate(zip(reversed_widths[:-1], reversed_widths[1:])):
@@ -164,8 +164,8 @@ class VQCAEHybrid(nn.Module):
         return self.config["segment_num_samples"]
 
     @property
-    def num_codes(self) -> int:
-        return self.config["num_codes"]
+    def codebook_size(self) -> int:
+        return self.config["codebook_size"]
 
     def post_filter(self, vq_output: torch.Tensor) -> torch.Tensor:
         """The CAE on ``(batch, segment_num_samples)`` VQ-VAE outputs."""
@@ -214,7 +214,8 @@ class VQCAEHybrid(nn.Module):
     @classmethod
     def from_state_dict(cls, state_dict: dict, config: dict | None = None) -> "VQCAEHybrid":
         """Rebuild a model from its ``state_dict`` (float16 or float32 tensors) and its ``config``."""
-        model = cls(**{**DEFAULT_CONFIG, **(config or {})})
+        config = {("codebook_size" if key == "num_codes" else key): value for key, value in (config or {}).items()}
+        model = cls(**{**DEFAULT_CONFIG, **config})  # weights written before the rename say "num_codes"
         state = {key: value.float() if value.is_floating_point() and key != "quantizer.usage_counts" else value
                  for key, value in state_dict.items()}
         model.load_state_dict(state)

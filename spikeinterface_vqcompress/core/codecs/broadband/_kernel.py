@@ -100,42 +100,42 @@ def _ring(widths, row, size, centre, first, log2_count):
 
 
 @numba.njit(cache=True, inline="always")
-def _length_weights(widths, row, num_codes, centre, length):
+def _length_weights(widths, row, num_width_codes, centre, length):
     """Prior weights of "bit length == ``length``" (a zero) and "bit length > ``length``" (a one)."""
-    if num_codes == 0 or length > MAX_WEIGHTED_LENGTH:
+    if num_width_codes == 0 or length > MAX_WEIGHTED_LENGTH:
         return np.int64(1), np.int64(1)
     if length == 0:
-        return _span(widths, row, num_codes, centre, centre + 1) << 8, _ring(widths, row, num_codes, centre, 1, 0)
-    return (_ring(widths, row, num_codes, centre, np.int64(1) << (length - 1), length - 1),
-            _ring(widths, row, num_codes, centre, np.int64(1) << length, length))
+        return _span(widths, row, num_width_codes, centre, centre + 1) << 8, _ring(widths, row, num_width_codes, centre, 1, 0)
+    return (_ring(widths, row, num_width_codes, centre, np.int64(1) << (length - 1), length - 1),
+            _ring(widths, row, num_width_codes, centre, np.int64(1) << length, length))
 
 
 @numba.njit(cache=True, inline="always")
-def _tree_weights(widths, row, num_codes, centre, prefix, position):
+def _tree_weights(widths, row, num_width_codes, centre, prefix, position):
     """Prior weights of the next magnitude bit below ``prefix`` being a zero or a one."""
-    if num_codes == 0:
+    if num_width_codes == 0:
         return np.int64(1), np.int64(1)
-    return (_ring(widths, row, num_codes, centre, (prefix << 1) << position, position),
-            _ring(widths, row, num_codes, centre, ((prefix << 1) | 1) << position, position))
+    return (_ring(widths, row, num_width_codes, centre, (prefix << 1) << position, position),
+            _ring(widths, row, num_width_codes, centre, ((prefix << 1) | 1) << position, position))
 
 
 @numba.njit(cache=True, inline="always")
-def _sign_weights(widths, row, num_codes, centre, magnitude):
+def _sign_weights(widths, row, num_width_codes, centre, magnitude):
     """Prior weights of the residual ``+magnitude`` (a zero) and ``-magnitude`` (a one)."""
-    if num_codes == 0:
+    if num_width_codes == 0:
         return np.int64(1), np.int64(1)
-    return (_span(widths, row, num_codes, centre + magnitude, centre + magnitude + 1),
-            _span(widths, row, num_codes, centre - magnitude, centre - magnitude + 1))
+    return (_span(widths, row, num_width_codes, centre + magnitude, centre + magnitude + 1),
+            _span(widths, row, num_width_codes, centre - magnitude, centre - magnitude + 1))
 
 
 @numba.njit(cache=True, inline="always")
 def put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, context, sign_context, value,
-                 widths, row, num_codes, centre):
+                 widths, row, num_width_codes, centre):
     """Encode one signed integer (|value| < 2**24) with the adaptive residual model; returns the
     range coder's state (:mod:`..entropy.binary_range`).
 
-    With a code-width table (``widths[row, : num_codes + 1]``: cumulative widths of the channel's
-    codes, ``num_codes`` 0: none; ``centre``: the prediction's position in that table) every decision
+    With a code-width table (``widths[row, : num_width_codes + 1]``: cumulative widths of the channel's
+    codes, ``num_width_codes`` 0: none; ``centre``: the prediction's position in that table) every decision
     among a few codes is reweighted by the widths of the codes on each side
     (:func:`..entropy.binary_range.encode_bit_weighted`).
     """
@@ -143,7 +143,7 @@ def put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, contex
     length = _bit_length(magnitude)
     base = context * (MAX_BIT_LENGTH + 1)
     for j in range(MAX_BIT_LENGTH):
-        w0, w1 = _length_weights(widths, row, num_codes, centre, j)
+        w0, w1 = _length_weights(widths, row, num_width_codes, centre, j)
         if j == length:
             state = encode_bit_weighted(state, out, p_length, base + j, 0, w0, w1)
             break
@@ -154,7 +154,7 @@ def put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, contex
             prefix = 1
             for position in range(length - 2, -1, -1):
                 bit = (magnitude >> position) & 1
-                w0, w1 = _tree_weights(widths, row, num_codes, centre, prefix, position)
+                w0, w1 = _tree_weights(widths, row, num_width_codes, centre, prefix, position)
                 state = encode_bit_weighted(state, out, p_second, node_base + prefix, bit, w0, w1)
                 prefix = (prefix << 1) | bit
         else:
@@ -165,20 +165,20 @@ def put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, contex
             for position in range(length - 4, -1, -1):
                 state = encode_bit(state, out, p_rest, length * (MAX_BIT_LENGTH + 1) + position, (magnitude >> position) & 1)
     if length >= 1:
-        w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
+        w0, w1 = _sign_weights(widths, row, num_width_codes, centre, magnitude)
         state = encode_bit_weighted(state, out, p_sign, sign_context, 1 if value < 0 else 0, w0, w1)
     return state
 
 
 @numba.njit(cache=True, inline="always")
 def get_residual(state, data, p_length, p_first, p_second, p_rest, p_sign, context, sign_context,
-                 widths, row, num_codes, centre):
+                 widths, row, num_width_codes, centre):
     """Decode one signed integer written by :func:`put_residual` (same width table and centre);
     returns ``(state, value)``."""
     base = context * (MAX_BIT_LENGTH + 1)
     length = 0
     while length < MAX_BIT_LENGTH:
-        w0, w1 = _length_weights(widths, row, num_codes, centre, length)
+        w0, w1 = _length_weights(widths, row, num_width_codes, centre, length)
         state, bit = decode_bit_weighted(state, data, p_length, base + length, w0, w1)
         if bit == 0:
             break
@@ -190,7 +190,7 @@ def get_residual(state, data, p_length, p_first, p_second, p_rest, p_sign, conte
         if length <= TREE_BITS:
             node_base = (context * (TREE_BITS + 1) + length) << TREE_BITS
             for position in range(length - 2, -1, -1):
-                w0, w1 = _tree_weights(widths, row, num_codes, centre, magnitude, position)
+                w0, w1 = _tree_weights(widths, row, num_width_codes, centre, magnitude, position)
                 state, bit = decode_bit_weighted(state, data, p_second, node_base + magnitude, w0, w1)
                 magnitude = (magnitude << 1) | bit
         else:
@@ -200,7 +200,7 @@ def get_residual(state, data, p_length, p_first, p_second, p_rest, p_sign, conte
             for position in range(length - 4, -1, -1):
                 state, bit = decode_bit(state, data, p_rest, length * (MAX_BIT_LENGTH + 1) + position)
                 magnitude = (magnitude << 1) | bit
-    w0, w1 = _sign_weights(widths, row, num_codes, centre, magnitude)
+    w0, w1 = _sign_weights(widths, row, num_width_codes, centre, magnitude)
     state, negative = decode_bit_weighted(state, data, p_sign, sign_context, w0, w1)
     if negative:
         return state, -magnitude

@@ -147,10 +147,10 @@ def _code_widths(column: np.ndarray, step: int):
     if step != 1 or column.size == 0:
         return None
     first = int(column.min())
-    num_codes = int(column.max()) - first + 1
-    if not 2 * WIDTH_WINDOW <= num_codes <= MAX_WIDTH_CODES or column.size < 16 * num_codes:
+    num_width_codes = int(column.max()) - first + 1
+    if not 2 * WIDTH_WINDOW <= num_width_codes <= MAX_WIDTH_CODES or column.size < 16 * num_width_codes:
         return None
-    counts = np.bincount(column - first, minlength=num_codes).astype(np.float64)
+    counts = np.bincount(column - first, minlength=num_width_codes).astype(np.float64)
     used = counts > 0
     ratio = np.where(used, counts / np.maximum(_local_mean(counts), 1e-12), 1.0)
     symbols = np.where(used, np.clip(np.rint(4 * np.log2(ratio)), -12, 8) + WIDTH_SYMBOL_ONE, 0).astype(np.int64)
@@ -158,7 +158,7 @@ def _code_widths(column: np.ndarray, step: int):
     relative = widths[used] / _local_mean(widths)[used]
     saving_bits = float(np.sum(counts[used] * np.log2(relative)))
     _, frequencies = np.unique(symbols, return_counts=True)
-    cost_bits = float(-np.sum(frequencies * np.log2(frequencies / num_codes))) + 64
+    cost_bits = float(-np.sum(frequencies * np.log2(frequencies / num_width_codes))) + 64
     return (first, symbols) if saving_bits > 2 * cost_bits else None
 
 
@@ -508,10 +508,10 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
         if has_table not in (0, 1) or has_table and step[channel] != 1:
             raise CorruptDataError(f"{codec_id}: invalid code-width flag in the chunk; the data is damaged")
         if has_table:
-            first, num_codes = side.get(rc, buffer, 11), side.get(rc, buffer, 12) + 1
-            if not (low[channel] <= first and 1 <= num_codes <= MAX_WIDTH_CODES and first + num_codes - 1 <= high[channel]):
+            first, num_width_codes = side.get(rc, buffer, 11), side.get(rc, buffer, 12) + 1
+            if not (low[channel] <= first and 1 <= num_width_codes <= MAX_WIDTH_CODES and first + num_width_codes - 1 <= high[channel]):
                 raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
-            symbols = np.array([side.get(rc, buffer, 13) + WIDTH_SYMBOL_ONE for _ in range(num_codes)], dtype=np.int64)
+            symbols = np.array([side.get(rc, buffer, 13) + WIDTH_SYMBOL_ONE for _ in range(num_width_codes)], dtype=np.int64)
             if symbols.min() < 0 or symbols.max() >= WIDTH_Q6.size or rc[3] > 8:
                 raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
             tables[channel] = (first, symbols)

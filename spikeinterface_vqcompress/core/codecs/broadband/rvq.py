@@ -15,7 +15,7 @@ SoundStream, Zeghidour et al. 2021), so one set of weights serves every rate.
 
 Training: random crops of MEArec recordings, loss = MSE in noise units + the VQ commitment loss;
 codebooks by EMA with k-means initialisation and dead-code restarts
-(:class:`~spikeinterface_vqcompress.nn.vq.VectorQuantizer`). The per-stage code usage of the
+(:class:`~spikeinterface_vqcompress.core.nn.vq.VectorQuantizer`). The per-stage code usage of the
 training data becomes the frozen rANS frequency tables shipped in the weights file.
 
 This module must not import spikeinterface.

@@ -1,7 +1,7 @@
 """The learned lossy mode of the broadband codec (``broadband-rvq``): conv autoencoder + residual VQ.
 
 Bitstream of one chunk ``(num_samples, num_channels)``, framed with
-:func:`~spikeinterface_vqcompress.codecs.classic.pack_parts` into ``1 + num_stages`` parts:
+:func:`~spikeinterface_vqcompress.core.framing.pack_parts` into ``1 + num_stages`` parts:
 
 1. side information: the per-channel offset (int16) and noise scale (float16), little-endian,
    4 bytes per channel (see :func:`.rvq.normalisation`);
@@ -22,13 +22,12 @@ This module must not import spikeinterface.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
-from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.errors import CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 from spikeinterface_vqcompress.core import weights
 
@@ -66,7 +65,7 @@ class BroadbandRVQCodec(Codec):
     def __init__(self, num_stages: int = 1, model: str = DEFAULT_MODEL, model_sha256: str | None = None):
         network, frequencies, digest = load_broadband_model(str(model))
         if model_sha256 is not None and model_sha256 != digest:
-            raise CorruptDataError(
+            raise ModelMismatchError(
                 f"broadband-rvq model '{model}' has sha256 {digest[:16]}... but {str(model_sha256)[:16]}... is required "
                 "(the data was encoded with other weights); install the package version that wrote it or pass the matching model file"
             )

@@ -19,7 +19,7 @@ detection and background synthesis alone cost the sorting, separately from the C
 The rebuilt recording is *not* the recorded one between spikes: the config says
 ``"background": "synthesised"`` and the container header carries it.
 
-Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.codecs.classic.pack_parts`:
+Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.core.framing.pack_parts`:
 
 0. ``u8 format version, u8 flags, u16 reserved, u32 number of spikes, u32 background seed``
 1. background statistics (:meth:`.background.BackgroundModel.to_bytes`)
@@ -32,7 +32,6 @@ Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.co
 from __future__ import annotations
 
 import struct
-import warnings
 import zlib
 
 import numpy as np
@@ -59,7 +58,7 @@ TIME_CLASS_TABLE = build_frequency_table(TIME_CLASS_COUNTS, 12)
 def encode_with_tables(symbols: np.ndarray, tables: np.ndarray) -> bytes:
     """rANS-encode ``symbols`` ``(n, k)`` where column ``j`` uses frozen table ``tables[j]``.
 
-    Same bitstream conventions as :func:`spikeinterface_vqcompress.entropy.rans.encode_symbols`
+    Same bitstream conventions as :func:`spikeinterface_vqcompress.core.entropy.rans.encode_symbols`
     (which handles one table); symbols are coded row by row.
     """
     symbols = np.asarray(symbols, dtype=np.int64)
@@ -202,8 +201,9 @@ class SpikeCAECodec(Codec):
         (raw int16 snippets, to measure the detection and background stages alone) or None for the
         shipped default of the recording's channel count (:func:`default_model`: "np64-15x96"
         from 64 channels, "nn32-4x64-r2" below; chosen when the recording is known).
-    threshold : float, default: 4.5
-        Detection threshold in noise standard deviations.
+    threshold_sd : float, default: 4.5
+        Detection threshold in noise standard deviations (noise from the running MAD / 0.6745).
+        Containers written before 0.2 call it ``threshold``; they still decode.
     exclude_sweep_samples : int, default: 8
         Half-width (samples) of the non-maximum suppression window; smaller keeps more overlapping
         spikes.
@@ -241,7 +241,7 @@ class SpikeCAECodec(Codec):
     supported_dtypes = ("int16",)
     description = "spike snippets -> VQ compressive autoencoder indices + synthesised background (Wu et al. 2018)"
 
-    def __init__(self, model=None, threshold: float = 4.5, exclude_sweep_samples: int = 8, radius_um: float = 50.0,
+    def __init__(self, model=None, threshold_sd: float = 4.5, exclude_sweep_samples: int = 8, radius_um: float = 50.0,
                  footprint_groups: int = 1, ar_order: int = 6, spatial_rank: int = 0, paste: str = "auto",
                  taper_samples: int = 4, snippet_channels=None, snippet_samples=None, trough_sample=None,
                  channel_locations=None, gain_to_uV=None, background_samples=None):
@@ -254,7 +254,7 @@ class SpikeCAECodec(Codec):
         if channel_locations is not None:
             channel_locations = [[float(value) for value in location[:2]] for location in np.asarray(channel_locations).tolist()]
         super().__init__(
-            model=None if model is None else str(model), threshold=float(threshold),
+            model=None if model is None else str(model), threshold_sd=float(threshold_sd),
             exclude_sweep_samples=int(exclude_sweep_samples), radius_um=float(radius_um),
             footprint_groups=int(footprint_groups), ar_order=int(ar_order), spatial_rank=int(spatial_rank), paste=paste,
             taper_samples=int(taper_samples),
@@ -276,6 +276,8 @@ class SpikeCAECodec(Codec):
         config = dict(config)
         config.pop("id", None)
         config.pop("background", None)
+        if "threshold" in config:  # the name before 0.2
+            config["threshold_sd"] = config.pop("threshold")
         return cls(**config)
 
     # -- model ---------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ class SpikeCAECodec(Codec):
         num_samples, num_channels = traces.shape
         self._check_ready(num_channels)
         channels, samples, trough = self.snippet_shape()
-        parameters = DetectionParameters(threshold=self.params["threshold"], exclude_sweep_samples=self.params["exclude_sweep_samples"],
+        parameters = DetectionParameters(threshold_sd=self.params["threshold_sd"], exclude_sweep_samples=self.params["exclude_sweep_samples"],
                                          radius_um=self.params["radius_um"])
         detector = StreamingSpikeDetector(self.params["channel_locations"], channels * self.params["footprint_groups"], samples,
                                           trough, parameters)
@@ -394,7 +396,7 @@ class SpikeCAECodec(Codec):
         else:
             num_groups = self.params["footprint_groups"]
             grouped = snippets.reshape(len(times) * num_groups, channels, samples).astype(np.float32) * self.params["gain_to_uV"]
-            indices = self.model.encode_indices(grouped) if len(grouped) else np.zeros((0, self.model.num_codes), dtype=np.int64)
+            indices = self.model.encode_indices(grouped) if len(grouped) else np.zeros((0, self.model.codes_per_spike), dtype=np.int64)
             payload = encode_with_tables(indices, self._tables)
         seed = zlib.crc32(times.astype("<i8").tobytes() + payload) & 0xFFFFFFFF
         header = _CHUNK_HEADER.pack(FORMAT_VERSION, 0, 0, len(times), seed)
@@ -494,7 +496,7 @@ class SpikeCAECodec(Codec):
             for handle in handles:
                 handle.remove()
         code_dim = getattr(model, "code_dim", model.num_samples // 4)
-        search = model.num_codes * model.codebook_size * code_dim  # nearest codeword, squared distances
+        search = model.codes_per_spike * model.codebook_size * code_dim  # nearest codeword, squared distances
         parameters = sum(parameter.numel() for module in used.values() for parameter in module.parameters())
         parameters += model.codebook_size * code_dim
         return macs[0] + search, parameters
@@ -519,7 +521,7 @@ class SpikeCAECodec(Codec):
             operations_per_spike={
                 "mac": groups * macs,
                 # suppression window over ~8 neighbours; minimum of the code search (every code of every position)
-                "compare": window * 8 + groups * (0 if self.is_identity else self.model.num_codes * self.model.codebook_size),
+                "compare": window * 8 + groups * (0 if self.is_identity else self.model.codes_per_spike * self.model.codebook_size),
                 "memory_access": groups * channels * samples,
             },
             parameter_count=int(parameters),

@@ -7,7 +7,7 @@ Stages, all vectorised numpy and all streaming-friendly (their state is carried 
    recordings are already band-passed, so the codec skips it by default;
 2. a running per-channel noise level: the median of ``|x|`` over every ``noise_stride``-th sample of
    a block, divided by 0.6745 (MAD of a zero-median signal), smoothed across blocks;
-3. negative threshold detection at ``threshold`` x noise, per channel;
+3. negative threshold detection at ``threshold_sd`` x noise, per channel;
 4. local minima in time, then spatial-temporal non-maximum suppression: a trough survives only if
    no sample within ``exclude_sweep_samples`` on a channel within ``radius_um`` is deeper
    ("locally exclusive" detection, the rule SpikeInterface's peak detection uses);
@@ -34,6 +34,47 @@ import numpy as np
 MAD_TO_STD = 1.0 / 0.6745
 
 
+def _check_locations(channel_locations) -> np.ndarray:
+    locations = np.asarray(channel_locations, dtype=np.float64)
+    if locations.ndim != 2 or locations.shape[0] == 0:
+        raise ValueError(f"channel_locations must be a (num_channels, 2) array, got shape {locations.shape}")
+    return locations
+
+
+def _by_distance(locations: np.ndarray, channel: int) -> np.ndarray:
+    """Every channel sorted by distance from ``channel`` (itself first, ties by channel index).
+
+    Distances are rounded to 1e-6 um so that equal distances computed in different orders compare
+    equal: the one rule of channel order for the encoder, training and the analyzer extension.
+    """
+    distances = np.round(np.linalg.norm(locations - locations[int(channel)], axis=1), 6)
+    return np.lexsort((np.arange(locations.shape[0]), distances)).astype(np.int64)
+
+
+def neighbour_channel_order(channel_locations, peak_channel: int, num_channels: int) -> np.ndarray:
+    """Peak channel first, then the others by increasing distance from it (ties by channel index).
+
+    Parameters
+    ----------
+    channel_locations : array-like
+        ``(num_total_channels, 2 or 3)`` positions in um.
+    peak_channel : int
+        Index of the peak channel.
+    num_channels : int
+        How many channels to return.
+
+    Returns
+    -------
+    np.ndarray
+        int64 ``(num_channels,)`` channel indices (the first ``num_channels`` of
+        :func:`neighbour_order`'s row ``peak_channel``).
+    """
+    locations = _check_locations(channel_locations)
+    if num_channels > locations.shape[0]:
+        raise ValueError(f"the probe has {locations.shape[0]} channels, fewer than num_channels={num_channels}")
+    return _by_distance(locations, peak_channel)[:num_channels]
+
+
 def neighbour_order(channel_locations) -> np.ndarray:
     """Every channel's channels sorted by distance from it (itself first, ties by channel index).
 
@@ -47,17 +88,11 @@ def neighbour_order(channel_locations) -> np.ndarray:
     np.ndarray
         int64 array ``(num_channels, num_channels)``; row ``c`` starts with ``c``.
     """
-    locations = np.asarray(channel_locations, dtype=np.float64)
-    if locations.ndim != 2 or locations.shape[0] == 0:
-        raise ValueError(f"channel_locations must be a (num_channels, 2) array, got shape {locations.shape}")
-    distances = np.linalg.norm(locations[:, None, :] - locations[None, :, :], axis=-1)
-    # round so that equal distances computed in different orders compare equal; lexsort: distance, then index
-    distances = np.round(distances, 6)
+    locations = _check_locations(channel_locations)
     num_channels = locations.shape[0]
     order = np.empty((num_channels, num_channels), dtype=np.int64)
-    indices = np.arange(num_channels)
     for channel in range(num_channels):
-        order[channel] = np.lexsort((indices, distances[channel]))
+        order[channel] = _by_distance(locations, channel)
     return order
 
 
@@ -86,7 +121,7 @@ class DetectionParameters:
 
     Parameters
     ----------
-    threshold : float, default: 4.5
+    threshold_sd : float, default: 4.5
         Detection threshold in noise standard deviations (negative crossings).
     exclude_sweep_samples : int, default: 8
         Half-width in samples of the temporal window of the non-maximum suppression.
@@ -99,7 +134,7 @@ class DetectionParameters:
         each block's own estimate; the first block always uses its own).
     """
 
-    threshold: float = 4.5
+    threshold_sd: float = 4.5
     exclude_sweep_samples: int = 8
     radius_um: float = 50.0
     noise_stride: int = 8
@@ -140,7 +175,7 @@ def detect_troughs(traces: np.ndarray, noise_levels: np.ndarray, parameters: Det
     """
     num_samples, num_channels = traces.shape
     valid_stop = num_samples if valid_stop is None else valid_stop
-    thresholds = parameters.threshold * np.asarray(noise_levels, dtype=np.float64)
+    thresholds = parameters.threshold_sd * np.asarray(noise_levels, dtype=np.float64)
     # only samples that can be reported (and have a sample on each side) are compared
     first, stop = max(int(valid_start), 1), min(int(valid_stop), num_samples - 1)
     candidates = traces[first:max(stop, first)]

@@ -15,13 +15,13 @@ data), as in the paper.
   quantised against one codebook of ``codebook_size`` vectors: 16 code indices per spike.
   Codebook updates: VQ-VAE codebook loss + commitment 0.15 with straight-through gradient, or EMA
   (decay 0.99) with k-means initialisation and dead-code restarts
-  (:class:`~spikeinterface_vqcompress.nn.vq.VectorQuantizer`).
+  (:class:`~spikeinterface_vqcompress.core.nn.vq.VectorQuantizer`).
 - Decoder (mirror): ``Conv1d(16 -> 256, k=1) + BN + ReLU``; twice (nearest upsampling x2, the
   shared decoder bottleneck block); ``Conv1d(256 -> C, k=1)``; de-normalisation.
 
 Entropy coding of the indices: :meth:`SpikeCAE.frequency_tables` gives one frozen integer table
 per latent position, built from index counts on the training data (buffer ``index_counts``), to be
-used with :mod:`spikeinterface_vqcompress.entropy.rans`. The tables ship with the weights, so they
+used with :mod:`spikeinterface_vqcompress.core.entropy.rans`. The tables ship with the weights, so they
 cost no bytes per snippet.
 
 Shipped models (``spikeinterface_vqcompress/models/spike_cae_*.pt`` + JSON model cards) load with
@@ -49,11 +49,16 @@ from spikeinterface_vqcompress.core.nn.vq import VectorQuantizer
 #: Format tag stored in weights files written by :func:`save_spike_cae`.
 WEIGHTS_FORMAT = "spike-cae-v1"
 
+#: Names the weights files written before the vocabulary was made one use (stored name -> name now).
+#: :func:`model_sha256` hashes the config under the stored names, so the hashes that containers
+#: carry stay valid.
+LEGACY_CONFIG_NAMES = {"num_codes": "codes_per_spike"}
+
 DEFAULT_CONFIG = {
     "num_channels": 4,
     "num_samples": 64,
     "trough_sample": 21,
-    "num_codes": 16,
+    "codes_per_spike": 16,
     "codebook_size": 128,
     "hidden_channels": 256,
     "bottleneck_channels": 128,
@@ -155,11 +160,11 @@ class FoldedEncoder:
             h = y.add_(h).relu_()
             n, length, channels = h.shape
             h = h.view(n, length // 2, 2, channels).amax(dim=2)
-        return self._linear(h, self.output_weight, self.output_bias).transpose(1, 2)  # (n, num_codes, code_dim)
+        return self._linear(h, self.output_weight, self.output_bias).transpose(1, 2)  # (n, codes_per_spike, code_dim)
 
     @torch.no_grad()
     def __call__(self, snippets_uV: torch.Tensor) -> torch.Tensor:
-        """Continuous latent ``(n, num_codes, code_dim)`` of float32 snippets ``(n, C, T)`` in uV."""
+        """Continuous latent ``(n, codes_per_spike, code_dim)`` of float32 snippets ``(n, C, T)`` in uV."""
         parts = [self._latent(snippets_uV[start:start + self.micro_batch])
                  for start in range(0, snippets_uV.shape[0], self.micro_batch)]
         return torch.cat(parts) if len(parts) != 1 else parts[0]
@@ -176,7 +181,7 @@ class SpikeCAE(nn.Module):
         Samples per snippet; must be divisible by ``2 ** num_pool``.
     trough_sample : int | None, default: None
         Sample index of the trough on the peak channel; None for ``num_samples // 3``.
-    num_codes : int, default: 16
+    codes_per_spike : int, default: 16
         Latent channels = code indices per spike.
     codebook_size : int, default: 128
         Codebook entries (128 in the paper for 4 x 64, 512 for Neuropixels 15 x 48).
@@ -202,7 +207,7 @@ class SpikeCAE(nn.Module):
     """
 
     def __init__(self, num_channels: int = 4, num_samples: int = 64, trough_sample: int | None = None,
-                 num_codes: int = 16, codebook_size: int = 128, hidden_channels: int = 256,
+                 codes_per_spike: int = 16, codebook_size: int = 128, hidden_channels: int = 256,
                  bottleneck_channels: int = 128, groups: int = 32, kernel_size: int = 3, num_pool: int = 2,
                  commitment_weight: float = 0.15, use_ema: bool = False, ema_decay: float = 0.99,
                  dead_code_threshold: float = 0.0, sampling_frequency_hz: float = 32000.0,
@@ -216,7 +221,7 @@ class SpikeCAE(nn.Module):
         self.trough_sample = int(self.num_samples // 3 if trough_sample is None else trough_sample)
         if not 0 <= self.trough_sample < self.num_samples:
             raise ValueError(f"trough_sample must lie in [0, {self.num_samples}), got {self.trough_sample}")
-        self.num_codes = int(num_codes)
+        self.codes_per_spike = int(codes_per_spike)
         self.codebook_size = int(codebook_size)
         self.code_dim = self.num_samples // (2 ** self.num_pool)
         self.hidden_channels = int(hidden_channels)
@@ -237,13 +242,13 @@ class SpikeCAE(nn.Module):
         self.encoder_input_norm = nn.BatchNorm1d(self.hidden_channels)
         self.encoder_block = ResNeXtBottleneck(self.hidden_channels, self.bottleneck_channels, self.groups,
                                                self.kernel_size)
-        self.encoder_output = nn.Conv1d(self.hidden_channels, self.num_codes, 1)
+        self.encoder_output = nn.Conv1d(self.hidden_channels, self.codes_per_spike, 1)
         # quantiser
         self.quantizer = VectorQuantizer(self.codebook_size, self.code_dim, commitment_weight=self.commitment_weight,
                                          use_ema=self.use_ema, ema_decay=self.ema_decay, kmeans_init=True,
                                          dead_code_threshold=self.dead_code_threshold)
         # decoder
-        self.decoder_input = nn.Conv1d(self.num_codes, self.hidden_channels, 1, bias=False)
+        self.decoder_input = nn.Conv1d(self.codes_per_spike, self.hidden_channels, 1, bias=False)
         self.decoder_input_norm = nn.BatchNorm1d(self.hidden_channels)
         self.decoder_block = ResNeXtBottleneck(self.hidden_channels, self.bottleneck_channels, self.groups,
                                                self.kernel_size)
@@ -251,7 +256,7 @@ class SpikeCAE(nn.Module):
         # normalisation (z-score per time sample) and code statistics for the entropy coder
         self.register_buffer("mean_uV", torch.zeros(self.num_channels, self.num_samples))
         self.register_buffer("std_uV", torch.ones(self.num_channels, self.num_samples))
-        self.register_buffer("index_counts", torch.zeros(self.num_codes, self.codebook_size, dtype=torch.float64))
+        self.register_buffer("index_counts", torch.zeros(self.codes_per_spike, self.codebook_size, dtype=torch.float64))
 
     # -- configuration -----------------------------------------------------------------------------
     def config(self) -> dict:
@@ -260,7 +265,7 @@ class SpikeCAE(nn.Module):
             "num_channels": self.num_channels,
             "num_samples": self.num_samples,
             "trough_sample": self.trough_sample,
-            "num_codes": self.num_codes,
+            "codes_per_spike": self.codes_per_spike,
             "codebook_size": self.codebook_size,
             "hidden_channels": self.hidden_channels,
             "bottleneck_channels": self.bottleneck_channels,
@@ -282,12 +287,13 @@ class SpikeCAE(nn.Module):
     def from_config(cls, config: dict) -> "SpikeCAE":
         """Build an untrained module from :meth:`config` (informative keys are ignored)."""
         keys = set(DEFAULT_CONFIG)
+        config = {LEGACY_CONFIG_NAMES.get(key, key): value for key, value in config.items()}
         return cls(**{key: value for key, value in config.items() if key in keys})
 
     @property
     def bits_per_spike_fixed(self) -> float:
-        """Bits per spike with fixed-length indices (``num_codes * log2(codebook_size)``)."""
-        return float(self.num_codes * np.log2(self.codebook_size))
+        """Bits per spike with fixed-length indices (``codes_per_spike * log2(codebook_size)``)."""
+        return float(self.codes_per_spike * np.log2(self.codebook_size))
 
     @property
     def encoder_macs_per_snippet(self) -> int:
@@ -299,8 +305,8 @@ class SpikeCAE(nn.Module):
         for _ in range(self.num_pool):
             macs += block * length
             length //= 2
-        macs += self.hidden_channels * self.num_codes * length
-        macs += self.num_codes * self.codebook_size * self.code_dim
+        macs += self.hidden_channels * self.codes_per_spike * length
+        macs += self.codes_per_spike * self.codebook_size * self.code_dim
         return int(macs)
 
     # -- normalisation -------------------------------------------------------------------------------
@@ -328,7 +334,7 @@ class SpikeCAE(nn.Module):
 
     # -- network -----------------------------------------------------------------------------------
     def encode_latent(self, snippets_uV: torch.Tensor) -> torch.Tensor:
-        """Continuous latent ``(n, num_codes, code_dim)`` of snippets in uV ``(n, C, T)``."""
+        """Continuous latent ``(n, codes_per_spike, code_dim)`` of snippets in uV ``(n, C, T)``."""
         x = self.normalize(snippets_uV)
         x = F.relu(self.encoder_input_norm(self.encoder_input(x)))
         for _ in range(self.num_pool):
@@ -336,7 +342,7 @@ class SpikeCAE(nn.Module):
         return self.encoder_output(x)
 
     def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
-        """Snippets in uV ``(n, C, T)`` from a (quantised) latent ``(n, num_codes, code_dim)``."""
+        """Snippets in uV ``(n, C, T)`` from a (quantised) latent ``(n, codes_per_spike, code_dim)``."""
         x = F.relu(self.decoder_input_norm(self.decoder_input(latent)))
         for _ in range(self.num_pool):
             x = self.decoder_block(F.interpolate(x, scale_factor=2, mode="nearest"))
@@ -396,12 +402,12 @@ class SpikeCAE(nn.Module):
         Returns
         -------
         np.ndarray
-            int64 ``(n, num_codes)`` in ``[0, codebook_size)``.
+            int64 ``(n, codes_per_spike)`` in ``[0, codebook_size)``.
         """
         snippets = np.asarray(snippets_uV, dtype=np.float32)
         self._check_shape(snippets)
         encoder = self.folded_encoder()
-        out = np.empty((snippets.shape[0], self.num_codes), dtype=np.int64)
+        out = np.empty((snippets.shape[0], self.codes_per_spike), dtype=np.int64)
         for start in range(0, snippets.shape[0], batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(snippets[start:start + batch_size]))
             out[start:start + batch_size] = self.quantizer.quantize_indices(encoder(batch)).numpy()
@@ -423,10 +429,10 @@ class SpikeCAE(nn.Module):
 
     @torch.no_grad()
     def decode_indices(self, indices: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-        """Snippets in uV ``(n, num_channels, num_samples)`` float32 from indices ``(n, num_codes)``."""
+        """Snippets in uV ``(n, num_channels, num_samples)`` float32 from indices ``(n, codes_per_spike)``."""
         indices = np.asarray(indices)
-        if indices.ndim != 2 or indices.shape[1] != self.num_codes:
-            raise ValueError(f"indices must have shape (n, {self.num_codes}), got {indices.shape}")
+        if indices.ndim != 2 or indices.shape[1] != self.codes_per_spike:
+            raise ValueError(f"indices must have shape (n, {self.codes_per_spike}), got {indices.shape}")
         if indices.size and (indices.min() < 0 or indices.max() >= self.codebook_size):
             raise ValueError(f"code indices must lie in [0, {self.codebook_size}), got [{indices.min()}, {indices.max()}]")
         was_training = self.training
@@ -447,10 +453,10 @@ class SpikeCAE(nn.Module):
     # -- entropy-coding tables ---------------------------------------------------------------------
     @torch.no_grad()
     def set_index_counts(self, indices: np.ndarray) -> None:
-        """Store per-position index counts ``(num_codes, codebook_size)`` from training-data indices ``(n, num_codes)``."""
+        """Store per-position index counts ``(codes_per_spike, codebook_size)`` from training-data indices ``(n, codes_per_spike)``."""
         indices = np.asarray(indices, dtype=np.int64)
         counts = np.stack([np.bincount(indices[:, position], minlength=self.codebook_size)
-                           for position in range(self.num_codes)])
+                           for position in range(self.codes_per_spike)])
         self.index_counts.copy_(torch.from_numpy(counts.astype(np.float64)))
 
     def frequency_tables(self, precision_bits: int = 14, shared: bool = False) -> np.ndarray:
@@ -466,12 +472,12 @@ class SpikeCAE(nn.Module):
         Returns
         -------
         np.ndarray
-            int64 ``(num_codes, codebook_size)``; row ``k`` codes index ``k`` of every spike.
+            int64 ``(codes_per_spike, codebook_size)``; row ``k`` codes index ``k`` of every spike.
         """
         counts = self.index_counts.cpu().numpy()
         if shared:
             table = build_frequency_table(counts.sum(axis=0), precision_bits)
-            return np.tile(table, (self.num_codes, 1))
+            return np.tile(table, (self.codes_per_spike, 1))
         return np.stack([build_frequency_table(row, precision_bits) for row in counts])
 
 
@@ -568,7 +574,9 @@ def model_sha256(model: SpikeCAE) -> str:
     as the model they were loaded into); two models decode identically when their hashes agree.
     """
     digest = hashlib.sha256()
-    digest.update(json.dumps(model.config(), sort_keys=True).encode())
+    stored_names = {name: legacy for legacy, name in LEGACY_CONFIG_NAMES.items()}
+    config = {stored_names.get(key, key): value for key, value in model.config().items()}
+    digest.update(json.dumps(config, sort_keys=True).encode())
     for name, tensor in sorted(model.state_dict().items()):
         tensor = tensor.detach().cpu()
         if tensor.is_floating_point() and tensor.dtype != torch.float64:
