@@ -17,16 +17,14 @@ Writes ``benchmarks/results/baselines.json`` and ``baselines.md``. Run::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent.parent / "shared" / "data"
+from common import (MEAREC_RECORDINGS, SHARED_DATA, TEMPLATES_PER_CELL, codec_benchmark_parser, load_simulated,
+                    locust_recording, sorter_plan, write_results)
 
 CODECS = [
     {"id": "zstd"},
@@ -38,28 +36,14 @@ CODECS = [
     {"id": "bit-truncation", "num_bits": 6},
 ]
 
-MEAREC_RECORDINGS = [
-    {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
-    {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
-]
-TEMPLATES_PER_CELL = 12
-
-
-def sorter_plan(quick: bool):
-    if quick:
-        return [("tridesclous2", [0])]
-    return [("tridesclous2", [0]), ("spykingcircus2", [0, 1, 2])]
-
 
 def run_mearec(spec, work_folder, quick, n_jobs):
     from spikeinterface_vqcompress.evaluation import evaluate_codecs
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
 
-    duration_s = 10.0 if quick else spec["duration_s"]
-    path = simulate_recording(work_folder / f"{spec['name']}.h5", probe=spec["probe"], num_units=spec["num_units"],
-                              duration_s=duration_s, seed=spec["seed"], num_templates_per_cell=TEMPLATES_PER_CELL,
-                              n_jobs=n_jobs, verbose=True)
-    recording, gt_sorting = load_ground_truth(path)
+    # simulated again on every run (the --quick run writes a 10-s recording under the same name)
+    recording, gt_sorting = load_simulated(work_folder / f"{spec['name']}.h5", spec, overwrite=True,
+                                           duration_s=10.0 if quick else spec["duration_s"],
+                                           num_templates_per_cell=TEMPLATES_PER_CELL, n_jobs=n_jobs, verbose=True)
     rows = []
     for sorter, seeds in sorter_plan(quick):
         t0 = time.perf_counter()
@@ -79,7 +63,7 @@ def run_neuralink(quick):
     import spikeinterface.core as sc
 
     from spikeinterface_vqcompress import compress
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation import codec_label
 
     folder = SHARED_DATA / "neuralink_n1"
     if not folder.is_dir():
@@ -122,33 +106,17 @@ def run_neuralink(quick):
 
 
 def run_locust(work_folder, quick, n_jobs):
-    import spikeinterface.core as sc
-
     from spikeinterface_vqcompress.evaluation import evaluate_codecs
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
 
-    file = SHARED_DATA / "locust_tetrode" / "locust_trial_01.raw"
-    if not file.is_file():
+    recording = locust_recording(work_folder / "locust_binary", quick)
+    if recording is None:
         print("skipping locust_tetrode: file absent")
         return []
-    traces = np.fromfile(file, dtype="<i2").reshape(-1, 4)
-    if quick:
-        traces = traces[: 15000 * 10]
-    from probeinterface import generate_tetrode
-
-    recording = sc.NumpyRecording(traces, sampling_frequency=15000.0)
-    tetrode = generate_tetrode()
-    tetrode.set_device_channel_indices(np.arange(4))
-    recording.set_probe(tetrode)  # geometry of a standard tetrode (sorters need one)
-    recording = recording.save(folder=work_folder / "locust_binary", overwrite=True, progress_bar=False)
     rows = []
     for sorter, seeds in sorter_plan(quick):
-        from spikeinterface_vqcompress.evaluation.pipeline import sort_and_score  # noqa: F401
-        import spikeinterface.sorters as ss
-
         # the reference: the raw recording sorted with the same sorter and the first seed
-        params = {"seed": seeds[0]} if "seed" in ss.get_default_sorter_params(sorter) else {}
-        reference = ss.run_sorter(sorter, recording, folder=str(work_folder / f"locust_reference_{sorter}"),
-                                  remove_existing_folder=True, verbose=False, **params)
+        reference, _ = run_seeded_sorter(recording, sorter, seeds[0], work_folder / f"locust_reference_{sorter}")
         results = evaluate_codecs(recording, reference, CODECS, sorter=sorter, seeds=seeds,
                                   output_folder=work_folder / f"locust_{sorter}", adc_bits=16,
                                   reuse_raw_sorting_if_exact=True, n_jobs=n_jobs, progress_bar=False)
@@ -186,22 +154,16 @@ def markdown(rows) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--work-folder", default=str(HERE / "work"))
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser = codec_benchmark_parser(__doc__)
     parser.add_argument("--only", nargs="*", default=None, help="datasets to run: mearec_neuronexus32 mearec_neuropixels64 neuralink_n1 locust_tetrode")
     args = parser.parse_args()
     work_folder = Path(args.work_folder)
     work_folder.mkdir(parents=True, exist_ok=True)
     wanted = set(args.only) if args.only else None
     t0 = time.perf_counter()
-    from spikeinterface_vqcompress._version import __version__
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
+    from spikeinterface_vqcompress import __version__
 
     output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     name = "baselines_quick" if args.quick else "baselines"
     rows = []
 
@@ -209,9 +171,8 @@ def main():
         """Write what is finished so far (the run is long: partial results survive an interruption)."""
         payload = {"package_version": __version__, "command": " ".join(sys.argv), "wall_time_s": time.perf_counter() - t0,
                    "machine": "2-core CPU, 24 GiB (project CI machine)", "rows": rows}
-        (output / f"{name}.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-        (output / f"{name}.md").write_text(markdown(rows) + f"\n\nWall time so far: {payload['wall_time_s']:.0f} s. "
-                                           f"Command: `{payload['command']}`\n")
+        write_results(output, name, payload, lambda: markdown(rows) + f"\n\nWall time so far: {payload['wall_time_s']:.0f} s. "
+                      f"Command: `{payload['command']}`\n")
 
     if wanted is None or "neuralink_n1" in wanted:
         rows += run_neuralink(args.quick)

@@ -33,7 +33,6 @@ Writes ``benchmarks/results/broadband.json`` and ``broadband.md``::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -41,11 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import MEAREC_RECORDINGS, sorter_plan  # noqa: E402
+from spikeinterface_vqcompress.core.codecs.broadband.chunk import fit_lpc
 
-HERE = Path(__file__).resolve().parent
-SHARED_DATA = HERE.parent.parent / "shared" / "data"
+from common import (MEAREC_RECORDINGS, SHARED_DATA, TEMPLATES_PER_CELL, codec_benchmark_parser, load_simulated,
+                    locust_recording, sorter_plan, write_results)
 
 LOSSLESS = [{"id": "zstd"}, {"id": "flac"}, {"id": "wavpack"}, {"id": "broadband"}]
 LOSSY_PROBE = [
@@ -96,7 +94,7 @@ def run_neuralink(quick):
     import spikeinterface.core as sc
 
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation import codec_label
 
     folder = SHARED_DATA / "neuralink_n1"
     files = sorted(folder.glob("*.wav"))[: 10 if quick else None]
@@ -152,8 +150,7 @@ def run_probe_dataset(name, recording, reference_for, work_folder, n_jobs, score
     against (the ground truth, or the raw recording's own sorting). ``lossless=False`` runs only the
     lossy points (``--add``); ``plan`` replaces the sorters and seeds (``--sorter``, ``--seeds``)."""
     from spikeinterface_vqcompress import get_codec
-    from spikeinterface_vqcompress.evaluation import evaluate_codecs
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation import codec_label, evaluate_codecs
 
     codecs = (LOSSLESS if lossless else []) + (LOSSY_PROBE if lossy is None else lossy)
     speed_samples = int(min(recording.get_num_samples(), 4 * recording.sampling_frequency))
@@ -182,24 +179,14 @@ def run_probe_dataset(name, recording, reference_for, work_folder, n_jobs, score
 
 
 def run_locust(work_folder, quick, n_jobs, lossy=None, sort=True, lossless=True, plan=None):
-    import spikeinterface.core as sc
-    import spikeinterface.sorters as ss
-    from probeinterface import generate_tetrode
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
 
-    file = SHARED_DATA / "locust_tetrode" / "locust_trial_01.raw"
-    traces = np.fromfile(file, dtype="<i2").reshape(-1, 4)
-    if quick:
-        traces = traces[: 15000 * 10]
-    recording = sc.NumpyRecording(traces, sampling_frequency=15000.0)
-    tetrode = generate_tetrode()
-    tetrode.set_device_channel_indices(np.arange(4))
-    recording.set_probe(tetrode)
-    recording = recording.save(folder=work_folder / "broadband_locust_binary", overwrite=True, progress_bar=False)
+    recording = locust_recording(work_folder / "broadband_locust_binary", quick)
+    if recording is None:
+        raise FileNotFoundError(SHARED_DATA / "locust_tetrode" / "locust_trial_01.raw")
 
     def reference_for(sorter, seeds):  # no ground truth: the raw recording sorted with the same sorter, first seed
-        params = {"seed": seeds[0]} if "seed" in ss.get_default_sorter_params(sorter) else {}
-        return ss.run_sorter(sorter, recording, folder=str(work_folder / f"broadband_locust_reference_{sorter}"),
-                             remove_existing_folder=True, verbose=False, **params)
+        return run_seeded_sorter(recording, sorter, seeds[0], work_folder / f"broadband_locust_reference_{sorter}")[0]
 
     return run_probe_dataset("locust_tetrode", recording, reference_for, work_folder, n_jobs,
                              "raw recording sorted by {sorter} seed {seed} (agreement, no ground truth)", quick, lossy, sort,
@@ -208,17 +195,9 @@ def run_locust(work_folder, quick, n_jobs, lossy=None, sort=True, lossless=True,
 
 def run_mearec(spec, work_folder, quick, n_jobs, lossy=None, sort=True, lossless=True, scored_against="ground truth",
                plan=None):
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth
-
-    path = work_folder / spec.get("path", f"{spec['name']}.h5")
-    if not path.is_file():
-        from spikeinterface_vqcompress.groundtruth import simulate_recording
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path = simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                                  seed=spec["seed"], num_templates_per_cell=spec.get("num_templates_per_cell", 12),
-                                  n_jobs=n_jobs)
-    recording, gt_sorting = load_ground_truth(path)
+    recording, gt_sorting = load_simulated(work_folder / spec.get("path", f"{spec['name']}.h5"), spec,
+                                           num_templates_per_cell=spec.get("num_templates_per_cell", TEMPLATES_PER_CELL),
+                                           n_jobs=n_jobs)
     if quick:
         recording = recording.frame_slice(0, int(10 * recording.sampling_frequency))
         gt_sorting = gt_sorting.frame_slice(0, int(10 * recording.sampling_frequency))
@@ -281,9 +260,7 @@ def throughput_384(work_folder):
 
 def _lpc_residual(column, order=32):
     """The codec's own order-``order`` predictor of the first difference (fitted as the encoder fits it)."""
-    from spikeinterface_vqcompress.core.codecs.broadband.chunk import _fit_lpc
-
-    weights = _fit_lpc(column, order, 1) / 4096.0
+    weights = fit_lpc(column, order, 1) / 4096.0
     d = np.diff(column).astype(np.float64)
     prediction = np.zeros_like(d)
     for lag in range(1, order + 1):
@@ -337,7 +314,7 @@ def merge_rows(saved, added):
     against them) and records whether they equal the saved rows'; a mismatch is printed: the sorters
     vary from run to run even with a fixed seed, so compare rows of the same run."""
     from spikeinterface_vqcompress import get_codec
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation import codec_label
 
     def key(row):
         return row.get("sorter"), tuple(row.get("seeds", ()))
@@ -424,11 +401,7 @@ def markdown(rows, wall_time_s, command, history=()) -> str:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--work-folder", default=str(HERE / "work"))
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser = codec_benchmark_parser(__doc__)
     parser.add_argument("--lossy", default=None,
                         help="JSON list of lossy codec configs to sort on the probe datasets (default: LOSSY_PROBE)")
     parser.add_argument("--no-sort", action="store_true", help="ratios, fidelity and speed only (no sorter runs)")
@@ -449,8 +422,7 @@ def main():
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     name = "broadband_quick" if args.quick else "broadband"
-    from spikeinterface_vqcompress._version import __version__
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
+    from spikeinterface_vqcompress import __version__
 
     t0 = time.perf_counter()
     command = " ".join(sys.argv)
@@ -466,8 +438,7 @@ def main():
         payload = {"package_version": __version__, "command": command, "commands": history + [command],
                    "wall_time_s": time.perf_counter() - t0,
                    "machine": "2-core CPU shared with other jobs, no GPU", "rows": rows}
-        json_path.write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-        (output / f"{name}.md").write_text(markdown(rows, payload["wall_time_s"], command, history))
+        write_results(output, name, payload, lambda: markdown(rows, payload["wall_time_s"], command, history))
 
     steps = [("neuralink_n1", lambda: run_neuralink(args.quick))]
     lossy = None if args.lossy is None else json.loads(args.lossy)

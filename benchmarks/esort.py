@@ -38,110 +38,14 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-RECORDINGS = [
-    {"name": "mearec_neuronexus32", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101},
-    {"name": "mearec_neuropixels64", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102},
-    {"name": "mearec_neuropixels128", "probe": "Neuropixels-128", "num_units": 20, "duration_s": 30.0, "seed": 104,
-     "num_templates_per_cell": 8},
-    # the study's drifting recording (benchmarks/study/study.yaml, nn32-drift): rigid drift at 30 um/min
-    {"name": "mearec_neuronexus32_drift", "probe": "Neuronexus-32", "num_units": 8, "duration_s": 20.0, "seed": 103,
-     "num_templates_per_cell": 4, "drift": True},
-]
+from common import ESORT_RECORDINGS as RECORDINGS
+from common import ESORT_STRIDE as STRIDE
+from common import RESULTS, WORK, esort_row, sorter_row, write_results
+from common import load_esort_recording as load_recording
+
 SORTERS = ["tridesclous2", "spykingcircus2", "lupin", "kilosort4"]
 SPIKES_PER_UNIT = [3, 5, 9, 10, 15]  # 9 = 40% fewer than 15 (and 3 than 5): the label-saving target
-STRIDE = 2
 LABEL_SORTER_SECONDS = 10.0
-
-
-def load_recording(spec, work_folder):
-    """``(recording, gt_sorting)`` of one of ``RECORDINGS``, simulated into ``work_folder`` when absent."""
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
-
-    path = Path(work_folder) / f"{spec['name']}.h5"
-    if not path.is_file():
-        simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                           seed=spec["seed"], num_templates_per_cell=spec.get("num_templates_per_cell", 12),
-                           drift=spec.get("drift", False))
-    return load_ground_truth(path)
-
-
-def score(gt_sorting, sorting, start_frame=0):
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
-
-    if start_frame:
-        gt_sorting = gt_sorting.frame_slice(start_frame, None)
-        sorting = sorting.frame_slice(start_frame, None)
-    return score_sorting(gt_sorting, sorting)
-
-
-def _mean_scores(scores):
-    """Scores averaged over fine-tuning seeds (every numeric entry), with the accuracy's spread."""
-    out = {key: float(np.mean([score[key] for score in scores])) for key in scores[0]}
-    out["accuracy_std"] = float(np.std([score["accuracy_mean"] for score in scores]))
-    out["accuracy_per_seed"] = [score["accuracy_mean"] for score in scores]
-    return out
-
-
-def esort_row(recording, gt_sorting, labels, pretrained, dataset, tag, threads, seeds=(0,)):
-    """Fine-tune E-Sort once per seed, sort (ungated and gated) and score; scores and times are the
-    mean over the seeds, the accuracy's std and per-seed values are kept."""
-    import torch
-
-    from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD
-
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    prepared = core.prepare_recording(recording)
-    noise = core.noise_levels(prepared, seed=0)
-    prep_s = time.perf_counter() - t0
-    runs = []
-    for seed in seeds:
-        model, info = core.fine_tune_recording(prepared, noise, labels, pretrained=pretrained, seed=seed)
-        t0 = time.perf_counter()
-        sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE)
-        sort_s = time.perf_counter() - t0
-        # the same fine-tuned network with the amplitude gate (the sorter's default), sorted right after
-        t0 = time.perf_counter()
-        gated = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=STRIDE,
-                                    gate_threshold=DEFAULT_GATE_THRESHOLD, gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES,
-                                    gate_peak_sign=DEFAULT_GATE_PEAK_SIGN)
-        gated_s = time.perf_counter() - t0
-        runs.append({"seed": seed, "info": info, "sort_s": sort_s, "gated_s": gated_s,
-                     "whole": score(gt_sorting, sorting), "rest": score(gt_sorting, sorting, labels.end_sample),
-                     "gated_whole": score(gt_sorting, gated), "gated_rest": score(gt_sorting, gated, labels.end_sample)})
-    row = {"dataset": dataset, "method": tag, "num_spikes_per_unit": labels.info["num_spikes_per_unit"],
-           "pretrained": bool(pretrained), "transfer": runs[0]["info"]["transfer"], "seeds": list(seeds),
-           "labelled_period_end_s": labels.end_sample / recording.get_sampling_frequency(),
-           "noise_estimation_s": prep_s, "fine_tune_s": float(np.mean([r["info"]["fine_tune_time_s"] for r in runs])),
-           "sort_s": float(np.mean([r["sort_s"] for r in runs])),
-           "num_training_windows": runs[0]["info"]["num_training_windows"],
-           "final_loss": float(np.mean([r["info"]["history"]["loss"][-1] for r in runs])),
-           "whole": _mean_scores([r["whole"] for r in runs]), "rest": _mean_scores([r["rest"] for r in runs])}
-    row["gated"] = {"gate_threshold": DEFAULT_GATE_THRESHOLD, "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
-                    "gate_peak_sign": DEFAULT_GATE_PEAK_SIGN,
-                    "sort_s": float(np.mean([r["gated_s"] for r in runs])),
-                    "whole": _mean_scores([r["gated_whole"] for r in runs]),
-                    "rest": _mean_scores([r["gated_rest"] for r in runs])}
-    print(f"{dataset} {tag}: acc {row['whole']['accuracy_mean']:.3f} +/- {row['whole']['accuracy_std']:.3f} (rest "
-          f"{row['rest']['accuracy_mean']:.3f}), fine-tune {row['fine_tune_s']:.0f} s, sort {row['sort_s']:.1f} s; "
-          f"gated: acc {row['gated']['whole']['accuracy_mean']:.3f}, sort {row['gated']['sort_s']:.1f} s", flush=True)
-    return row
-
-
-def sorter_row(ss, sorter, recording, gt_sorting, dataset, work):
-    """Run one SpikeInterface sorter (seed 0 where it takes one, default parameters): ``(row, sorting)``."""
-    if sorter not in ss.installed_sorters():
-        raise RuntimeError(f"{sorter} is not installed")
-    params = {"seed": 0} if "seed" in ss.get_default_sorter_params(sorter) else {}
-    t0 = time.perf_counter()
-    sorting = ss.run_sorter(sorter, recording, folder=str(Path(work) / f"esort_bench_{dataset}_{sorter}"),
-                            remove_existing_folder=True, verbose=False, **params)
-    elapsed = time.perf_counter() - t0
-    row = {"dataset": dataset, "method": sorter, "sort_s": elapsed, "whole": score(gt_sorting, sorting)}
-    print(f"{dataset} {sorter}: acc {row['whole']['accuracy_mean']:.3f} in {elapsed:.0f} s", flush=True)
-    return row, sorting
 
 
 def _accuracy(scores) -> str:
@@ -244,8 +148,8 @@ def summarize(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work-folder", default=str(HERE / "work"))
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--work-folder", default=str(WORK))
+    parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-sorters", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="recording names to run")
@@ -267,7 +171,6 @@ def main():
 
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
     torch.set_num_threads(args.threads)
     work = Path(args.work_folder)
     output = Path(args.output)
@@ -307,9 +210,8 @@ def main():
             row.setdefault("run", run)
         payload["wall_time_s"] = time.perf_counter() - t_start
         payload["summary"] = summarize(rows)
-        (output / "esort.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-        (output / "esort.md").write_text(markdown(payload) + f"\nWall time: {payload['wall_time_s']:.0f} s. "
-                                         f"Command: `{payload['command']}`\n")
+        write_results(output, "esort", payload, lambda: markdown(payload) + f"\nWall time: {payload['wall_time_s']:.0f} s. "
+                      f"Command: `{payload['command']}`\n")
 
     for spec in RECORDINGS:
         if args.only and spec["name"] not in args.only:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from esort import RECORDINGS, esort_row, load_recording  # noqa: E402
+from common import ESORT_RECORDINGS as RECORDINGS
+from common import RESULTS, WORK, command_line, esort_row, write_results
+from common import load_esort_recording as load_recording
 
 DATASETS = ["mearec_neuronexus32", "mearec_neuropixels64"]
 #: codec points: None is the raw recording
@@ -42,7 +41,7 @@ CODECS = [
 
 def _label(config: dict) -> str:
     """The codec label of a container's codec config, without the probe geometry it carries."""
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
+    from spikeinterface_vqcompress.evaluation import codec_label
 
     return codec_label({key: value for key, value in config.items() if key != "channel_locations"})
 
@@ -68,8 +67,8 @@ def markdown(payload) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-folder", default=str(HERE / "work"))
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--work-folder", default=str(WORK))
+    parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--only", nargs="*", default=DATASETS, help="recording names")
     parser.add_argument("--spikes-per-unit", type=int, nargs="*", default=[15])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="fine-tuning seeds")
@@ -79,13 +78,12 @@ def main(argv=None):
 
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     payload = {"package_version": vq.__version__,
-               "command": " ".join(["benchmarks/esort_codecs.py", *(argv if argv is not None else sys.argv[1:])]),
+               "command": command_line("benchmarks/esort_codecs.py", argv),
                "machine": "2-core CPU, shared", "rows": [],
                "note": (f"E-Sort (shipped backbone) fine-tuned on the first N ground-truth spikes per unit of the rebuilt "
                         f"recording, fine-tuning seeds {args.seeds}: accuracy as mean ± std over the seeds; the raw "
@@ -97,9 +95,8 @@ def main(argv=None):
 
     def save():
         payload["wall_time_s"] = time.perf_counter() - t_start
-        (output / "esort_codecs.json").write_text(json.dumps(_clean_floats(payload), indent=2, default=_json_default))
-        (output / "esort_codecs.md").write_text(markdown(payload) + f"\nWall time: {payload['wall_time_s']:.0f} s. "
-                                                f"Command: `{payload['command']}`\n")
+        write_results(output, "esort_codecs", payload, lambda: markdown(payload) + f"\nWall time: {payload['wall_time_s']:.0f} s. "
+                      f"Command: `{payload['command']}`\n")
 
     for spec in RECORDINGS:
         if spec["name"] not in args.only:

@@ -29,13 +29,14 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_RECORDING = HERE / "work" / "esort_tune_nn32_seed0.h5"
+from common import RESULTS, ROOT, WORK, command_line, simulate_if_absent, write_results
+
+DEFAULT_RECORDING = WORK / "esort_tune_nn32_seed0.h5"
+#: the tuning recording (templates and seed 0: off the backbone's and the benchmark's seeds)
+TUNING_RECORDING = {"probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 0, "num_templates_per_cell": 10}
 #: settings compared: name -> (pretrained, fine_tune_recording keyword arguments)
 VARIANTS = {
     "scratch": (None, {}),
@@ -94,9 +95,9 @@ def main(argv=None):
     parser.add_argument("--spikes-per-unit", type=int, nargs="*", default=SPIKES_PER_UNIT)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="fine-tuning seeds")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work-folder", default=str(HERE / "work" / "esort_backbones"),
+    parser.add_argument("--work-folder", default=str(WORK / "esort_backbones"),
                         help="where the compared backbones are trained (--experiment backbone)")
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -105,13 +106,11 @@ def main(argv=None):
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
     from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_THRESHOLD, DEFAULT_THRESHOLD
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
+    from spikeinterface_vqcompress.evaluation import score_sorting
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     torch.set_num_threads(args.threads)
-    path = Path(args.recording)
-    if not path.is_file():
-        simulate_recording(path, probe="Neuronexus-32", num_units=20, duration_s=30.0, seed=0, num_templates_per_cell=10)
+    path = simulate_if_absent(args.recording, TUNING_RECORDING)
     if args.experiment == "backbone":
         variants, thresholds, stem = backbone_variants(args.work_folder), THRESHOLDS, "esort_backbone_threshold"
     elif args.experiment == "schedule":
@@ -147,13 +146,11 @@ def main(argv=None):
                 print(f"N={n} {name}, threshold {threshold}: {np.mean(values):.3f} +/- {np.std(values):.3f}", flush=True)
 
     payload = {"package_version": vq.__version__,
-               "command": " ".join(["benchmarks/esort_finetune.py", *(argv if argv is not None else sys.argv[1:])]),
-               "recording": str(path.relative_to(HERE.parent)) if path.is_relative_to(HERE.parent) else str(path),
+               "command": command_line("benchmarks/esort_finetune.py", argv),
+               "recording": str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path),
                "experiment": args.experiment, "seeds": args.seeds, "rows": rows,
                "wall_time_s": time.perf_counter() - t_start}
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"{stem}.json").write_text(json.dumps(payload, indent=2))
+    output = write_results(args.output, stem, payload).parent
     title = {"backbone": "E-Sort backbone pretraining and sorting threshold",
              "schedule": "E-Sort fine-tuning settings (without synthetic windows)",
              "synthetic": "E-Sort synthetic windows in fine-tuning"}[args.experiment]

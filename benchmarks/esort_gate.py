@@ -18,17 +18,16 @@ Writes ``benchmarks/results/esort_gate.json`` and ``esort_gate.md``. Run::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from common import RESULTS, SPIKE_CAE_WORK, WORK, command_line, load_simulated, write_results
+
 #: training recordings (the backbone's template and recording seeds; simulated when absent)
 RECORDINGS = {
-    "train_nn32_s201": {"path": HERE / "work" / "spike_cae" / "train_nn32_s201_u20_60s.h5",
+    "train_nn32_s201": {"path": SPIKE_CAE_WORK / "train_nn32_s201_u20_60s.h5",
                         "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 201},
-    "train_np64_s202": {"path": HERE / "work" / "train_np64_s202_u20_30s.h5",
+    "train_np64_s202": {"path": WORK / "train_np64_s202_u20_30s.h5",
                         "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 202,
                         "num_templates_per_cell": 10},
 }
@@ -48,7 +47,7 @@ def gate_rows(recording, gt_sorting, name, spikes_per_unit, repeats, stride=2):
 
     from spikeinterface_vqcompress.esort import core
     from spikeinterface_vqcompress.esort.postprocessing import candidate_rows
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation import score_sorting
 
     prepared = core.prepare_recording(recording)
     noise = core.noise_levels(prepared)
@@ -98,32 +97,25 @@ def main(argv=None):
     parser.add_argument("--spikes-per-unit", type=int, default=15)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="sort passes per setting (the time is their median)")
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
 
     import torch
 
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
 
     torch.set_num_threads(args.threads)
     rows, recordings = [], []
     for name in args.recordings:
         spec = RECORDINGS[name]
-        if not spec["path"].is_file():
-            simulate_recording(spec["path"], probe=spec["probe"], num_units=spec["num_units"],
-                               duration_s=spec["duration_s"], seed=spec["seed"],
-                               num_templates_per_cell=spec.get("num_templates_per_cell"))
-        recording, gt_sorting = load_ground_truth(spec["path"])
+        recording, gt_sorting = load_simulated(spec["path"], spec)
         new_rows, meta = gate_rows(recording, gt_sorting, name, args.spikes_per_unit, args.repeats)
         rows += new_rows
         recordings.append({**meta, "file": spec["path"].name, "probe": spec["probe"], "seed": spec["seed"]})
-    payload = {"package_version": vq.__version__, "command": " ".join(["benchmarks/esort_gate.py"] + (argv or sys.argv[1:])),
+    payload = {"package_version": vq.__version__, "command": command_line("benchmarks/esort_gate.py", argv),
                "recordings": recordings, "spikes_per_unit": args.spikes_per_unit, "stride": 2,
                "threads": args.threads, "away_samples": AWAY_SAMPLES, "rows": rows}
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "esort_gate.json").write_text(json.dumps(payload, indent=2))
+    output = write_results(args.output, "esort_gate", payload).parent
     described = "; ".join(f"`{r['file']}` ({r['probe']}, {r['num_channels']} channels, seed {r['seed']}, "
                           f"{r['duration_s']:.0f} s)" for r in recordings)
     lines = ["# E-Sort amplitude gate, chosen on training recordings", "",

@@ -32,17 +32,15 @@ Writes ``benchmarks/results/esort_speed.json`` and ``esort_speed.md``. Run::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from esort import RECORDINGS, STRIDE, load_recording, score, sorter_row  # noqa: E402
+from common import ESORT_RECORDINGS as RECORDINGS
+from common import ESORT_STRIDE as STRIDE
+from common import RESULTS, WORK, command_line, score, sorter_row, write_results
+from common import load_esort_recording as load_recording
 
 TARGET = 10.0
 GATES = ["neg", "both"]
@@ -151,8 +149,8 @@ def markdown(payload) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-folder", default=str(HERE / "work"))
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--work-folder", default=str(WORK))
+    parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--only", nargs="*", default=None, help="recording names of benchmarks/esort.py to run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spikes-per-unit", type=int, default=15)
@@ -160,17 +158,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import spikeinterface_vqcompress as vq
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats
 
     names = [spec["name"] for spec in RECORDINGS]
     unknown = sorted(set(args.only or []) - set(names))
     if unknown:
         parser.error(f"unknown recording(s) {unknown}: choose from {names}")
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = args.output
     t_start = time.perf_counter()
     payload = {"package_version": vq.__version__,
-               "command": " ".join(["benchmarks/esort_speed.py"] + (argv if argv is not None else sys.argv[1:])),
+               "command": command_line("benchmarks/esort_speed.py", argv),
                "date": time.strftime("%Y-%m-%d %H:%M"), "repeats": args.repeats, "threads": args.threads,
                "stride": STRIDE, "rows": [],
                "note": (f"Held-out MEArec recordings of benchmarks/esort.py; E-Sort fine-tuned once (transfer, first "
@@ -187,9 +183,8 @@ def main(argv=None):
             continue
         payload["rows"].append(recording_rows(spec, args.work_folder, args.spikes_per_unit, args.repeats, args.threads))
         payload["wall_time_s"] = time.perf_counter() - t_start
-        (output / "esort_speed.json").write_text(json.dumps(_clean_floats(payload), indent=2))
-        (output / "esort_speed.md").write_text(markdown(payload) + f"\nCommand: `{payload['command']}` "
-                                               f"({payload['date']}, {payload['wall_time_s']:.0f} s)\n")
+        write_results(output, "esort_speed", payload, lambda: markdown(payload) + f"\nCommand: `{payload['command']}` "
+                      f"({payload['date']}, {payload['wall_time_s']:.0f} s)\n")
     print(markdown(payload))
     return 0
 

@@ -14,17 +14,15 @@ Writes ``benchmarks/results/fuzz.json`` and ``fuzz.md``::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+from common import RESULTS, write_results
 
 
 class CaseTimeout(Exception):
@@ -97,7 +95,7 @@ def main():
     parser.add_argument("--case-wall-timeout-s", type=int, default=120,
                         help="wall-clock seconds one case may take (a decoder blocked without using CPU)")
     parser.add_argument("--memory-limit-MB", type=float, default=1024.0)
-    parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
 
     import psutil
@@ -171,9 +169,7 @@ def main():
     result = {"cases": args.cases, "seed": args.seed, "failures": total_failures, "elapsed_s": elapsed,
               "peak_rss_growth_MB": process.memory_info().rss / 2**20 - baseline_MB, "per_target": counts,
               "first_failures": failures[:50], "command": " ".join(sys.argv)}
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "fuzz.json").write_text(json.dumps(result, indent=2))
+    output = write_results(args.output, "fuzz", result).parent
     lines = ["# Fuzzing the container and the codec decoders", "",
              f"{args.cases} cases (seed {args.seed}) in {elapsed:.0f} s: **{total_failures} failures** "
              "(any exception other than CorruptDataError, a hang, or memory growth).", "",

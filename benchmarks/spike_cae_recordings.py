@@ -42,9 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-WORK = HERE / "work" / "spike_cae_codec"
-RESULTS = HERE / "results"
+from common import RESULTS, load_simulated, write_results
+from spikeinterface_vqcompress.core.codecs.spike_cae.codec import uniform_table
+from common import WORK as BENCHMARK_WORK
+
+WORK = BENCHMARK_WORK / "spike_cae_codec"
 NAME = "spike_cae_recordings"
 
 TRAIN_RECORDING = {"name": "nn32_seed201_train", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 201,
@@ -54,9 +56,9 @@ TUNING_RECORDING = {"name": "nn32_seed203_tuning", "probe": "Neuronexus-32", "nu
 EVALUATION_RECORDINGS = [
     {"name": "nn32_seed0_demo", "path": WORK / "nn32_seed0_demo.h5", "probe": "Neuronexus-32", "num_units": 10, "duration_s": 30.0,
      "seed": 0, "num_templates_per_cell": 10},
-    {"name": "mearec_neuronexus32", "path": HERE / "work" / "mearec_neuronexus32.h5", "probe": "Neuronexus-32", "num_units": 20,
+    {"name": "mearec_neuronexus32", "path": BENCHMARK_WORK / "mearec_neuronexus32.h5", "probe": "Neuronexus-32", "num_units": 20,
      "duration_s": 30.0, "seed": 101, "num_templates_per_cell": 12},
-    {"name": "mearec_neuropixels64", "path": HERE / "work" / "mearec_neuropixels64.h5", "probe": "Neuropixels-64", "num_units": 20,
+    {"name": "mearec_neuropixels64", "path": BENCHMARK_WORK / "mearec_neuropixels64.h5", "probe": "Neuropixels-64", "num_units": 20,
      "duration_s": 30.0, "seed": 102, "num_templates_per_cell": 12},
 ]
 
@@ -85,13 +87,7 @@ CAE_ABLATION = [
 
 
 def load(spec):
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth, simulate_recording
-
-    path = Path(spec.get("path") or WORK / f"{spec['name']}.h5")
-    if not path.exists():
-        simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                           seed=spec["seed"], num_templates_per_cell=spec["num_templates_per_cell"])
-    return load_ground_truth(path)
+    return load_simulated(spec.get("path") or WORK / f"{spec['name']}.h5", spec)
 
 
 class Results:
@@ -111,11 +107,7 @@ class Results:
         self.save()
 
     def save(self):
-        from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(_clean_floats(self.payload), indent=2, default=_json_default))
-        self.path.with_suffix(".md").write_text(markdown(self.payload))
+        write_results(self.path.parent, self.path.stem, self.payload, lambda: markdown(self.payload))
 
 
 def summarise(result, label, stage, dataset, spikes_per_s=None):
@@ -182,7 +174,7 @@ REUSE_BASELINE_RAW_SORTS = False
 
 
 def raw_sort(recording, gt_sorting, dataset, sorter, seeds, n_jobs):
-    from spikeinterface_vqcompress.evaluation.pipeline import sort_and_score
+    from spikeinterface_vqcompress.evaluation import sort_and_score
 
     cache = WORK / f"raw_scores_{dataset}_{sorter}_{'-'.join(map(str, seeds))}.json"
     if cache.exists():
@@ -284,7 +276,7 @@ def stage_throughput(results):
 
         torch.set_num_threads(1)
         from spikeinterface_vqcompress.core.entropy.rans import encode_symbols
-        from spikeinterface_vqcompress.core.codecs.spike_cae.codec import _uniform_table, encode_times, encode_with_tables
+        from spikeinterface_vqcompress.core.codecs.spike_cae.codec import encode_times, encode_with_tables
         from spikeinterface_vqcompress.core.codecs.spike_cae.model import available_spike_cae_models, load_spike_cae
 
         spikes_per_s = rows["4 x 64"]["spikes_per_s"]
@@ -312,7 +304,7 @@ def stage_throughput(results):
             t0 = time.process_time()
             encode_with_tables(indices, tables)
             encode_times(times)
-            encode_symbols(channels, _uniform_table(1024))
+            encode_symbols(channels, uniform_table(1024))
             entropy_s = time.process_time() - t0
             per_spike = float(np.median(folded))
             cae[name] = {"encode_s_per_spike": per_spike, "spikes_per_s_one_core": 1 / per_spike,

@@ -20,7 +20,7 @@ Data
 
 Bytes
 -----
-All sizes are real rANS bytes (spikeinterface_vqcompress.entropy.rans, frozen tables shipped with
+All sizes are real rANS bytes (spikeinterface_vqcompress.core.entropy.rans, frozen tables shipped with
 the decoder) for one stream per coded batch of snippets (a rANS stream's 4-byte state amortised
 over the batch, as when spikes are sent in frames). The "with times" sizes add, per spike, the spike
 time and peak channel as the spike-cae recording codec sends them: its ``encode_times`` (delta times,
@@ -36,22 +36,18 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "spike_cae"
-RESULTS = ROOT / "benchmarks" / "results"
+from spikeinterface_vqcompress.evaluation.snippet_baselines import payload_nbytes
 
-EVALUATION = [
-    {"name": "nn32_seed0", "probe": "Neuronexus-32", "num_units": 10, "duration_s": 30.0, "seed": 0, "templates_per_cell": 10,
-     "model": "nn32-4x64-r2"},
-    {"name": "nn32_seed101", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 30.0, "seed": 101,
-     "templates_per_cell": 12, "model": "nn32-4x64-r2"},
-    {"name": "np64_seed102", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 30.0, "seed": 102,
-     "templates_per_cell": 12, "model": "np64-15x48"},  # the paper shape on Neuropixels: not retrained yet
-]
+from common import RESULTS, SPIKE_CAE_TRAINING_RECORDINGS, SPIKE_CAE_WORK, cae_point, header_bytes_per_spike
+from common import SNIPPET_EVALUATION as EVALUATION
+from common import simulate_snippet_recording as simulate
+from common import snippets_of, summarize_snippets, training_recordings, write_results
+
+WORK = SPIKE_CAE_WORK
+
 #: Cheaper CAE rate points: the shipped model with its codebook reduced by k-means (no retraining).
 REDUCED_CODEBOOKS = {"nn32-4x64-r2": [8, 16, 32, 64], "np64-15x48": [16, 32, 64, 128, 256]}
 
@@ -61,53 +57,13 @@ TRAINING = {
 }
 
 
-def simulate(spec, noise_level_uV):
-    from spikeinterface_vqcompress.groundtruth import simulate_recording
-
-    suffix = "" if noise_level_uV else "_clean"
-    path = WORK / f"eval_{spec['name']}{suffix}.h5"
-    if not path.exists():
-        simulate_recording(path, probe=spec["probe"], num_units=spec["num_units"], duration_s=spec["duration_s"],
-                           seed=spec["seed"], num_templates_per_cell=spec["templates_per_cell"],
-                           noise_level_uV=noise_level_uV, fallback="never")
-    return path
-
-
 def training_recording(name):
     path = WORK / name
     if not path.exists():
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-        from train_spike_cae import TRAINING_RECORDINGS, training_recordings
-
-        for probe in TRAINING_RECORDINGS:
-            if any(spec["name"] + ".h5" == name for spec in TRAINING_RECORDINGS[probe]):
+        for probe in SPIKE_CAE_TRAINING_RECORDINGS:
+            if any(spec["name"] + ".h5" == name for spec in SPIKE_CAE_TRAINING_RECORDINGS[probe]):
                 training_recordings(probe)
     return path
-
-
-def snippets_of(path, model, max_snippets, seed=0, margin=0):
-    from spikeinterface_vqcompress.training.spike_cae import extract_ground_truth_snippets
-
-    extracted = extract_ground_truth_snippets(path, num_channels=model.num_channels, num_samples=model.num_samples,
-                                              trough_sample=model.trough_sample, margin=margin)
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(len(extracted["snippets_uV"]), min(max_snippets, len(extracted["snippets_uV"])),
-                              replace=False))
-    return extracted, keep
-
-
-def header_bytes_per_spike(sample_indices, num_channels):
-    """Spike time (the spike-cae codec's encode_times) + peak channel bits, per spike."""
-    times = np.sort(np.asarray(sample_indices, dtype=np.int64))
-    try:
-        from spikeinterface_vqcompress.core.codecs.spike_cae.codec import encode_times
-
-        time_bytes = len(encode_times(times)) / max(times.size, 1)
-        source = "spikecae.codec.encode_times"
-    except Exception as error:  # the codec helper's module is missing or changed: fall back, and say so
-        time_bytes = 2.0
-        source = f"fixed 2 bytes (encode_times unavailable: {error})"
-    return time_bytes + math.log2(num_channels) / 8.0, source
 
 
 def pareto(points):
@@ -148,46 +104,8 @@ def evaluate_coder(coder, snippets, clean, header_bytes, num_channels, num_sampl
     data = coder.encode(snippets)
     encode_s = time.perf_counter() - start
     decoded = coder.decode(data, len(snippets))
-    payload = (len(data) - 4 * coder._num_streams()) / len(snippets)
-    return summarize(payload, header_bytes, snippets, clean, decoded, num_channels, num_samples, encode_s)
-
-
-def summarize(payload_bytes, header_bytes, snippets, clean, decoded, num_channels, num_samples, encode_s=None):
-    from spikeinterface_vqcompress.training.spike_cae import snippet_sndr_db
-
-    raw16 = num_channels * num_samples * 2
-    raw10 = num_channels * num_samples * 10 / 8
-    sndr = snippet_sndr_db(snippets, decoded)
-    result = {
-        "payload_bytes_per_spike": float(payload_bytes),
-        "total_bytes_per_spike": float(payload_bytes + header_bytes),
-        "ratio_int16_payload_only": raw16 / payload_bytes,
-        "ratio_int16_with_times": raw16 / (payload_bytes + header_bytes),
-        "ratio_10bit_with_times": raw10 / (payload_bytes + header_bytes),
-        "sndr_input_db_mean": float(sndr.mean()),
-        "sndr_input_db_std": float(sndr.std()),
-        "sndr_input_db_median": float(np.median(sndr)),
-    }
-    if clean is not None:
-        sndr_clean = snippet_sndr_db(clean, decoded)
-        result["sndr_clean_db_mean"] = float(sndr_clean.mean())
-        result["sndr_clean_db_median"] = float(np.median(sndr_clean))
-    if encode_s is not None:
-        result["encode_s_per_1000_spikes"] = 1000 * encode_s / len(snippets)
-    return result
-
-
-def cae_point(model, snippets, clean, header_bytes):
-    from spikeinterface_vqcompress.evaluation.snippet_baselines import cae_decode_payload, cae_payload
-
-    start = time.perf_counter()
-    data, _ = cae_payload(model, snippets)
-    encode_s = time.perf_counter() - start
-    decoded = cae_decode_payload(model, data, len(snippets))
-    payload = (len(data) - 4 * model.num_codes) / len(snippets)
-    result = summarize(payload, header_bytes, snippets, clean, decoded, model.num_channels, model.num_samples, encode_s)
-    result["fixed_length_bits_per_spike"] = model.bits_per_spike_fixed
-    return result
+    payload = payload_nbytes(data) / len(snippets)
+    return summarize_snippets(payload, header_bytes, snippets, clean, decoded, num_channels, num_samples, encode_s)
 
 
 def robustness(model, coders, extracted, keep, traces_positions, clean_traces, quick):
@@ -380,7 +298,7 @@ def main(argv=None):
         output["recordings"][spec["name"]] = entry
         print(json.dumps({"recording": spec["name"], "matched_rate": entry["matched_rate"][0]}), flush=True)
         suffix = "_quick" if args.quick else ""
-        (RESULTS / f"spike_cae_snippets{suffix}.json").write_text(json.dumps(output, indent=2, default=float) + "\n")
+        write_results(RESULTS, f"spike_cae_snippets{suffix}", output, fallback=float)
     write_markdown(output, RESULTS / f"spike_cae_snippets{'_quick' if args.quick else ''}.md")
     plot(output, RESULTS / f"spike_cae_snippets{'_quick' if args.quick else ''}.png")
     return 0

@@ -17,31 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "spike_cae"
-MODELS = ROOT / "spikeinterface_vqcompress" / "models"
+from common import ROOT, training_recordings
+from common import SPIKE_CAE_WORK as WORK
 
-TRAINING_RECORDINGS = {
-    "Neuronexus-32": [
-        {"name": "train_nn32_s201_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 201},
-        {"name": "train_nn32_s201_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 201},
-    ],
-    # more template libraries (new seeds, never evaluated on): the CAE trained on one library's 34
-    # units generalises poorly to unseen templates, so this set adds four libraries of 130 templates
-    # (MEArec could not place 20 units 25 um apart from the library of seed 214: 14 units there)
-    # (a set named other than its probe says the probe in each entry)
-    "Neuronexus-32-five-libraries": [
-        {"name": "train_nn32_s201_u20_60s", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 201},
-        {"name": "train_nn32_s201_u14_60s", "probe": "Neuronexus-32", "num_units": 14, "duration_s": 60.0, "seed": 201},
-        *({"name": f"train_nn32_s{seed}_u20_60s", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0,
-           "seed": seed} for seed in (211, 212, 213)),
-        {"name": "train_nn32_s214_u14_60s", "probe": "Neuronexus-32", "num_units": 14, "duration_s": 60.0, "seed": 214},
-    ],
-    "Neuropixels-64": [
-        {"name": "train_np64_s202_u20_60s", "num_units": 20, "duration_s": 60.0, "seed": 202},
-        {"name": "train_np64_s202_u14_60s", "num_units": 14, "duration_s": 60.0, "seed": 202},
-    ],
-}
+MODELS = ROOT / "spikeinterface_vqcompress" / "models"
 
 #: The models this script trains (the first releases "nn32-4x64" and "np64-15x48", 2 and 1
 #: epochs, stay shipped under their names so that containers they wrote keep decoding).
@@ -77,25 +56,6 @@ SHIPPED = {
     "np64-15x96": {"probe": "Neuropixels-64", "num_channels": 15, "num_samples": 96, "codebook_size": 256,
                    "num_codes": 32, "epochs": 12, "file": "spike_cae_np64_15x96.pt"},
 }
-
-
-def training_recordings(training_set: str, clean: bool = False) -> list[Path]:
-    """Simulate (once) and return the recordings of a training set (a key of ``TRAINING_RECORDINGS``).
-
-    ``clean=True`` gives their noise-free twins (same seed, units and spike trains; ``noise_level_uV=0``),
-    the targets of a denoising model.
-    """
-    from spikeinterface_vqcompress.groundtruth import simulate_recording
-
-    paths = []
-    for spec in TRAINING_RECORDINGS[training_set]:
-        path = WORK / f"{spec['name']}{'_clean' if clean else ''}.h5"
-        if not path.exists():
-            simulate_recording(path, probe=spec.get("probe", training_set), num_units=spec["num_units"], duration_s=spec["duration_s"],
-                               seed=spec["seed"], num_templates_per_cell=10, fallback="never",
-                               **({"noise_level_uV": 0.0} if clean else {}))
-        paths.append(path)
-    return paths
 
 
 def main(argv=None):

@@ -15,21 +15,18 @@ usage of the trained model on the training files.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, SHARED_DATA, command_line
 
-from spikeinterface_vqcompress.core.entropy import build_frequency_table  # noqa: E402
-from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, count_parameters, save_weights, signals_to_training_segments, train_vqcae
+if TYPE_CHECKING:
+    from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid
 
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "neuralink_n1"
+DEFAULT_DATA = SHARED_DATA / "neuralink_n1"
 DEFAULT_OUTPUT = ROOT / "spikeinterface_vqcompress" / "models" / "vqcae_hybrid_n1"
 TRAIN_FRACTION = 0.7
 
@@ -58,6 +55,8 @@ def sha256_of(path) -> str:
 
 def save_model(model: VQCAEHybrid, index_frequencies: np.ndarray, path) -> str:
     """float16 weights + config + frozen index table; returns the file's sha256."""
+    from spikeinterface_vqcompress.core.nn.vqcae import save_weights
+
     save_weights(model, index_frequencies, path)
     return sha256_of(path)
 
@@ -72,6 +71,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    import torch
+
+    from spikeinterface_vqcompress.core.entropy import build_frequency_table
+    from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, count_parameters, signals_to_training_segments, train_vqcae
+    from spikeinterface_vqcompress.jsonio import write_json
+
     torch.set_num_threads(args.threads)
 
     train_files, test_files = split_files(args.data)
@@ -100,7 +105,7 @@ def main(argv=None):
         "name": output.name,
         "codec": "vqcae-hybrid",
         "description": "VQ-CAE hybrid rebuilt from 'Efficient Compression of Neural Recordings Using VQ-CAE', "
-                       "trained on Neuralink N1 files (see spikeinterface_vqcompress/nn/vqcae.py)",
+                       "trained on Neuralink N1 files (see spikeinterface_vqcompress/core/nn/vqcae.py)",
         "weights_file": weights_path.name,
         "weights_sha256": digest,
         "weights_dtype": "float16 (cast to float32 on load)",
@@ -109,7 +114,7 @@ def main(argv=None):
         "config": model.config,
         "normalization": "per segment: y = (x - (max+min)/2) / ((max-min)/2), min and max (int16) sent as side information",
         "training": {
-            "command": " ".join(["python benchmarks/train_vqcae_hybrid.py", *(argv if argv is not None else sys.argv[1:])]),
+            "command": command_line("python benchmarks/train_vqcae_hybrid.py", argv),
             "data": "Neuralink Compression Challenge N1 files (../shared/data/neuralink_n1), 19531 Hz, int16 holding 10-bit codes",
             "split_rule": f"sorted file names, first {TRAIN_FRACTION:.0%} train, rest held out",
             "train_files": [path.name for path in train_files],
@@ -128,7 +133,7 @@ def main(argv=None):
         "held_out_metrics": None,
     }
     card_path = output.with_suffix(".json")
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    write_json(card_path, card)
     print(f"wrote {weights_path} ({weights_path.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]}...) and {card_path} "
           f"in {training_s:.0f} s of training; {card['training']['codes_used_on_training_files']} codes used")
 

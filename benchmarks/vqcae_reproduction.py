@@ -29,19 +29,15 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import RESULTS, ROOT, SHARED_DATA, write_results
 
-DATA = ROOT.parent / "shared" / "data" / "neuralink_n1"
+DATA = SHARED_DATA / "neuralink_n1"
 CARD = ROOT / "spikeinterface_vqcompress" / "models" / "vqcae_hybrid_n1.json"
-RESULTS = ROOT / "benchmarks" / "results"
 
 PAPER = {"ratio": 393.86, "snr_db": 1.19, "psnr_db": 25.2, "mse": 0.0126, "ssim": 0.450, "bytes_per_file": 503}
 SUMMARY_KEYS = ["snr_db", "psnr_signal_peak_db", "mse_normalized", "ssim", "psnr_full_scale_db", "spike_sndr_db",
@@ -279,11 +275,6 @@ def to_markdown(result) -> str:
 
 
 def main(argv=None):
-    import torch
-
-    torch.set_num_threads(1)
-    from spikeinterface_vqcompress.core.registry import get_codec
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--max-files", type=int, default=None)
@@ -291,7 +282,11 @@ def main(argv=None):
     parser.add_argument("--model", default="vqcae_hybrid_n1", help="shipped model name or weights path (with its .json card beside it)")
     args = parser.parse_args(argv)
 
+    import torch
+
+    torch.set_num_threads(1)
     from spikeinterface_vqcompress.core.codecs.vqcae_hybrid import load_model_card
+    from spikeinterface_vqcompress.core.registry import get_codec
 
     card = load_model_card(args.model)
     if card is None:
@@ -350,17 +345,16 @@ def main(argv=None):
         "files": [path.name for path in files], "paper": PAPER, "vqcae_paper_way": paper_way, "rows": rows,
         "notes": notes, "elapsed_s": time.perf_counter() - start,
     }
-    output.mkdir(parents=True, exist_ok=True)
-    from spikeinterface_vqcompress.evaluation.wav_evaluation import _clean
+    from spikeinterface_vqcompress.jsonio import write_json
 
-    (output / "vqcae_reproduction.json").write_text(json.dumps(_clean(result), indent=2) + "\n")
+    write_results(output, "vqcae_reproduction", result)
     markdown = to_markdown(result)
     (output / "vqcae_reproduction.md").write_text(markdown)
     print(markdown)
     # the model card's held-out metrics come from this run
     if not args.max_files and args.model == "vqcae_hybrid_n1":
         vq_summary = rows[0]["summary"]
-        card["held_out_metrics"] = _clean({
+        card["held_out_metrics"] = {
             "source": "benchmarks/vqcae_reproduction.py (benchmarks/results/vqcae_reproduction.json)",
             "num_files": len(files),
             "ratio_container_bytes": rows[0]["ratio"],
@@ -368,8 +362,8 @@ def main(argv=None):
             "ratio_paper_way_bz2_indices": paper_way["ratio_bz2_indices"],
             "median": {key: median(vq_summary, key) for key in SUMMARY_KEYS},
             "pooled_detection": vq_summary["pooled_detection"],
-        })
-        CARD.write_text(json.dumps(card, indent=2) + "\n")
+        }
+        write_json(CARD, card)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import pytest
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.registry import get_codec
 from spikeinterface_vqcompress.core.codecs.spike_cae.background import BackgroundModel, estimate_background, synthesise_background
-from spikeinterface_vqcompress.core.codecs.spike_cae.codec import decode_times, decode_with_tables, encode_times, encode_with_tables
+from spikeinterface_vqcompress.core.codecs.spike_cae.codec import decode_times, encode_times
+from spikeinterface_vqcompress.core.entropy.rans import decode_with_tables, encode_with_tables
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, detect_troughs, neighbour_order, neighbours_within
 
 SAMPLING_FREQUENCY = 32000.0

@@ -24,3 +24,28 @@ def limit_torch_threads_in_worker(num_threads: int = 1) -> None:
         return
     sys.modules["torch"].set_num_threads(max(int(num_threads), 1))
     _TORCH_LIMITED_IN_PID = os.getpid()
+
+
+class single_torch_thread:
+    """Context manager: PyTorch on one thread inside, the previous thread count restored after.
+
+    A decoder whose output is rounded to integers must give the same samples in the main process
+    (several threads) and in chunk workers (one thread, see :func:`limit_torch_threads_in_worker`):
+    float sums split over a different number of threads round differently, and one sample in
+    ~60000 came out one LSB apart. Learned decoders run inside this context.
+    """
+
+    def __enter__(self):
+        import torch
+
+        self._previous = torch.get_num_threads()
+        if self._previous != 1:
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc_info):
+        import torch
+
+        if self._previous != 1:
+            torch.set_num_threads(self._previous)
+        return False

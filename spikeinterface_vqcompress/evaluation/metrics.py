@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def sndr_db(reference: np.ndarray, reconstruction: np.ndarray, axis=None) -> np.ndarray:
+def sndr_db(reference: np.ndarray, reconstruction: np.ndarray, axis=None, floor: float = 0.0) -> np.ndarray:
     """Signal-to-noise-and-distortion ratio ``20 log10(||x|| / ||x - x_hat||)`` in dB.
 
     Parameters
@@ -18,6 +18,8 @@ def sndr_db(reference: np.ndarray, reconstruction: np.ndarray, axis=None) -> np.
         Same shape.
     axis : int | tuple | None, default: None
         Axes reduced by the norms (None: all).
+    floor : float, default: 0.0
+        Lower bound of both norms (``1e-12`` keeps the result finite for exact or silent snippets).
 
     Returns
     -------
@@ -28,8 +30,20 @@ def sndr_db(reference: np.ndarray, reconstruction: np.ndarray, axis=None) -> np.
     error = reference - np.asarray(reconstruction, dtype=np.float64)
     signal_norm = np.sqrt(np.sum(reference**2, axis=axis))
     error_norm = np.sqrt(np.sum(error**2, axis=axis))
+    if floor > 0:
+        signal_norm, error_norm = np.maximum(signal_norm, floor), np.maximum(error_norm, floor)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 20.0 * np.log10(signal_norm / error_norm)
+
+
+def snippet_sndr_db(reference: np.ndarray, reconstruction: np.ndarray) -> np.ndarray:
+    """Per-snippet SNDR over channels and samples, in dB (norms floored at 1e-12: always finite).
+
+    ``reference`` and ``reconstruction`` are ``(n, ...)``; returns ``(n,)`` float64.
+    """
+    reference = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    reconstruction = np.asarray(reconstruction, dtype=np.float64).reshape(len(reference), -1)
+    return sndr_db(reference, reconstruction, axis=1, floor=1e-12)
 
 
 def _gains(recording):

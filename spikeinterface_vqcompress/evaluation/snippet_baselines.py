@@ -13,7 +13,7 @@ Three coders, each fitted on training snippets ``(n, C, T)`` in uV, each produci
   ``x = Psi s`` by orthogonal matching pursuit (scikit-learn) with ``sparsity`` atoms in a DWT or
   PCA (learned) basis ``Psi``.
 
-Entropy coding uses :mod:`spikeinterface_vqcompress.entropy.rans` with frozen integer tables fitted
+Entropy coding uses :mod:`spikeinterface_vqcompress.core.entropy.rans` with frozen integer tables fitted
 on the training data (stored with the coder, shipped with the decoder, not counted per snippet).
 One rANS stream per coded batch of snippets: the stream's 4-byte final state is amortised over the
 batch (as when an implant sends spikes in frames). Quantised values outside the table's alphabet are
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
+from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_with_tables, encode_with_tables
 
 _PRECISION_BITS = 15
 
@@ -43,36 +43,39 @@ def _tables_from_symbols(symbols: np.ndarray, alphabet_size: int) -> np.ndarray:
 
 
 def encode_columns(symbols: np.ndarray, tables: np.ndarray) -> bytes:
-    """rANS-encode ``symbols`` ``(n, k)``: column ``j`` uses ``tables[j]``. One stream, column-major."""
+    """rANS-encode ``symbols`` ``(n, k)``, column ``j`` with ``tables[j]``, as one stream behind a
+    4-byte length (:func:`~spikeinterface_vqcompress.core.entropy.rans.encode_with_tables`, the coder
+    spike-cae uses); ``b""`` when there is nothing to code."""
     symbols = np.asarray(symbols, dtype=np.int64)
     if symbols.size == 0:
         return b""
-    # a single stream needs a single table: code each column as its own stream, length-prefixed
-    chunks = []
-    for column in range(symbols.shape[1]):
-        payload = encode_symbols(symbols[:, column], tables[column])
-        chunks.append(len(payload).to_bytes(4, "little") + payload)
-    return b"".join(chunks)
+    payload = encode_with_tables(symbols, tables)
+    return len(payload).to_bytes(4, "little") + payload
 
 
 def decode_columns(data: bytes, tables: np.ndarray, num_rows: int) -> np.ndarray:
-    """Inverse of :func:`encode_columns`."""
-    num_columns = tables.shape[0]
-    out = np.zeros((num_rows, num_columns), dtype=np.int64)
+    """Inverse of :func:`encode_columns`: ``(num_rows, len(tables))`` int64 symbols."""
     if num_rows == 0:
-        return out
-    position = 0
-    for column in range(num_columns):
-        length = int.from_bytes(data[position:position + 4], "little")
-        position += 4
-        out[:, column] = decode_symbols(data[position:position + length], tables[column], num_rows)
-        position += length
-    return out
+        return np.zeros((0, tables.shape[0]), dtype=np.int64)
+    length = int.from_bytes(data[:4], "little")
+    return decode_with_tables(data[4:4 + length], tables, num_rows, name="snippet coder")
+
+
+def payload_nbytes(data: bytes) -> int:
+    """Bytes of a run of :func:`encode_columns` streams without their 4-byte length prefixes (the
+    framing both ends know)."""
+    position = count = 0
+    while position < len(data):
+        position += 4 + int.from_bytes(data[position:position + 4], "little")
+        count += 1
+    if position != len(data):
+        raise ValueError("not a run of length-prefixed streams")
+    return len(data) - 4 * count
 
 
 def stream_nbytes(symbols: np.ndarray, tables: np.ndarray) -> int:
-    """Bytes :func:`encode_columns` writes, minus the 4-byte length prefixes (framing known to both ends)."""
-    return len(encode_columns(symbols, tables)) - 4 * tables.shape[0]
+    """Bytes :func:`encode_columns` writes, minus the 4-byte length prefix (framing known to both ends)."""
+    return max(len(encode_columns(symbols, tables)) - 4, 0)
 
 
 class _Coder:
@@ -90,13 +93,13 @@ class _Coder:
         return snippets
 
     def payload_nbytes(self, snippets) -> int:
-        """Real bytes of :meth:`encode` for these snippets, without the per-column length prefixes."""
-        return len(self.encode(snippets)) - 4 * self._num_streams()
+        """Real bytes of :meth:`encode` for these snippets, without the streams' length prefixes."""
+        return payload_nbytes(self.encode(snippets))
 
     def roundtrip(self, snippets) -> tuple[np.ndarray, int]:
         """Decoded snippets from the real bytes, and the payload size in bytes."""
         data = self.encode(snippets)
-        return self.decode(data, len(snippets)), len(data) - 4 * self._num_streams()
+        return self.decode(data, len(snippets)), payload_nbytes(data)
 
 
 class PCASnippetCoder(_Coder):
@@ -123,8 +126,6 @@ class PCASnippetCoder(_Coder):
     def config(self) -> dict:
         return {"coder": self.name, "num_components": self.num_components, "step_uV": self.step_uV}
 
-    def _num_streams(self):
-        return self.num_components
 
     def fit(self, train_snippets):
         train = self._check(train_snippets)
@@ -192,8 +193,6 @@ class DWTSnippetCoder(_Coder):
         return {"coder": self.name, "keep": self.keep, "step_uV": self.step_uV, "wavelet": self.wavelet,
                 "level": self.level}
 
-    def _num_streams(self):
-        return self.shape[0] * self.shape[1] + 1
 
     def _transform(self, snippets):
         return np.einsum("st,nct->ncs", self.analysis, snippets).reshape(len(snippets), -1)
@@ -223,11 +222,8 @@ class DWTSnippetCoder(_Coder):
         return encode_columns(mask, self.mask_tables) + encode_columns(values[:, None], self.value_table)
 
     def decode(self, data, num_snippets) -> np.ndarray:
-        num_slots = self.shape[0] * self.shape[1]
-        # walk the length-prefixed mask streams to find where the value stream starts
-        position = 0
-        for _ in range(num_slots):
-            position += 4 + int.from_bytes(data[position:position + 4], "little")
+        # the mask stream is length-prefixed: the value stream starts after it
+        position = 4 + int.from_bytes(data[:4], "little") if num_snippets else 0
         mask = decode_columns(data[:position], self.mask_tables, num_snippets).astype(bool)
         values = decode_columns(data[position:], self.value_table, int(mask.sum()))[:, 0]
         coefficients = np.zeros(mask.shape)
@@ -272,8 +268,6 @@ class CSSnippetCoder(_Coder):
         return {"coder": self.name, "num_measurements": self.num_measurements, "step": self.step,
                 "sparsity": self.sparsity, "basis": self.basis, "seed": self.seed}
 
-    def _num_streams(self):
-        return self.num_measurements
 
     def fit(self, train_snippets):
         train = self._check(train_snippets)

@@ -29,6 +29,7 @@ from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
 from spikeinterface_vqcompress.core.errors import CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
+from spikeinterface_vqcompress.core.threads import single_torch_thread
 
 DEFAULT_MODEL = weights.default_model("vqcae-hybrid")
 
@@ -147,7 +148,7 @@ class VQCAEHybridCodec(Codec):
         if np.any(extrema[..., 0] > extrema[..., 1]):
             raise CorruptDataError(f"{self.codec_id}: a segment minimum exceeds its maximum; the data is damaged")
         indices = decode_symbols(index_stream, self.index_frequencies, num_channels * num_segments)
-        with torch.no_grad():
+        with torch.no_grad(), single_torch_thread():
             normalized = self.network.decode_indices(torch.from_numpy(indices), post_filter=self.params["post_filter"]).numpy()
         values = denormalize_segments(normalized, extrema[..., 0].ravel(), extrema[..., 1].ravel())
         values = values.reshape(num_channels, num_segments * self.segment_num_samples)[:, :num_samples]

@@ -212,3 +212,70 @@ def estimate_nbytes(symbols, frequencies) -> float:
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     bits = precision_bits * symbols.size - np.log2(frequencies[symbols].astype(np.float64)).sum()
     return float(bits / 8.0)
+
+
+def encode_with_tables(symbols: np.ndarray, tables: np.ndarray) -> bytes:
+    """rANS-encode ``symbols`` ``(n, k)`` where column ``j`` uses frozen table ``tables[j]``.
+
+    Same bitstream conventions as :func:`encode_symbols` (which handles one table): one stream, one
+    4-byte final state, symbols coded row by row.
+    """
+    symbols = np.asarray(symbols, dtype=np.int64)
+    num_columns = tables.shape[0]
+    checked = [_check_table(row) for row in tables]
+    precision_bits = checked[0][1]
+    if any(bits != precision_bits for _, bits in checked):
+        raise ValueError("every table must have the same precision")
+    frequencies = [row.tolist() for row, _ in checked]
+    starts = [np.concatenate([[0], np.cumsum(row)[:-1]]).tolist() for row, _ in checked]
+    flat = symbols.reshape(-1).tolist()
+    state = _STATE_LOWER_BOUND
+    output = bytearray()
+    upper_factor = (_STATE_LOWER_BOUND >> precision_bits) << 8
+    for position in range(len(flat) - 1, -1, -1):
+        column = position % num_columns
+        symbol = flat[position]
+        frequency = frequencies[column][symbol]
+        if frequency == 0:
+            raise ValueError(f"symbol {symbol} has frequency 0 in table {column}")
+        state_limit = upper_factor * frequency
+        while state >= state_limit:
+            output.append(state & 0xFF)
+            state >>= 8
+        state = ((state // frequency) << precision_bits) + (state % frequency) + starts[column][symbol]
+    output.reverse()
+    return state.to_bytes(4, "little") + bytes(output)
+
+
+def decode_with_tables(data: bytes, tables: np.ndarray, num_rows: int, name: str = "spike-cae") -> np.ndarray:
+    """Inverse of :func:`encode_with_tables`: ``(num_rows, len(tables))`` int64 symbols (``name`` in errors)."""
+    checked = [_check_table(row) for row in tables]
+    precision_bits = checked[0][1]
+    num_columns = len(checked)
+    data = bytes(data)
+    if len(data) < 4:
+        raise CorruptDataError(f"{name}: code index stream is truncated")
+    state = int.from_bytes(data[:4], "little")
+    if not _STATE_LOWER_BOUND <= state < (_STATE_LOWER_BOUND << 8):
+        raise CorruptDataError(f"{name}: code index stream starts with an impossible state; the data is damaged")
+    mask = (1 << precision_bits) - 1
+    lookups = [np.repeat(np.arange(row.size), row).tolist() for row, _ in checked]
+    frequencies = [row.tolist() for row, _ in checked]
+    starts = [np.concatenate([[0], np.cumsum(row)[:-1]]).tolist() for row, _ in checked]
+    count = int(num_rows) * num_columns
+    symbols = [0] * count
+    position, size = 4, len(data)
+    for index in range(count):
+        column = index % num_columns
+        slot = state & mask
+        symbol = lookups[column][slot]
+        symbols[index] = symbol
+        state = frequencies[column][symbol] * (state >> precision_bits) + slot - starts[column][symbol]
+        while state < _STATE_LOWER_BOUND:
+            if position >= size:
+                raise CorruptDataError(f"{name}: code index stream ended early; the data is truncated")
+            state = (state << 8) | data[position]
+            position += 1
+    if position != size or state != _STATE_LOWER_BOUND:
+        raise CorruptDataError(f"{name}: code index stream did not end cleanly; the data is damaged")
+    return np.asarray(symbols, dtype=np.int64).reshape(int(num_rows), num_columns)

@@ -244,7 +244,7 @@ def _difference_sums(values, lpc_order):
     return products, heads, tails
 
 
-def _fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
+def fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
     """Least-squares (autocorrelation method) predictor of the first difference, Q12 integers.
 
     With ``step > 1`` (near-lossless) the predictor runs on reconstructed samples, i.e. the signal
@@ -352,7 +352,7 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
     fixed_weights = np.zeros((num_channels, lpc_order), dtype=np.int64)
     if lpc_order:
         for channel in range(num_channels):
-            fixed_weights[channel] = _fit_lpc(domain_rows[channel], lpc_order, int(step[channel]))
+            fixed_weights[channel] = fit_lpc(domain_rows[channel], lpc_order, int(step[channel]))
             for coefficient in fixed_weights[channel].tolist():
                 side.put(rc, out, coefficient, 8)
     tables = [_code_widths(domain_rows[channel], int(step[channel])) for channel in range(num_channels)]

@@ -40,7 +40,7 @@ from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
-from spikeinterface_vqcompress.core.entropy.rans import _STATE_LOWER_BOUND, _check_table, build_frequency_table, decode_symbols, encode_symbols
+from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, decode_with_tables, encode_symbols, encode_with_tables
 from spikeinterface_vqcompress.core.codecs.spike_cae.background import BackgroundModel, estimate_background, spike_window_mask, synthesise_background
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, neighbour_order
 
@@ -52,74 +52,6 @@ _CHUNK_HEADER = struct.Struct("<BBHII")
 TIME_CLASS_COUNTS = [299, 262, 435, 627, 755, 791, 792, 790, 787, 781, 768, 743, 695, 609, 468, 280, 103, 15,
                      1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
 TIME_CLASS_TABLE = build_frequency_table(TIME_CLASS_COUNTS, 12)
-
-
-# -- entropy coding helpers ------------------------------------------------------------------------
-def encode_with_tables(symbols: np.ndarray, tables: np.ndarray) -> bytes:
-    """rANS-encode ``symbols`` ``(n, k)`` where column ``j`` uses frozen table ``tables[j]``.
-
-    Same bitstream conventions as :func:`spikeinterface_vqcompress.core.entropy.rans.encode_symbols`
-    (which handles one table); symbols are coded row by row.
-    """
-    symbols = np.asarray(symbols, dtype=np.int64)
-    num_columns = tables.shape[0]
-    checked = [_check_table(row) for row in tables]
-    precision_bits = checked[0][1]
-    if any(bits != precision_bits for _, bits in checked):
-        raise ValueError("every table must have the same precision")
-    frequencies = [row.tolist() for row, _ in checked]
-    starts = [np.concatenate([[0], np.cumsum(row)[:-1]]).tolist() for row, _ in checked]
-    flat = symbols.reshape(-1).tolist()
-    state = _STATE_LOWER_BOUND
-    output = bytearray()
-    upper_factor = (_STATE_LOWER_BOUND >> precision_bits) << 8
-    for position in range(len(flat) - 1, -1, -1):
-        column = position % num_columns
-        symbol = flat[position]
-        frequency = frequencies[column][symbol]
-        if frequency == 0:
-            raise ValueError(f"symbol {symbol} has frequency 0 in table {column}")
-        state_limit = upper_factor * frequency
-        while state >= state_limit:
-            output.append(state & 0xFF)
-            state >>= 8
-        state = ((state // frequency) << precision_bits) + (state % frequency) + starts[column][symbol]
-    output.reverse()
-    return state.to_bytes(4, "little") + bytes(output)
-
-
-def decode_with_tables(data: bytes, tables: np.ndarray, num_rows: int) -> np.ndarray:
-    """Inverse of :func:`encode_with_tables`: ``(num_rows, len(tables))`` int64 symbols."""
-    checked = [_check_table(row) for row in tables]
-    precision_bits = checked[0][1]
-    num_columns = len(checked)
-    data = bytes(data)
-    if len(data) < 4:
-        raise CorruptDataError("spike-cae: code index stream is truncated")
-    state = int.from_bytes(data[:4], "little")
-    if not _STATE_LOWER_BOUND <= state < (_STATE_LOWER_BOUND << 8):
-        raise CorruptDataError("spike-cae: code index stream starts with an impossible state; the data is damaged")
-    mask = (1 << precision_bits) - 1
-    lookups = [np.repeat(np.arange(row.size), row).tolist() for row, _ in checked]
-    frequencies = [row.tolist() for row, _ in checked]
-    starts = [np.concatenate([[0], np.cumsum(row)[:-1]]).tolist() for row, _ in checked]
-    count = int(num_rows) * num_columns
-    symbols = [0] * count
-    position, size = 4, len(data)
-    for index in range(count):
-        column = index % num_columns
-        slot = state & mask
-        symbol = lookups[column][slot]
-        symbols[index] = symbol
-        state = frequencies[column][symbol] * (state >> precision_bits) + slot - starts[column][symbol]
-        while state < _STATE_LOWER_BOUND:
-            if position >= size:
-                raise CorruptDataError("spike-cae: code index stream ended early; the data is truncated")
-            state = (state << 8) | data[position]
-            position += 1
-    if position != size or state != _STATE_LOWER_BOUND:
-        raise CorruptDataError("spike-cae: code index stream did not end cleanly; the data is damaged")
-    return np.asarray(symbols, dtype=np.int64).reshape(int(num_rows), num_columns)
 
 
 def encode_times(times: np.ndarray) -> bytes:
@@ -174,7 +106,7 @@ def taper_window(num_samples: int, taper_samples: int) -> np.ndarray:
     return window
 
 
-def _uniform_table(num_symbols: int) -> np.ndarray:
+def uniform_table(num_symbols: int) -> np.ndarray:
     precision_bits = max(12, int(np.ceil(np.log2(max(num_symbols, 2)))) + 1)
     return build_frequency_table(np.ones(num_symbols, dtype=np.int64), precision_bits)
 
@@ -401,7 +333,7 @@ class SpikeCAECodec(Codec):
         seed = zlib.crc32(times.astype("<i8").tobytes() + payload) & 0xFFFFFFFF
         header = _CHUNK_HEADER.pack(FORMAT_VERSION, 0, 0, len(times), seed)
         return pack_parts([header, background.to_bytes(), encode_times(times),
-                           encode_symbols(peak_channels, _uniform_table(num_channels)), payload])
+                           encode_symbols(peak_channels, uniform_table(num_channels)), payload])
 
     def decode(self, data, num_samples, num_channels, dtype):
         header, background_bytes, time_bytes, channel_bytes, payload = unpack_parts(data, 5, self.codec_id)
@@ -415,7 +347,7 @@ class SpikeCAECodec(Codec):
             raise CorruptDataError("spike-cae: the chunk claims more spikes than samples")
         background = BackgroundModel.from_bytes(background_bytes, num_channels)
         times = decode_times(time_bytes, num_spikes)
-        peak_channels = decode_symbols(channel_bytes, _uniform_table(num_channels), num_spikes)
+        peak_channels = decode_symbols(channel_bytes, uniform_table(num_channels), num_spikes)
         if num_spikes and (times[-1] >= num_samples or peak_channels.max() >= num_channels):
             raise CorruptDataError("spike-cae: spike times or channels fall outside the chunk; the data is damaged")
         channels, samples, trough = self.snippet_shape()
