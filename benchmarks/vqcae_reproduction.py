@@ -84,7 +84,7 @@ def run_codec(name, files, codec, note="", output_folder=None) -> dict:
             "nbytes": totals["container_nbytes"], "payload_nbytes": totals["payload_nbytes"],
             "ratio": totals["ratio_wav_bytes"], "ratio_payload_only": totals["ratio_payload_only"],
             "lossless": report["verification"]["lossless"], "verification": report["verification"]["text"],
-            "encode_s": totals["encode_s"], "decode_s": totals["decode_s"], "summary": summarize_rows(metrics)}
+            "encode_s": totals["encode_time_s"], "decode_s": totals["decode_time_s"], "summary": summarize_rows(metrics)}
 
 
 def read_num_samples(path) -> int:

@@ -22,6 +22,7 @@ from spikeinterface_vqcompress._version import __version__
 from spikeinterface_vqcompress.core.registry import get_codec
 from spikeinterface_vqcompress.core.threads import limit_torch_threads_in_worker
 from spikeinterface_vqcompress.core.container import ContainerReader, ContainerWriter
+from spikeinterface_vqcompress.jsonio import json_value
 
 DEFAULT_CHUNK_DURATION_S = 1.0
 
@@ -29,7 +30,7 @@ DEFAULT_CHUNK_DURATION_S = 1.0
 def _json_safe(value):
     """Keep only what JSON can hold (annotations may carry numpy values or objects)."""
     try:
-        return json.loads(json.dumps(value, default=lambda item: item.tolist() if hasattr(item, "tolist") else str(item)))
+        return json_value(value, fallback=lambda item: item.tolist() if hasattr(item, "tolist") else str(item))
     except (TypeError, ValueError):
         return None
 
@@ -222,7 +223,7 @@ class _CompressionStatsMixin:
         Parameters
         ----------
         **kwargs
-            Passed to :func:`spikeinterface_vqcompress.hardware.hardware_report` (``budget``,
+            Passed to :func:`spikeinterface_vqcompress.core.hardware.hardware_report` (``budget``,
             ``energy_model``, ``weight_bits``, ``event_rate_hz_per_channel``, ``adc_bits``...).
             ``adc_bits`` defaults to the bit depth declared when encoding, else the stored dtype's.
 

@@ -49,6 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spikeinterface_vqcompress.evaluation.tables import codec_label
+from spikeinterface_vqcompress.jsonio import write_json
+
 __all__ = ["load_study_config", "expand_study", "run_study", "read_study_results", "StudyConfigError"]
 
 STUDY_FORMAT = "vqcompress-study-1"
@@ -174,16 +177,17 @@ def expand_study(config: dict) -> dict:
 
 
 # -- tasks (module level so Dask workers can import them) --------------------------------------------------------------
-def _write_json_atomic(path: Path, payload: dict):
-    from spikeinterface_vqcompress.evaluation.pipeline import _clean_floats, _json_default
+def _read_point_stats(path: Path) -> dict:
+    """The measure row of a codec point (``compressed/RECORDING/KEY.json``).
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(temporary, "w") as handle:
-        json.dump(_clean_floats(payload), handle, indent=1, default=_json_default)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    Rows written before the one measure step kept the config under ``codec``; they are read as
+    ``codec_config`` (and ``codec`` the label), so that an older study folder resumes unchanged.
+    """
+    stats = json.loads(Path(path).read_text())
+    if isinstance(stats.get("codec"), dict):
+        stats["codec_config"] = stats.pop("codec")
+        stats["codec"] = codec_label(stats["codec_config"])
+    return stats
 
 
 def _recording_file(output_folder: Path, spec: dict) -> Path:
@@ -264,9 +268,11 @@ def _make_probe(description, num_channels: int):
 
 
 def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s: float, adc_bits: int | None) -> dict:
-    """Compress one recording with one codec point into ``compressed/``; ratio, fidelity, hardware."""
-    from spikeinterface_vqcompress.evaluation.metrics import compare_traces, spike_window_fidelity
-    from spikeinterface_vqcompress.recording import compress, recording_fingerprint
+    """Compress one recording with one codec point into ``compressed/``: the measure row
+    (:func:`~spikeinterface_vqcompress.evaluation.measure.measure_codec`: ratio, speed, fidelity,
+    hardware) with ``codec_key``, ``file`` and ``source_fingerprint``."""
+    from spikeinterface_vqcompress.evaluation.measure import measure_codec
+    from spikeinterface_vqcompress.recording import recording_fingerprint
 
     folder = Path(output_folder) / "compressed" / info["name"]
     key = codec_key(codec)
@@ -274,29 +280,18 @@ def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s
     recording, gt_sorting = _load(info)
     fingerprint = recording_fingerprint(recording)
     if stats_path.is_file():
-        stats = json.loads(stats_path.read_text())
+        stats = _read_point_stats(stats_path)
         if stats.get("source_fingerprint") == fingerprint:
             return stats  # the same recording was compressed with this codec point by an earlier run
     folder.mkdir(parents=True, exist_ok=True)
     file_path = folder / f"{key}.vqc"
-    if file_path.exists():
-        file_path.unlink()  # no stats: a previous run died before measuring it; encode again for the timing
+    # a container without its row is from a run that died before measuring it: measure_codec encodes
+    # it again (for the timing)
     adc = adc_bits or np.dtype(recording.get_dtype()).itemsize * 8
-    compressed = compress(recording, codec=codec, file_path=file_path, chunk_duration_s=chunk_duration_s, adc_bits=adc,
-                          n_jobs=1, progress_bar=False)
-    stats = {
-        "codec": codec, "codec_key": key, "file": str(file_path), "source_fingerprint": fingerprint,
-        "lossless": bool(compressed.codec.lossless),
-        "encoded_nbytes": int(compressed.encoded_nbytes), "raw_nbytes": int(compressed.raw_nbytes),
-        "compression_ratio": float(compressed.compression_ratio), "bits_per_sample": float(compressed.bits_per_sample),
-        "adc_bits": int(adc), "compression_ratio_vs_adc": float(compressed.compression_ratio_vs_adc(adc)),
-        "encode_time_s": float(compressed.encode_time_s),
-        "hardware": compressed.hardware_report(adc_bits=adc).to_dict(),
-    }
-    stats.update(compare_traces(recording, compressed))
-    if gt_sorting is not None:
-        stats.update(spike_window_fidelity(recording, compressed, gt_sorting))
-    _write_json_atomic(stats_path, stats)
+    row, _ = measure_codec(recording, codec, gt_sorting=gt_sorting, file_path=file_path, chunk_duration_s=chunk_duration_s,
+                           adc_bits=adc, n_jobs=1, progress_bar=False)
+    stats = {"codec_key": key, "file": str(file_path), "source_fingerprint": fingerprint, **row}
+    write_json(stats_path, stats, indent=1)
     return stats
 
 
@@ -304,7 +299,7 @@ def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder:
     """Sort one cell and save the sorting (runs in a child process when the study has a time limit)."""
     from spikeinterface.core import NumpySorting
 
-    from spikeinterface_vqcompress.evaluation.pipeline import run_seeded_sorter
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
     from spikeinterface_vqcompress.recording import read_compressed
 
     output_folder = Path(output_folder)
@@ -348,10 +343,10 @@ def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, ti
 
     from spikeinterface.core import load
 
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.sorting import score_sorting
 
-    row = {"cell": cell["key"], "recording": info["name"], "codec_id": "raw" if stats is None else stats["codec"]["id"],
-           "codec": "raw" if stats is None else codec_label_of(stats["codec"]), "sorter": cell["sorter"], "seed": cell["seed"]}
+    row = {"cell": cell["key"], "recording": info["name"], "codec_id": "raw" if stats is None else stats["codec_config"]["id"],
+           "codec": "raw" if stats is None else stats["codec"], "sorter": cell["sorter"], "seed": cell["seed"]}
     with tempfile.TemporaryDirectory() as folder:
         result_file = str(Path(folder) / "result.json")
         if timeout_s is None:
@@ -385,15 +380,9 @@ def _sort_or_reuse_raw(cell: dict, info: dict, stats: dict, output_folder: str, 
     """The raw recording's sorting when the rebuilt samples are bit-identical, else a sorting."""
     if not stats.get("exact"):
         return sort_cell(cell, info, stats, output_folder, timeout_s)
-    row = dict(raw_row, cell=cell["key"], codec_id=stats["codec"]["id"], codec=codec_label_of(stats["codec"]),
+    row = dict(raw_row, cell=cell["key"], codec_id=stats["codec_config"]["id"], codec=stats["codec"],
                sorting_reused_from_raw=True)
     return row
-
-
-def codec_label_of(config: dict) -> str:
-    from spikeinterface_vqcompress.evaluation.pipeline import codec_label
-
-    return codec_label(config)
 
 
 def agreement_with_raw(raw_sorting_folder: str, sorting_folder: str) -> dict:
@@ -401,7 +390,7 @@ def agreement_with_raw(raw_sorting_folder: str, sorting_folder: str) -> dict:
     and seed) for recordings without ground truth: the raw sorting plays the ground truth."""
     from spikeinterface.core import load
 
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.sorting import score_sorting
 
     scores = score_sorting(load(raw_sorting_folder), load(sorting_folder))
     return {f"agreement_{key}": value for key, value in scores.items()}
@@ -432,14 +421,14 @@ def refresh_hardware_reports(output_folder, **hardware_kwargs) -> int:
     output_folder = Path(output_folder)
     reports = {}
     for stats_path in sorted((output_folder / "compressed").glob("*/*.json")):
-        stats = json.loads(stats_path.read_text())
+        stats = _read_point_stats(stats_path)
         if not Path(stats["file"]).is_file():
             continue
         container = read_compressed(stats["file"])
         container.encode_time_s = stats["encode_time_s"]
         stats["hardware"] = container.hardware_report(adc_bits=stats["adc_bits"], **hardware_kwargs).to_dict()
-        _write_json_atomic(stats_path, stats)
-        reports[(stats_path.parent.name, codec_key(stats["codec"]))] = stats["hardware"]
+        write_json(stats_path, stats, indent=1)
+        reports[(stats_path.parent.name, codec_key(stats["codec_config"]))] = stats["hardware"]
     count = 0
     for cell_path in sorted((output_folder / "cells").glob("*.json")):
         row = json.loads(cell_path.read_text())
@@ -448,7 +437,7 @@ def refresh_hardware_reports(output_folder, **hardware_kwargs) -> int:
         hardware = reports.get((row["recording"], codec_key(row["codec_config"])))
         if hardware is not None:
             row.update(_hardware_columns(hardware))
-            _write_json_atomic(cell_path, row)
+            write_json(cell_path, row, indent=1)
             count += 1
     return count
 
@@ -467,13 +456,13 @@ def _finish_cell(row: dict, info: dict, stats: dict | None, output_folder: str) 
         row.update(codec_config=None, lossless=True, compression_ratio=1.0, bits_per_sample=None, compression_ratio_vs_adc=None,
                    rmse_uV=0.0, exact=True)
     else:
-        row.update(codec_config=stats["codec"], lossless=stats["lossless"], compression_ratio=stats["compression_ratio"],
+        row.update(codec_config=stats["codec_config"], lossless=stats["lossless"], compression_ratio=stats["compression_ratio"],
                    bits_per_sample=stats["bits_per_sample"], compression_ratio_vs_adc=stats["compression_ratio_vs_adc"],
                    adc_bits=stats["adc_bits"], rmse_uV=stats.get("rmse_uV"), exact=stats.get("exact"),
-                   sndr_spike_db=stats.get("sndr_spike_db_mean"), encode_time_s=stats["encode_time_s"])
+                   sndr_spike_db_mean=stats.get("sndr_spike_db_mean"), encode_time_s=stats["encode_time_s"])
         row.update(_hardware_columns(stats["hardware"]))
     row["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    _write_json_atomic(Path(output_folder) / "cells" / f"{row['cell']}.json", row)
+    write_json(Path(output_folder) / "cells" / f"{row['cell']}.json", row, indent=1)
     return row
 
 
@@ -591,7 +580,7 @@ def run_study(config, output_folder, scheduler: str | None = None, n_workers: in
     output_folder.mkdir(parents=True, exist_ok=True)
     config_path = output_folder / "study_config.json"
     previous = json.loads(config_path.read_text()) if config_path.is_file() else None
-    _write_json_atomic(config_path, {"format": STUDY_FORMAT, **config})
+    write_json(config_path, {"format": STUDY_FORMAT, **config}, indent=1)
     if previous is not None and verbose:
         print(f"resuming the study in {output_folder}", flush=True)
 
@@ -632,7 +621,7 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
     def write_failures():
         replaced = {failure["task"] for failure in failures} | succeeded
         kept = [failure for failure in earlier if failure["task"] not in replaced]
-        _write_json_atomic(failures_path, {"failures": kept + failures})
+        write_json(failures_path, {"failures": kept + failures}, indent=1)
 
     first_sorter = config["sorters"][0]["name"]
     timeout_s = config.get("sorter_timeout_s")
@@ -732,7 +721,7 @@ def read_study_results(output_folder):
         raise FileNotFoundError(f"{output_folder} has no finished cells (cells/*.json): run 'vqcompress study' first")
     for row in rows:  # labels from the stored config, so cells written by older versions read the same
         if isinstance(row.get("codec_config"), dict) and row["codec_config"]:
-            row["codec"] = codec_label_of(row["codec_config"])
+            row["codec"] = codec_label(row["codec_config"])
     return pd.DataFrame(rows)
 
 
@@ -749,5 +738,5 @@ def write_study_table(output_folder, plan: dict | None = None):
     temporary = output_folder / "results.csv.tmp"
     flat.to_csv(temporary, index=False)
     os.replace(temporary, output_folder / "results.csv")
-    _write_json_atomic(output_folder / "results.json", {"format": STUDY_FORMAT, "rows": table.to_dict(orient="records")})
+    write_json(output_folder / "results.json", {"format": STUDY_FORMAT, "rows": table.to_dict(orient="records")}, indent=1)
     return table

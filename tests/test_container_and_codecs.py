@@ -281,7 +281,7 @@ def test_header_is_deflated_and_format_1_still_reads(monkeypatch):
     import struct
     import zlib
 
-    from spikeinterface_vqcompress import container
+    from spikeinterface_vqcompress.core import container
 
     header = {"adc_bits": None, "annotations": {"is_filtered": False}, "channel_ids": [0], "chunk_num_samples": 195310,
               "codec": {"id": "broadband", "lpc_order": 32, "max_error": 0, "stages": None}, "dtype": "int16",

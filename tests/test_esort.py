@@ -336,7 +336,7 @@ def test_cli_names_a_bad_gate_threshold(tmp_path):
 def test_run_sorter_esort_with_ground_truth_labels(ground_truth_file, tmp_path):
     import spikeinterface.sorters as ss
 
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.sorting import score_sorting
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     recording, gt_sorting = load_ground_truth(ground_truth_file)
@@ -361,7 +361,7 @@ def test_run_sorter_esort_labels_from_tridesclous2(ground_truth_file, tmp_path):
     """The real-data mode: no ground truth, labels from tridesclous2 on the first seconds."""
     import spikeinterface.sorters as ss
 
-    from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+    from spikeinterface_vqcompress.evaluation.sorting import score_sorting
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     recording, gt_sorting = load_ground_truth(ground_truth_file)

@@ -17,7 +17,7 @@ from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, save_weights, s
 
 N1_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "neuralink_n1"
 MODELS = Path(__file__).resolve().parents[1] / "spikeinterface_vqcompress" / "models"
-TINY_CONFIG = {"segment_num_samples": 64, "hidden_sizes": [32, 16], "latent_dim": 4, "num_codes": 8, "cae_channels": [4, 8, 4]}
+TINY_CONFIG = {"segment_num_samples": 64, "hidden_sizes": [32, 16], "latent_dim": 4, "codebook_size": 8, "cae_channels": [4, 8, 4]}
 SAMPLING_FREQUENCY = 19531
 
 torch.set_num_threads(1)
@@ -40,7 +40,7 @@ def tiny_model_path(tmp_path_factory):
     model, history = train_vqcae(segments, epochs=2, batch_size=32, seed=0, config=TINY_CONFIG, log_every_epochs=0)
     assert len(history) == 2 and all(np.isfinite(record["loss"]) for record in history)
     with torch.no_grad():
-        counts = np.bincount(model.encode_indices(torch.as_tensor(segments)).numpy(), minlength=TINY_CONFIG["num_codes"])
+        counts = np.bincount(model.encode_indices(torch.as_tensor(segments)).numpy(), minlength=TINY_CONFIG["codebook_size"])
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
     save_weights(model, build_frequency_table(counts, 12), path)
     return path

@@ -1,5 +1,5 @@
 """The ``vqcompress`` command line (:func:`main`); each sub-command family has its own module."""
 
-from spikeinterface_vqcompress.cli.main import main
+from spikeinterface_vqcompress.cli.main import main, parse_codec_argument
 
-__all__ = ["main"]
+__all__ = ["main", "parse_codec_argument"]

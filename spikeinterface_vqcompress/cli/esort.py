@@ -43,7 +43,7 @@ def command_esort(args):
                             verbose=True, **params)
     print(f"{len(sorting.unit_ids)} units, sorting in {args.output}/sorter_output/sorting")
     if gt_sorting is not None:
-        from spikeinterface_vqcompress.evaluation.pipeline import score_sorting
+        from spikeinterface_vqcompress.evaluation.sorting import score_sorting
 
         print(json.dumps(score_sorting(gt_sorting, sorting), indent=2))
 

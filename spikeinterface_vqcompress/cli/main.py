@@ -87,12 +87,40 @@ def _add_job_arguments(parser):
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def command_codecs(args):
-    from spikeinterface_vqcompress.core.registry import available_codecs, get_codec_class
+def _codec_parameters(cls) -> str:
+    """``name=default, ...`` of a codec class's constructor (its parameters, in order)."""
+    import inspect
 
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    shown = []
+    for parameter in parameters:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = "(required)" if parameter.default is parameter.empty else repr(parameter.default)
+        shown.append(f"{parameter.name}={default}")
+    return ", ".join(shown) if shown else "(none)"
+
+
+def command_codecs(args):
+    import textwrap
+
+    from spikeinterface_vqcompress.core.registry import available_codecs, available_presets, get_codec_class
+
+    def wrapped(text, indent, hanging=0):
+        return textwrap.fill(text, width=100, initial_indent=" " * indent, subsequent_indent=" " * (indent + hanging))
+
+    print('Presets: a preset is a codec name too (--codec storage, compress(recording, codec="storage"))\n')
+    for name, preset in available_presets().items():
+        config = dict(preset.config)
+        resolved = config.pop("id") + ("" if not config else ":" + ",".join(f"{key}={value}" for key, value in config.items()))
+        print(f"  {name:10s} -> {resolved}")
+        print(wrapped(preset.purpose, 17))
+        print(wrapped(f"measured: {preset.measured}", 17, 10))
+    print("\nCodecs: --codec NAME:parameter=value,...\n")
     for name in available_codecs():
         cls = get_codec_class(name)
-        print(f"{name:16s} {'lossless' if cls.lossless else 'lossy/option'}  {cls.description}")
+        print(wrapped(f"{name:16s} {'lossless' if cls.lossless else 'lossy/option':12s} {cls.description}", 2, 30))
+        print(wrapped(f"parameters: {_codec_parameters(cls)}", 19, 12))
 
 
 def command_simulate(args):
@@ -461,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--screenshot", default=None, help="also render it in headless Chromium to this PNG")
     report.set_defaults(function=command_report)
 
-    codecs = commands.add_parser("codecs", help="list the registered codecs")
+    codecs = commands.add_parser("codecs", help="list the presets and the registered codecs with their parameters")
     codecs.set_defaults(function=command_codecs)
 
     train = commands.add_parser("train", help="train a model and write its weights and model card")

@@ -1,11 +1,11 @@
 """Evaluate a codec on a folder of WAV files (e.g. the Neuralink N1 files): real bytes, verification,
 the metric suite of :mod:`~spikeinterface_vqcompress.evaluation.signal_metrics` and plots.
 
-Each file is wrapped in a ``NumpyRecording`` and compressed through the common pipeline
-(:func:`~spikeinterface_vqcompress.compress`, our ``.vqc`` container in memory), so the size counted
-is every byte of the container a user would store: header, chunk index, CRCs and payload. The ratio
-is the total size of the WAV files over the total size of the containers (the challenge's rule:
-total bytes in over total bytes out).
+Each file is wrapped in a ``NumpyRecording`` and goes through the common measure step
+(:func:`~spikeinterface_vqcompress.evaluation.measure.measure_codec`: our ``.vqc`` container in
+memory, decoded from its bytes), so the size counted is every byte of the container a user would
+store: header, chunk index, CRCs and payload. The ratio is the total size of the WAV files over
+the total size of the containers (the challenge's rule: total bytes in over total bytes out).
 
 Files up to ``MAX_SINGLE_CHUNK_S`` long are one container chunk (so a segmenting codec such as
 ``vqcae-hybrid`` sees the file as the paper did); longer files use chunks of about 10 s rounded to a
@@ -14,14 +14,12 @@ multiple of the codec's ``segment_num_samples`` where it has one.
 
 from __future__ import annotations
 
-import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
 
 from spikeinterface_vqcompress.evaluation.signal_metrics import METRIC_LABELS, signal_metrics, summarize
+from spikeinterface_vqcompress.jsonio import write_json
 
 MAX_SINGLE_CHUNK_S = 60.0
 LONG_FILE_CHUNK_S = 10.0
@@ -69,31 +67,26 @@ def traces_to_recording(traces: np.ndarray, sampling_frequency: float):
     return NumpyRecording([np.ascontiguousarray(traces)], sampling_frequency=float(sampling_frequency))
 
 
-def compress_traces(traces: np.ndarray, sampling_frequency: float, codec) -> dict:
-    """Compress traces through the container and rebuild them from the bytes.
+def compress_traces(traces: np.ndarray, sampling_frequency: float, codec, warm_up: bool = False) -> tuple[dict, np.ndarray]:
+    """Compress traces through the container and rebuild them from the bytes (the measure step).
 
     Returns
     -------
-    dict
-        ``container_nbytes`` (every byte), ``payload_nbytes`` (the codec's chunk bytes only), ``reconstruction``, ``encode_s``, ``decode_s``, ``container_bytes``.
+    row : dict
+        The row of :func:`~spikeinterface_vqcompress.evaluation.measure.measure_codec`
+        (``encoded_nbytes``: every byte of the container, ``payload_nbytes``: the codec's chunk
+        bytes only, ``encode_time_s``, ``decode_time_s``, ``exact``, ...).
+    reconstruction : np.ndarray
+        The traces rebuilt from the bytes, ``(num_samples, num_channels)``.
     """
     from spikeinterface_vqcompress.core.registry import get_codec
-    from spikeinterface_vqcompress.recording import compress
+    from spikeinterface_vqcompress.evaluation.measure import measure_codec
 
     codec = get_codec(codec)
     recording = traces_to_recording(traces, sampling_frequency)
-    start = time.perf_counter()
-    compressed = compress(recording, codec=codec.get_config(),
-                          chunk_duration_s=chunk_duration_for(codec, traces.shape[0], sampling_frequency),
-                          progress_bar=False)
-    container_bytes = compressed.get_compressed_bytes()
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    reconstruction = compressed.get_traces()
-    decode_s = time.perf_counter() - start
-    payload_nbytes = sum(chunk[3] for chunks in compressed._reader.chunks for chunk in chunks)
-    return {"container_nbytes": len(container_bytes), "payload_nbytes": int(payload_nbytes), "reconstruction": reconstruction, "encode_s": encode_s,
-            "decode_s": decode_s, "container_bytes": container_bytes}
+    row, compressed = measure_codec(recording, codec, chunk_duration_s=chunk_duration_for(codec, traces.shape[0], sampling_frequency),
+                                    warm_up=warm_up, progress_bar=False)
+    return row, compressed.get_traces()
 
 
 def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log=print) -> dict:
@@ -125,14 +118,14 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
         raise FileNotFoundError("no WAV files to evaluate; point at a folder holding *.wav files")
     per_file = []
     totals = {"num_files": len(files), "wav_nbytes": 0, "sample_nbytes": 0, "container_nbytes": 0, "payload_nbytes": 0,
-              "num_samples": 0, "encode_s": 0.0, "decode_s": 0.0}
+              "num_samples": 0, "encode_time_s": 0.0, "decode_time_s": 0.0}
     max_abs_error = 0.0
     all_exact = True
     for number, path in enumerate(files):
         sampling_frequency, traces = read_wav(path)
-        result = compress_traces(traces, sampling_frequency, codec)
-        reconstruction = result["reconstruction"]
-        exact = bool(np.array_equal(reconstruction, traces))
+        # one-off costs (numba compilation, a model's first forward pass) are kept out of the first file's times
+        row, reconstruction = compress_traces(traces, sampling_frequency, codec, warm_up=number == 0)
+        exact = bool(row["exact"])
         if codec.lossless and not exact:
             raise RuntimeError(f"codec {codec.codec_id} claims to be lossless but {path.name} did not decode bit-exactly")
         all_exact &= exact
@@ -147,11 +140,11 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
             "num_samples": int(traces.shape[0]),
             "num_channels": int(traces.shape[1]),
             "wav_nbytes": path.stat().st_size,
-            "container_nbytes": result["container_nbytes"],
-            "payload_nbytes": result["payload_nbytes"],
-            "ratio": path.stat().st_size / result["container_nbytes"],
-            "encode_s": result["encode_s"],
-            "decode_s": result["decode_s"],
+            "container_nbytes": row["encoded_nbytes"],
+            "payload_nbytes": row["payload_nbytes"],
+            "ratio": path.stat().st_size / row["encoded_nbytes"],
+            "encode_time_s": row["encode_time_s"],
+            "decode_time_s": row["decode_time_s"],
             "exact": exact,
             "channels": channels,
         }
@@ -161,8 +154,8 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
         totals["container_nbytes"] += entry["container_nbytes"]
         totals["payload_nbytes"] += entry["payload_nbytes"]
         totals["num_samples"] += int(traces.size)
-        totals["encode_s"] += entry["encode_s"]
-        totals["decode_s"] += entry["decode_s"]
+        totals["encode_time_s"] += entry["encode_time_s"]
+        totals["decode_time_s"] += entry["decode_time_s"]
         if log:
             first = channels[0]
             log(f"[{number + 1}/{len(files)}] {path.name}: {entry['container_nbytes']} bytes (x{entry['ratio']:.2f}), "
@@ -209,7 +202,7 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
             entry = per_file[int(order[len(order) // 2])]
             _, traces = read_wav(files[per_file.index(entry)])
             original = traces[:, 0]
-            reconstruction = compress_traces(traces, entry["sampling_frequency"], codec)["reconstruction"][:, 0]
+            reconstruction = compress_traces(traces, entry["sampling_frequency"], codec)[1][:, 0]
             paths.append(plot_waveforms(original, reconstruction, entry["sampling_frequency"], output_folder / "waveform.png",
                                         title=f"{entry['file']} - {_codec_title(report)}"))
         report["output_files"] = [str(path) for path in paths]
@@ -221,21 +214,6 @@ def _codec_title(report) -> str:
     name = config.pop("id")
     config.pop("model_sha256", None)
     return name + ("" if not config else " (" + ", ".join(f"{k}={v}" for k, v in config.items()) + ")")
-
-
-def _clean(value):
-    if isinstance(value, dict):
-        return {key: _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(item) for item in value]
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else None)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def format_summary_table(report: dict) -> str:
@@ -275,8 +253,7 @@ def format_summary_table(report: dict) -> str:
 
 def write_report(report: dict, output_folder) -> list[Path]:
     output_folder = Path(output_folder)
-    json_path = output_folder / "evaluation.json"
-    json_path.write_text(json.dumps(_clean(report), indent=2) + "\n")
+    json_path = write_json(output_folder / "evaluation.json", report)
     markdown_path = output_folder / "evaluation.md"
     markdown_path.write_text("# Codec evaluation on WAV files\n\n" + format_summary_table(report) + "\n")
     return [json_path, markdown_path]

@@ -29,6 +29,7 @@ import numpy as np
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
 from spikeinterface_vqcompress.core.errors import CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
+from spikeinterface_vqcompress.core.threads import single_torch_thread
 from spikeinterface_vqcompress.core import weights
 
 DEFAULT_MODEL = weights.default_model("broadband-rvq")
@@ -126,7 +127,7 @@ class BroadbandRVQCodec(Codec):
         steps = self.network.padded_length(num_samples) // self.network.stride
         indices = np.stack([decode_symbols(stream, self.index_frequencies[stage], num_channels * steps)
                             for stage, stream in enumerate(parts[1:])], axis=-1).reshape(num_channels, steps, num_stages)
-        with torch.no_grad():
+        with torch.no_grad(), single_torch_thread():
             normalised = self.network.decode_indices(torch.from_numpy(indices)[None], int(num_samples))[0].numpy()
         values = normalised.T * scale + offset
         traces = np.clip(np.rint(values), -32768, 32767).astype(np.int16)

@@ -40,6 +40,7 @@ from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
+from spikeinterface_vqcompress.core.threads import single_torch_thread
 from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, decode_with_tables, encode_symbols, encode_with_tables
 from spikeinterface_vqcompress.core.codecs.spike_cae.background import BackgroundModel, estimate_background, spike_window_mask, synthesise_background
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, neighbour_order
@@ -364,7 +365,8 @@ class SpikeCAECodec(Codec):
         else:
             indices = decode_with_tables(payload, self._tables if self._tables is not None else self.model.frequency_tables(),
                                          num_spikes * num_groups)
-            decoded = self.model.decode_indices(indices) if len(indices) else np.zeros((0, channels, samples), dtype=np.float32)
+            with single_torch_thread():
+                decoded = self.model.decode_indices(indices) if len(indices) else np.zeros((0, channels, samples), dtype=np.float32)
             snippets = decoded.reshape(num_spikes, num_groups * channels, samples) / self.params["gain_to_uV"]
         traces = synthesise_background(background, num_samples, seed)
         groups = self._groups(num_channels)[peak_channels].reshape(num_spikes, channels * num_groups)
