@@ -259,7 +259,7 @@ def main(argv=None):
         for name, variant in variants.items():
             point = cae_point(variant, snippets, clean, header)
             point["model_sha256"] = model_sha256(variant)
-            point["config"] = {"num_codes": variant.num_codes, "codebook_size": variant.codebook_size}
+            point["config"] = {"codes_per_spike": variant.codes_per_spike, "codebook_size": variant.codebook_size}
             entry["methods"].setdefault("cae", []).append(dict(point, model=name))
         for method, coders in chosen.items():
             entry["methods"][method] = []

@@ -73,7 +73,7 @@ def main(argv=None):
         header, _ = header_bytes_per_spike(extracted["sample_indices"], clean_recording.get_num_channels())
         # the shipped codec through its real rANS bytes: size and the quantised SNDR
         coded = cae_point(model, snippets[test], clean[test], header)
-        entry = {"model_sha256": model_sha256(model), "num_codes": model.num_codes, "codebook_size": model.codebook_size,
+        entry = {"model_sha256": model_sha256(model), "codes_per_spike": model.codes_per_spike, "codebook_size": model.codebook_size,
                  "num_test_snippets": int(len(test)), "num_fit_snippets": int(len(fit)),
                  "payload_bytes_per_spike": coded["payload_bytes_per_spike"],
                  "ratio_int16_with_times": coded["ratio_int16_with_times"],
@@ -97,7 +97,7 @@ def main(argv=None):
              "|---|---|---|---|---|---|---|---|"]
     for name, entry in output["models"].items():
         q, c, o = entry["quantised"], entry["continuous"], entry["oracle codebook"]
-        lines.append(f"| {name} | {entry['num_codes']} x {entry['codebook_size']} | "
+        lines.append(f"| {name} | {entry.get('codes_per_spike', entry.get('num_codes'))} x {entry['codebook_size']} | "
                      f"{entry['payload_bytes_per_spike']:.2f} ({entry['ratio_int16_with_times']:.1f}x) | "
                      f"{q['sndr_input_db_mean']:.2f} / {q['sndr_clean_db_mean']:.2f} | "
                      f"{c['sndr_input_db_mean']:.2f} / {c['sndr_clean_db_mean']:.2f} | "

@@ -41,7 +41,7 @@ SHIPPED = {
     # r3 with twice the code indices (32 of 128, 224 fixed bits per spike): what the rest of the
     # 200x-against-10-bit link budget buys on the paper's snippet shape
     "nn32-4x64-c32": {"probe": "Neuronexus-32", "training_set": "Neuronexus-32-five-libraries", "num_channels": 4,
-                      "num_samples": 64, "codebook_size": 128, "num_codes": 32, "epochs": 8,
+                      "num_samples": 64, "codebook_size": 128, "codes_per_spike": 32, "epochs": 8,
                       "file": "spike_cae_nn32_4x64_c32.pt"},
     # r3 trained as a denoising autoencoder: noisy snippets in, the noise-free twin recording's
     # snippets at the same positions as the target (the decoder pastes spikes on a synthesised
@@ -52,9 +52,9 @@ SHIPPED = {
     "nn32-16x64": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 64, "codebook_size": 512,
                    "epochs": 15, "file": "spike_cae_nn32_16x64.pt"},
     "nn32-16x96": {"probe": "Neuronexus-32", "num_channels": 16, "num_samples": 96, "codebook_size": 256,
-                   "num_codes": 32, "epochs": 12, "file": "spike_cae_nn32_16x96.pt"},
+                   "codes_per_spike": 32, "epochs": 12, "file": "spike_cae_nn32_16x96.pt"},
     "np64-15x96": {"probe": "Neuropixels-64", "num_channels": 15, "num_samples": 96, "codebook_size": 256,
-                   "num_codes": 32, "epochs": 12, "file": "spike_cae_np64_15x96.pt"},
+                   "codes_per_spike": 32, "epochs": 12, "file": "spike_cae_np64_15x96.pt"},
 }
 
 
@@ -87,7 +87,7 @@ def main(argv=None):
         recordings = relative(training_recordings(training_set))
         clean_recordings = relative(training_recordings(training_set, clean=True)) if spec.get("denoise") else None
         train_spike_cae(recordings, num_channels=spec["num_channels"], num_samples=spec["num_samples"],
-                        codebook_size=spec["codebook_size"], num_codes=spec.get("num_codes", 16), use_ema=args.use_ema, epochs=epochs,
+                        codebook_size=spec["codebook_size"], codes_per_spike=spec.get("codes_per_spike", 16), use_ema=args.use_ema, epochs=epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                         num_threads=args.threads, model_kwargs=spec.get("model_kwargs"),
                         output_path=Path(args.output_folder) / spec["file"], model_name=name, command=command,

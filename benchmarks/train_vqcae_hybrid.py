@@ -96,7 +96,7 @@ def main(argv=None):
                                          else value for key, value in model.state_dict().items()}, model.config)
     with torch.no_grad():
         indices = model.encode_indices(torch.as_tensor(segments)).numpy()
-    counts = np.bincount(indices, minlength=model.num_codes)
+    counts = np.bincount(indices, minlength=model.codebook_size)
     index_frequencies = build_frequency_table(counts, precision_bits=12)
     output = Path(args.output)
     weights_path = output.with_suffix(".pt")

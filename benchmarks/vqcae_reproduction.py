@@ -139,7 +139,7 @@ def vqcae_paper_bytes(files, codec) -> dict:
     import io
 
     bz2_nbytes, npy_bz2_nbytes, index_bits, num_indices, wav_nbytes = 0, 0, 0, 0, 0
-    bits_per_index = int(np.ceil(np.log2(codec.network.num_codes)))
+    bits_per_index = int(np.ceil(np.log2(codec.network.codebook_size)))
     for path in files:
         _, traces = read_wav(path)
         indices, _ = codec.encode_indices(traces)

@@ -42,9 +42,7 @@ formats and asks for ``format=``.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -501,56 +499,3 @@ def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs)
     if not isinstance(recording, BaseRecording):
         raise TypeError(f"{path} holds a {type(recording).__name__}, not a recording.")
     return recording
-
-
-def file_sha256(path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks (model cards and shipped weights are checked with it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-#: Folder of the weights and model cards shipped inside the package.
-MODELS_FOLDER = Path(__file__).resolve().parent / "models"
-
-_MODEL_CACHE: dict = {}
-_MODEL_CACHE_LOCK = threading.Lock()
-
-
-def resolve_model_path(model: str, pattern: str, label: str, train_hint: str) -> Path:
-    """A shipped model name (``models/<name>.pt``) or a path to a ``.pt`` file.
-
-    Parameters
-    ----------
-    model : str
-        Name or path.
-    pattern : str
-        Glob of the shipped files of this kind (listed in the error), e.g. ``"vqcae*.pt"``.
-    label : str
-        What kind of model, for the error message (e.g. ``"vqcae-hybrid"``).
-    train_hint : str
-        How to make one, for the error message.
-    """
-    candidate = MODELS_FOLDER / f"{model}.pt"
-    if candidate.is_file():
-        return candidate
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    shipped = sorted(item.stem for item in MODELS_FOLDER.glob(pattern))
-    raise FileNotFoundError(
-        f"{label} model '{model}' is neither a shipped model ({', '.join(shipped) or 'none shipped'}) nor a file; "
-        f"pass model=<name> or model=/path/to/weights.pt ({train_hint})"
-    )
-
-
-def load_model_cached(path, loader):
-    """``(loader(path), sha256 of the file)``, loaded once per process and file version (path, mtime, size)."""
-    path = Path(path)
-    key = (str(path), path.stat().st_mtime_ns, path.stat().st_size, loader)
-    with _MODEL_CACHE_LOCK:
-        if key not in _MODEL_CACHE:
-            _MODEL_CACHE[key] = (loader(path), file_sha256(path))
-        return _MODEL_CACHE[key]

@@ -144,7 +144,7 @@ def test_neuron_templates_generated_and_cached(neuron_templates, cache_folder, m
     def must_not_run(*args, **kwargs):
         raise AssertionError("templates were regenerated")
 
-    monkeypatch.setattr(groundtruth, "_run_template_worker", must_not_run)
+    monkeypatch.setattr(groundtruth.templates, "_run_template_worker", must_not_run)
     start = time.perf_counter()
     again = generate_templates(
         probe=PROBE,
@@ -228,7 +228,7 @@ def test_fallback_seeds(tmp_path):
 
 
 def test_auto_falls_back_loudly_when_neuron_cannot_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(groundtruth, "_neuron_problem", lambda: "NEURON disabled by the test")
+    monkeypatch.setattr(groundtruth.templates, "_neuron_problem", lambda: "NEURON disabled by the test")
     with pytest.warns(GroundTruthFallbackWarning, match="NEURON disabled by the test"):
         path = _simulate(tmp_path / "auto.h5", tmp_path / "cache", fallback="auto", num_units=3)
     recording, _ = load_ground_truth(path)
@@ -238,7 +238,7 @@ def test_auto_falls_back_loudly_when_neuron_cannot_run(tmp_path, monkeypatch):
 
 
 def test_never_raises_when_neuron_cannot_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(groundtruth, "_neuron_problem", lambda: "NEURON disabled by the test")
+    monkeypatch.setattr(groundtruth.templates, "_neuron_problem", lambda: "NEURON disabled by the test")
     with warnings.catch_warnings():
         warnings.simplefilter("error", GroundTruthFallbackWarning)
         with pytest.raises(TemplateGenerationError, match="fallback='never'"):

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -407,12 +407,6 @@ class HardwareReport:
         return ax
 
 
-def _bits_of(dtype_or_bits) -> int:
-    if isinstance(dtype_or_bits, (int, np.integer)):
-        return int(dtype_or_bits)
-    return int(np.dtype(dtype_or_bits).itemsize * 8)
-
-
 def hardware_report(
     codec,
     num_channels: int,
@@ -559,8 +553,3 @@ def hardware_report(
         energy_model=energy_model.to_dict(),
         notes=profile.notes,
     )
-
-
-def with_overrides(energy_model: EnergyModel = HOROWITZ_45NM, **overrides) -> EnergyModel:
-    """A copy of ``energy_model`` with some fields replaced (e.g. ``radio="ir-uwb-28nm"``)."""
-    return replace(energy_model, **overrides)

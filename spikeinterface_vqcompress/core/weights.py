@@ -48,6 +48,10 @@ SHIPPED_WEIGHTS = {
     "esort": {"esort_backbone": "esort_backbone.pt"},
 }
 
+#: What each family's models are called in messages.
+FAMILY_LABELS = {"spike-cae": "spike CAE", "vqcae-hybrid": "vqcae-hybrid", "broadband-rvq": "broadband-rvq",
+                 "esort": "E-Sort backbone"}
+
 #: How to make a model of each family (named in errors).
 TRAIN_HINTS = {
     "spike-cae": "train one with `vqcompress train spike-cae` or benchmarks/train_spike_cae.py",
@@ -116,7 +120,7 @@ def default_model(family: str, num_channels: int | None = None, recording_num_ch
         raise ValueError(f"{family}: pass num_channels (snippet channels, defaults for {sorted(default)}) "
                          "or recording_num_channels to pick a shipped default")
     if int(num_channels) not in default:
-        raise ValueError(f"no shipped {family} model for {num_channels}-channel snippets (shipped defaults: "
+        raise ValueError(f"no shipped {FAMILY_LABELS[family]} for {num_channels}-channel snippets (shipped defaults: "
                          f"{default}); {TRAIN_HINTS[family]} and pass its path")
     return default[int(num_channels)]
 

@@ -73,11 +73,6 @@ def payload_nbytes(data: bytes) -> int:
     return len(data) - 4 * count
 
 
-def stream_nbytes(symbols: np.ndarray, tables: np.ndarray) -> int:
-    """Bytes :func:`encode_columns` writes, minus the 4-byte length prefix (framing known to both ends)."""
-    return max(len(encode_columns(symbols, tables)) - 4, 0)
-
-
 class _Coder:
     name = "coder"
 

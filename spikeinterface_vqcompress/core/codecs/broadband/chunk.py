@@ -536,10 +536,5 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
     return traces
 
 
-def max_error_in_units(max_error: int) -> int:
-    """The guaranteed bound on |decoded - original| per sample for a requested ``max_error``."""
-    return int(max_error)
-
-
 __all__ = ["encode_chunk", "decode_chunk", "read_chunk_header", "PRESETS", "MAGIC", "VERSION"]
 _ = math  # noqa: F841

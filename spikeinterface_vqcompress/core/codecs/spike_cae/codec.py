@@ -200,7 +200,6 @@ class SpikeCAECodec(Codec):
         )
         self._model = None
         self._tables = None
-        self._detector_cache = None
         if self.params["model"] not in (None, "identity"):
             self.model_sha256 = self._load_model_hash()
 
