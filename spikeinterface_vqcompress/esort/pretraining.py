@@ -57,6 +57,7 @@ def simulate_training_recording(file_path, probe, templates_seed, recording_seed
     import MEArec as mr
 
     from spikeinterface_vqcompress import groundtruth
+    from spikeinterface_vqcompress.groundtruth.simulate import recording_parameters
 
     if templates_seed in EVALUATION_SEEDS or recording_seed in EVALUATION_SEEDS:
         raise ValueError(f"seeds {EVALUATION_SEEDS} are reserved for evaluation")
@@ -70,7 +71,7 @@ def simulate_training_recording(file_path, probe, templates_seed, recording_seed
     templates_file = groundtruth.generate_templates(probe=probe, num_templates_per_cell=num_templates_per_cell,
                                                     seed=templates_seed, verbose=verbose)
     template_generator = mr.load_templates(templates_file, return_h5_objects=False)
-    parameters = groundtruth._recording_parameters(template_generator, num_units, duration_s, 10.0, False,
+    parameters = recording_parameters(template_generator, num_units, duration_s, 10.0, False,
                                                    recording_seed)
     file_path.parent.mkdir(parents=True, exist_ok=True)
     temporary = file_path.with_name(file_path.stem + ".partial.h5")

@@ -55,7 +55,7 @@ from spikeinterface_vqcompress.groundtruth.templates import generate_templates
 # looked up (and must be monkeypatched) in their submodules, not here.
 from spikeinterface_vqcompress.groundtruth.cache import _templates_cache_key
 from spikeinterface_vqcompress.groundtruth.neuron import _neuron_problem
-from spikeinterface_vqcompress.groundtruth.simulate import _recording_parameters
+from spikeinterface_vqcompress.groundtruth.simulate import recording_parameters
 from spikeinterface_vqcompress.groundtruth.templates import _template_parameters
 
 __all__ = [

@@ -73,7 +73,7 @@ def _unit_counts(template_generator, num_units, recording_parameters, drift):
     return num_units - num_inhibitory, num_inhibitory
 
 
-def _recording_parameters(template_generator, num_units, duration_s, noise_level_uV, drift, seed):
+def recording_parameters(template_generator, num_units, duration_s, noise_level_uV, drift, seed):
     parameters = _load_mearec_default_parameters("recordings")
     parameters["seeds"] = _derived_seeds(seed)
     parameters["spiketrains"]["duration"] = float(duration_s)
@@ -222,7 +222,7 @@ def simulate_recording(
         template_generator = _fallback_template_generator(probe, num_templates_per_cell, cell_models, seed, drift)
         templates_source = TEMPLATES_SOURCE_FALLBACK
 
-    parameters = _recording_parameters(template_generator, num_units, duration_s, noise_level_uV, drift, seed)
+    parameters = recording_parameters(template_generator, num_units, duration_s, noise_level_uV, drift, seed)
     output_folder = _ensure_parent_folder(file_path)
     temporary_folder = Path(tempfile.mkdtemp(prefix=f".{file_path.stem}-mearec-", dir=output_folder))
     temporary_file = temporary_folder / "recording.h5"
