@@ -12,9 +12,10 @@ The contract (what a codec must do; ``tests/test_codec_conformance.py`` checks e
 - ``encode(traces)`` takes one chunk ``(num_samples, num_channels)`` of a dtype in
   ``supported_dtypes`` and returns ``bytes``; ``decode(data, num_samples, num_channels, dtype)``
   returns that chunk: exactly when ``lossless``, within ``max_error`` when the codec states one.
-- Damaged bytes raise :class:`~spikeinterface_vqcompress.core.errors.CorruptDataError` (never a
-  silent wrong answer, never an unrelated exception); other weights than the ones the data names
-  raise :class:`~spikeinterface_vqcompress.core.errors.ModelMismatchError`.
+- Truncated or malformed bytes raise :class:`~spikeinterface_vqcompress.core.errors.CorruptDataError`
+  (never an unrelated exception); a flip that leaves a chunk well-formed is caught by the
+  container's per-chunk CRC, so damage is never a silent wrong answer. Other weights than the ones
+  the data names raise :class:`~spikeinterface_vqcompress.core.errors.ModelMismatchError`.
 - Encoding and decoding are deterministic across machines (no recomputed floating-point
   probabilities in the bitstream).
 
