@@ -54,7 +54,7 @@ def write_results(folder, stem: str, payload, markdown=None, fallback=None) -> P
     table that fails to render does not lose the rows of a long run). ``fallback`` converts objects
     JSON does not know (``jsonio.json_value``).
     """
-    from spikeinterface_vqcompress.jsonio import write_json
+    from spikeinterface_vqcompress.core.jsonio import write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

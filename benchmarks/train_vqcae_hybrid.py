@@ -75,7 +75,7 @@ def main(argv=None):
 
     from spikeinterface_vqcompress.core.entropy import build_frequency_table
     from spikeinterface_vqcompress.core.nn.vqcae import VQCAEHybrid, count_parameters, signals_to_training_segments, train_vqcae
-    from spikeinterface_vqcompress.jsonio import write_json
+    from spikeinterface_vqcompress.core.jsonio import write_json
 
     torch.set_num_threads(args.threads)
 

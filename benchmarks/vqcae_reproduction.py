@@ -81,7 +81,7 @@ def run_codec(name, files, codec, note="", output_folder=None) -> dict:
     metrics = [entry["channels"][0] for entry in report["files"]]
     totals = report["totals"]
     return {"name": name, "note": note, "codec": report["codec"], "wav_nbytes": totals["wav_nbytes"],
-            "nbytes": totals["container_nbytes"], "payload_nbytes": totals["payload_nbytes"],
+            "nbytes": totals["encoded_nbytes"], "payload_nbytes": totals["payload_nbytes"],
             "ratio": totals["ratio_wav_bytes"], "ratio_payload_only": totals["ratio_payload_only"],
             "lossless": report["verification"]["lossless"], "verification": report["verification"]["text"],
             "encode_s": totals["encode_time_s"], "decode_s": totals["decode_time_s"], "summary": summarize_rows(metrics)}
@@ -345,7 +345,7 @@ def main(argv=None):
         "files": [path.name for path in files], "paper": PAPER, "vqcae_paper_way": paper_way, "rows": rows,
         "notes": notes, "elapsed_s": time.perf_counter() - start,
     }
-    from spikeinterface_vqcompress.jsonio import write_json
+    from spikeinterface_vqcompress.core.jsonio import write_json
 
     write_results(output, "vqcae_reproduction", result)
     markdown = to_markdown(result)

@@ -22,7 +22,7 @@ from spikeinterface_vqcompress._version import __version__
 from spikeinterface_vqcompress.core.registry import get_codec
 from spikeinterface_vqcompress.core.threads import limit_torch_threads_in_worker
 from spikeinterface_vqcompress.core.container import ContainerReader, ContainerWriter
-from spikeinterface_vqcompress.jsonio import json_value
+from spikeinterface_vqcompress.core.jsonio import json_value
 
 DEFAULT_CHUNK_DURATION_S = 1.0
 

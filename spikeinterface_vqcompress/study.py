@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeinterface_vqcompress.evaluation.tables import codec_label
-from spikeinterface_vqcompress.jsonio import write_json
+from spikeinterface_vqcompress.core.jsonio import write_json
 
 __all__ = ["load_study_config", "expand_study", "run_study", "read_study_results", "StudyConfigError"]
 

@@ -263,7 +263,7 @@ def test_cli_encode_decode_and_eval_on_wav_files(tmp_path, tiny_model_path, caps
     assert "SSIM" in printed and "spike-window SNDR" in printed
     report = json.loads((output / "evaluation.json").read_text())
     totals = report["totals"]
-    assert totals["ratio_wav_bytes"] == pytest.approx(sum(path.stat().st_size for path in paths) / totals["container_nbytes"])
+    assert totals["ratio_wav_bytes"] == pytest.approx(sum(path.stat().st_size for path in paths) / totals["encoded_nbytes"])
     assert report["verification"]["lossless"] is False
     for name in ("evaluation.md", "metric_distributions.png", "waveform.png"):
         assert (output / name).stat().st_size > 1000

@@ -12,7 +12,6 @@ spatial layer by all recordings of one probe geometry.
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikeinterface_vqcompress.core.jsonio import write_json
 from spikeinterface_vqcompress.esort.model import backbone_state, geometry_fingerprint
 
 #: (probe, templates seed, recording seed, number of units, duration in s)
@@ -193,7 +193,7 @@ def train_backbone(output_folder=None, work_folder=None, name="esort_backbone", 
                      "numpy": np.__version__},
         "argv": sys.argv,
     }
-    (output_folder / f"{name}.json").write_text(json.dumps(card, indent=2))
+    write_json(output_folder / f"{name}.json", card)
     if verbose:
         print(f"wrote {weights_path} ({card['weights_nbytes']} bytes) in {time.perf_counter() - t0:.0f} s", flush=True)
     return weights_path

@@ -222,7 +222,7 @@ class ESortSorter(BaseSorter):
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))
                                      for u in sorting.unit_ids for s in range(sorting.get_num_segments())))
         sorting.save(folder=sorter_output_folder / "sorting", overwrite=True)
-        from spikeinterface_vqcompress.jsonio import write_json
+        from spikeinterface_vqcompress.core.jsonio import write_json
 
         write_json(sorter_output_folder / "esort_info.json", info)
         if verbose:

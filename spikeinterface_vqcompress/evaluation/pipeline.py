@@ -18,7 +18,7 @@ from spikeinterface_vqcompress.core.registry import get_codec
 from spikeinterface_vqcompress.evaluation.measure import measure_codec
 from spikeinterface_vqcompress.evaluation.sorting import sort_and_score, summarize_repeats
 from spikeinterface_vqcompress.evaluation.tables import format_hardware_table, format_table
-from spikeinterface_vqcompress.jsonio import write_json
+from spikeinterface_vqcompress.core.jsonio import write_json
 
 
 def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridesclous2", seeds=(0,), codec_params=None,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from spikeinterface_vqcompress.evaluation.signal_metrics import METRIC_LABELS, signal_metrics, summarize
-from spikeinterface_vqcompress.jsonio import write_json
+from spikeinterface_vqcompress.core.jsonio import write_json
 
 MAX_SINGLE_CHUNK_S = 60.0
 LONG_FILE_CHUNK_S = 10.0
@@ -117,7 +117,7 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
     if not files:
         raise FileNotFoundError("no WAV files to evaluate; point at a folder holding *.wav files")
     per_file = []
-    totals = {"num_files": len(files), "wav_nbytes": 0, "sample_nbytes": 0, "container_nbytes": 0, "payload_nbytes": 0,
+    totals = {"num_files": len(files), "wav_nbytes": 0, "sample_nbytes": 0, "encoded_nbytes": 0, "payload_nbytes": 0,
               "num_samples": 0, "encode_time_s": 0.0, "decode_time_s": 0.0}
     max_abs_error = 0.0
     all_exact = True
@@ -140,7 +140,7 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
             "num_samples": int(traces.shape[0]),
             "num_channels": int(traces.shape[1]),
             "wav_nbytes": path.stat().st_size,
-            "container_nbytes": row["encoded_nbytes"],
+            "encoded_nbytes": row["encoded_nbytes"],
             "payload_nbytes": row["payload_nbytes"],
             "ratio": path.stat().st_size / row["encoded_nbytes"],
             "encode_time_s": row["encode_time_s"],
@@ -151,19 +151,19 @@ def evaluate_wav_files(files, codec, output_folder=None, plots: bool = True, log
         per_file.append(entry)
         totals["wav_nbytes"] += entry["wav_nbytes"]
         totals["sample_nbytes"] += int(traces.nbytes)
-        totals["container_nbytes"] += entry["container_nbytes"]
+        totals["encoded_nbytes"] += entry["encoded_nbytes"]
         totals["payload_nbytes"] += entry["payload_nbytes"]
         totals["num_samples"] += int(traces.size)
         totals["encode_time_s"] += entry["encode_time_s"]
         totals["decode_time_s"] += entry["decode_time_s"]
         if log:
             first = channels[0]
-            log(f"[{number + 1}/{len(files)}] {path.name}: {entry['container_nbytes']} bytes (x{entry['ratio']:.2f}), "
+            log(f"[{number + 1}/{len(files)}] {path.name}: {entry['encoded_nbytes']} bytes (x{entry['ratio']:.2f}), "
                 f"SNR {first['snr_db']:.2f} dB, SSIM {first['ssim']:.3f}")
-    totals["ratio_wav_bytes"] = totals["wav_nbytes"] / totals["container_nbytes"]
-    totals["ratio_sample_bytes"] = totals["sample_nbytes"] / totals["container_nbytes"]
+    totals["ratio_wav_bytes"] = totals["wav_nbytes"] / totals["encoded_nbytes"]
+    totals["ratio_sample_bytes"] = totals["sample_nbytes"] / totals["encoded_nbytes"]
     totals["ratio_payload_only"] = totals["wav_nbytes"] / max(totals["payload_nbytes"], 1)
-    totals["bits_per_sample"] = 8.0 * totals["container_nbytes"] / totals["num_samples"]
+    totals["bits_per_sample"] = 8.0 * totals["encoded_nbytes"] / totals["num_samples"]
     channel_metrics = [metrics for entry in per_file for metrics in entry["channels"]]
     summary = {key: summarize([metrics[key] for metrics in channel_metrics]) for key in METRIC_LABELS}
     summary["mse"] = summarize([metrics["mse"] for metrics in channel_metrics])
@@ -221,7 +221,7 @@ def format_summary_table(report: dict) -> str:
     totals = report["totals"]
     lines = [
         f"codec: {_codec_title(report)}",
-        f"files: {totals['num_files']}; WAV bytes {totals['wav_nbytes']:,} -> container bytes {totals['container_nbytes']:,}",
+        f"files: {totals['num_files']}; WAV bytes {totals['wav_nbytes']:,} -> container bytes {totals['encoded_nbytes']:,}",
         f"compression ratio (total WAV bytes / total container bytes): {totals['ratio_wav_bytes']:.2f}x "
         f"({totals['bits_per_sample']:.4f} bits/sample; samples only: {totals['ratio_sample_bytes']:.2f}x; "
         f"codec payload only, without container header/index: {totals['ratio_payload_only']:.2f}x)",

@@ -27,6 +27,7 @@ from spikeinterface_vqcompress.core.codecs.spike_cae.detection import extract_sn
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import neighbour_channel_order
 from spikeinterface_vqcompress.core.codecs.spike_cae.model import SpikeCAE, model_sha256, save_spike_cae
 from spikeinterface_vqcompress.evaluation.metrics import snippet_sndr_db
+from spikeinterface_vqcompress.core.jsonio import write_json
 
 #: Samples on either side of a spike time used to estimate a unit's mean waveform.
 _MEAN_WAVEFORM_HALF_WIDTH = 48
@@ -446,5 +447,5 @@ def write_model_card(model: SpikeCAE, output_path, report: dict, dtype: torch.dt
     from spikeinterface_vqcompress.core.codecs.spike_cae.model import load_spike_cae
 
     card["model_sha256"] = model_sha256(load_spike_cae(output_path))  # hash of the model as it loads
-    output_path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    write_json(output_path.with_suffix(".json"), card, fallback=str)
     return output_path

@@ -23,7 +23,6 @@ This module must not import spikeinterface.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeinterface_vqcompress.core.jsonio import write_json
 from spikeinterface_vqcompress.core.nn.vq import VectorQuantizer
 
 WEIGHTS_FORMAT = "broadband-rvq-weights/1"
@@ -346,5 +346,5 @@ def write_model_card(model: BroadbandRVQ, frequencies: np.ndarray, output_path, 
             "parameter_count": int(sum(p.numel() for p in model.parameters()) + sum(
                 q.codebook.numel() for q in model.quantizers)),
             "weights_dtype": "float16 (cast to float32 on load)"}
-    output_path.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    write_json(output_path.with_suffix(".json"), card, fallback=str)
     return output_path
