@@ -43,7 +43,7 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
         A shipped model name (e.g. "nn32-16x64") or a weights-file path; None picks the
         shipped model for ``num_channels``.
     num_channels : int, default: 4
-        Channels per snippet when ``model`` is None (4 -> "nn32-4x64-r2", 15 -> "np64-15x48",
+        Channels per snippet when ``model`` is None (4 -> "nn32-4x64-r2", 15 -> "np64-15x96",
         16 -> "nn32-16x96").
     align_radius_samples : int, default: 2
         Per-spike alignment search radius around the unit's mean trough.

@@ -3,6 +3,7 @@ SpikeInterface registrations, a leaf registry with entry points, presets, one we
 
 import ast
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,10 +19,11 @@ PACKAGE = Path(vq.__file__).resolve().parent
 PLUGIN_ONLY_NAMES = ("spikeinterface", "MEArec", "neo", "probeinterface")
 
 
-def _modules() -> dict:
+def _modules(package: Path = PACKAGE) -> dict:
+    """Module name -> file, for every ``.py`` of the package (``__init__`` named by its package)."""
     modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         modules[".".join(parts)] = path
@@ -47,8 +49,8 @@ def _imports(module: str, path: Path, modules: dict):
                 yield (candidate if candidate in modules else target), node
 
 
-def _internal_graph() -> dict:
-    modules = _modules()
+def _internal_graph(package: Path = PACKAGE) -> dict:
+    modules = _modules(package)
     graph = {module: set() for module in modules}
     for module, path in modules.items():
         for name, _ in _imports(module, path, modules):
@@ -104,31 +106,72 @@ def test_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_the_analysis_reads_relative_absolute_and_function_local_imports(tmp_path):
+    package = tmp_path / "toy"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("from .a import f\n")
+    (package / "a.py").write_text("import os\nfrom toy.sub import b\n\ndef f():\n    return b\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "b.py").write_text("def g():\n    from ..c import h  # function-local, relative\n    return h\n")
+    (package / "c.py").write_text("import toy.a\n")
+    graph = _internal_graph(package)
+    assert graph == {"toy": {"toy.a"}, "toy.a": {"toy.sub.b"}, "toy.sub": set(), "toy.sub.b": {"toy.c"},
+                     "toy.c": {"toy.a"}}
+    assert _cycles(graph) == [["toy.a", "toy.c", "toy.sub.b"]]
+
+
 def test_no_import_cycles():
     graph = _internal_graph()
     assert len(graph) > 50 and sum(map(len, graph.values())) > 100  # the analysis sees the package
     assert _cycles(graph) == []
 
 
+def _outside_the_core(name: str) -> bool:
+    """A module the core must not import: SpikeInterface and friends, or our plugin layer."""
+    return name.split(".")[0] in PLUGIN_ONLY_NAMES or (
+        name.split(".")[0] == "spikeinterface_vqcompress"
+        and name not in ("spikeinterface_vqcompress", "spikeinterface_vqcompress._version")
+        and not name.startswith("spikeinterface_vqcompress.core"))
+
+
 def test_core_imports_no_spikeinterface():
     modules = _modules()
-    offenders = [
-        f"{module}: {name}"
-        for module, path in modules.items() if module.startswith("spikeinterface_vqcompress.core")
-        for name, _ in _imports(module, path, modules)
-        if name.split(".")[0] in PLUGIN_ONLY_NAMES
-        or (name.startswith("spikeinterface_vqcompress") and not name.startswith("spikeinterface_vqcompress.core")
-            and name != "spikeinterface_vqcompress._version")
-    ]
+    core = {module: path for module, path in modules.items() if module.startswith("spikeinterface_vqcompress.core")}
+    assert len(core) > 20
+    offenders = [f"{module}: {name}" for module, path in core.items()
+                 for name, _ in _imports(module, path, modules) if _outside_the_core(name)]
     assert offenders == []
+    # nor by a dotted path in a string (importlib.import_module, a lazy "module:Class" table)
+    dotted = re.compile(r"^[A-Za-z_]\w*(\.\w+)*(:[\w.]+)?$")
+    strings = [f"{module}: {node.value}" for module, path in core.items()
+               for node in ast.walk(ast.parse(path.read_text(), str(path)))
+               if isinstance(node, ast.Constant) and isinstance(node.value, str) and dotted.match(node.value)
+               and _outside_the_core(node.value.partition(":")[0]) and node.value != registry.ENTRY_POINT_GROUP]
+    assert strings == []
+
+
+def test_builtin_codecs_live_in_the_core_and_answer_to_their_id():
+    for codec_id, target in registry.BUILTIN_CODECS.items():
+        assert target.startswith("spikeinterface_vqcompress.core.codecs."), target
+        cls = registry.get_codec_class(codec_id)
+        assert cls.codec_id == codec_id and issubclass(cls, vq.Codec)
+        assert f"{cls.__module__}:{cls.__qualname__}" == target
 
 
 def test_spikeinterface_registrations_happen_in_plugin_only():
-    markers = ("register_result_extension(", "sorter_dict", "sorter_full_list", "pp_names_to_functions",
-               "preprocessor_dict")
-    users = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")
-             if any(marker in path.read_text() for marker in markers)}
-    assert users == {"plugin.py"}
+    """Names (or attributes, imported names, getattr strings) of SpikeInterface's registration tables."""
+    markers = {"register_result_extension", "sorter_dict", "sorter_full_list", "pp_names_to_functions",
+               "preprocessor_dict"}
+    users = {}
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = (node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute)
+                    else node.name if isinstance(node, ast.alias)
+                    else node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None)
+            if name in markers:
+                users.setdefault(path.relative_to(PACKAGE).as_posix(), set()).add(name)
+    assert set(users) == {"plugin.py"}, users
+    assert {"register_result_extension", "sorter_dict"} <= users["plugin.py"]
 
 
 BLOCKER = """
@@ -174,12 +217,14 @@ def test_core_round_trips_in_a_process_where_spikeinterface_cannot_be_imported(t
             written = writer.close()
             traces = ContainerReader(written).get_traces()
             assert traces.shape == chunk.shape and np.abs(traces.astype(int) - chunk).max() <= 16
-        try:
-            vq.compress
-        except ImportError as error:
-            assert "SpikeInterface" in str(error)
-        else:
-            raise AssertionError("vq.compress without SpikeInterface should raise ImportError")
+        for name in ("compress", "CompressedRecording", "ContainerRecording", "read_compressed", "write_compressed",
+                     "load_recording", "compute_compressed_waveforms"):
+            try:
+                getattr(vq, name)
+            except ImportError as error:
+                assert "needs SpikeInterface" in str(error) and "pip install spikeinterface" in str(error), error
+            else:
+                raise AssertionError(f"vq.{{name}} without SpikeInterface should raise ImportError")
         import sys
         assert not any(name.split(".")[0] in {PLUGIN_ONLY_NAMES!r} for name in sys.modules)
         print("core ok")
@@ -187,6 +232,37 @@ def test_core_round_trips_in_a_process_where_spikeinterface_cannot_be_imported(t
     result = _run(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("core ok")
+
+
+def test_every_core_module_imports_and_every_committed_fixture_decodes_without_spikeinterface():
+    """The whole core, learned codecs included, in a process where SpikeInterface cannot be imported."""
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    code = BLOCKER.format(blocked=PLUGIN_ONLY_NAMES) + textwrap.dedent(f"""
+        import hashlib, importlib, json, pkgutil, sys
+        from pathlib import Path
+        import numpy as np
+        import spikeinterface_vqcompress.core as core
+        from spikeinterface_vqcompress.core.container import ContainerReader
+
+        names = [info.name for info in pkgutil.walk_packages(core.__path__, core.__name__ + ".")]
+        assert len(names) > 20, names
+        for name in names:
+            importlib.import_module(name)
+        fixtures = Path({str(fixtures)!r})
+        manifest = json.loads((fixtures / "codec_manifest.json").read_text())
+        for file_name, entry in manifest["files"].items():
+            decoded = ContainerReader(fixtures / file_name).get_traces()
+            if entry["integer_decoder"]:
+                assert hashlib.sha256(decoded.tobytes()).hexdigest() == entry["decoded_sha256"], file_name
+            else:
+                expected = np.load(fixtures / entry["decoded_file"])
+                assert np.abs(decoded.astype(np.int64) - expected).max() <= 1, file_name
+        assert not any(name.split(".")[0] in {PLUGIN_ONLY_NAMES!r} for name in sys.modules)
+        print(len(names), "core modules,", len(manifest["files"]), "fixtures ok")
+        """)
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("fixtures ok")
 
 
 def test_registry_is_a_leaf_that_imports_no_codec():
@@ -247,7 +323,8 @@ def test_a_third_party_package_registers_a_codec_through_the_entry_point_group(t
         traces = np.arange(4000, dtype=np.int16).reshape(1000, 4)
         codec = vq.get_codec("test-identity")
         assert np.array_equal(codec.decode(codec.encode(traces), 1000, 4, np.int16), traces)
-        compressed = vq.compress(NumpyRecording(traces, 1000.0), codec="test-identity", file_path={str(tmp_path / "t.vqc")!r})
+        compressed = vq.compress(NumpyRecording(traces, 1000.0), codec="test-identity",
+                                 file_path={str(tmp_path / "t.vqc")!r})
         assert np.array_equal(compressed.get_traces(), traces)
         assert vq.read_compressed({str(tmp_path / "t.vqc")!r}).container_header["codec"] == {{"id": "test-identity"}}
         print("entry point ok")
@@ -336,7 +413,16 @@ def test_one_weights_store_with_one_default_table():
 
 
 def test_compressed_waveforms_on_15_channels_picks_the_retrained_model():
+    import spikeinterface.core as si
+
     from spikeinterface_vqcompress.core.codecs.spike_cae.model import load_spike_cae
 
-    assert load_spike_cae(num_channels=15).source == "np64-15x96"
+    assert load_spike_cae(None, num_channels=15).source == "np64-15x96"
     assert json.loads(json.dumps(weights.DEFAULT_MODELS))  # one JSON-able table
+    recording, sorting = si.generate_ground_truth_recording(durations=[2.0], sampling_frequency=32000.0,
+                                                            num_channels=32, num_units=3, seed=5)
+    analyzer = si.create_sorting_analyzer(sorting, recording, sparse=False, format="memory")
+    analyzer.compute("random_spikes", max_spikes_per_unit=10, seed=0)
+    extension = analyzer.compute("compressed_waveforms", num_channels=15)  # model=None
+    assert extension.params["model"] == "np64-15x96" and extension.params["num_channels"] == 15
+    assert extension.get_data().shape[0] == len(analyzer.get_extension("random_spikes").get_data())

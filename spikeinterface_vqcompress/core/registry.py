@@ -83,7 +83,7 @@ PRESETS = {
 _RUNTIME: dict[str, type] = {}
 _LOADED: dict[str, type] = {}
 _ENTRY_POINTS: dict[str, object] | None = None
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 def _entry_points() -> dict:
@@ -108,7 +108,7 @@ def register_codec(cls: type) -> type:
         raise ValueError(f"codec id '{codec_id}' is a preset name; choose another codec_id")
     with _LOCK:
         existing = _RUNTIME.get(codec_id) or _LOADED.get(codec_id)
-        if codec_id in BUILTIN_CODECS and existing is None:
+        if existing is None and (codec_id in BUILTIN_CODECS or codec_id in _entry_points()):
             existing = get_codec_class(codec_id)
         if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
             raise ValueError(f"codec id '{codec_id}' is already registered by {existing.__name__}")

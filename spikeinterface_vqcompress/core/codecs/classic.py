@@ -149,11 +149,25 @@ class WavPackCodec(Codec):
             self._wavpack = WavPack(level=self.params["level"], bps=self.params["bps"], num_decoding_threads=1)
         self.lossless = bps is None
 
+    #: Marker of a chunk stored as raw little-endian int16 (WavPack blocks start with b"wvpk").
+    RAW_MARKER = b"raw2"
+
     def encode(self, traces):
         traces = self.check_traces(traces)
-        return bytes(self._wavpack.encode(np.ascontiguousarray(traces)))
+        try:
+            return bytes(self._wavpack.encode(np.ascontiguousarray(traces)))
+        except RuntimeError:
+            # libwavpack refuses some short blocks (e.g. < ~64 samples on 4 channels, as a recording's last
+            # chunk can be): store that chunk raw, exactly, behind a marker no WavPack block starts with
+            return self.RAW_MARKER + np.ascontiguousarray(traces, dtype="<i2").tobytes()
 
     def decode(self, data, num_samples, num_channels, dtype):
+        if bytes(data[:4]) == self.RAW_MARKER:
+            if len(data) != 4 + 2 * num_samples * num_channels:
+                raise CorruptDataError(f"{self.codec_id}: raw chunk of {len(data)} bytes where "
+                                       f"{4 + 2 * num_samples * num_channels} are expected; the data is damaged")
+            traces = np.frombuffer(data, dtype="<i2", offset=4).astype(dtype)
+            return traces.reshape(num_samples, num_channels)
         if len(data) < 32:
             raise CorruptDataError(f"{self.codec_id}: chunk of {len(data)} bytes is too short to be a WavPack block")
         raw = _run_decoder(self.codec_id, self._wavpack.decode, data)
