@@ -26,7 +26,6 @@ import numpy as np
 from spikeinterface.core.sortinganalyzer import AnalyzerExtension
 
 from spikeinterface_vqcompress.core import weights
-from spikeinterface_vqcompress.core.codecs.spike_cae.model import cached_spike_cae, model_sha256
 from spikeinterface_vqcompress.core.errors import ModelMismatchError
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import neighbour_channel_order
 from spikeinterface_vqcompress.evaluation.metrics import snippet_sndr_db
@@ -67,6 +66,8 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
                     chunk_duration_s: float = 10.0):
         if model is None:
             model = weights.default_model("spike-cae", num_channels=num_channels)
+        from spikeinterface_vqcompress.core.codecs.spike_cae.model import cached_spike_cae
+
         spike_model = cached_spike_cae(model)[0]
         sampling_frequency = self.sorting_analyzer.sampling_frequency
         if abs(spike_model.sampling_frequency_hz - sampling_frequency) > 1e-6 * sampling_frequency:
@@ -88,6 +89,8 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
         """The :class:`~spikeinterface_vqcompress.core.codecs.spike_cae.model.SpikeCAE` (loaded once, hash-checked)."""
         cached = getattr(self, "_spike_model", None)
         if cached is None:
+            from spikeinterface_vqcompress.core.codecs.spike_cae.model import cached_spike_cae
+
             cached, _, digest = cached_spike_cae(self.params["model"])
             info = self.data.get("model_info")
             if info is not None and info.get("model_sha256") not in (None, digest):
@@ -195,6 +198,8 @@ class ComputeCompressedWaveforms(AnalyzerExtension):
         self.data["sndr_db"] = sndr
         self.data["raw_templates"] = (raw_sums / np.maximum(counts, 1)[:, None, None]).astype(np.float32)
         self.data["raw_template_counts"] = counts.astype(np.int64)
+        from spikeinterface_vqcompress.core.codecs.spike_cae.model import model_sha256
+
         self.data["model_info"] = {"model": self.params["model"], "model_sha256": model_sha256(model),
                                    "config": model.config(),
                                    "bits_per_spike_fixed_length": model.bits_per_spike_fixed}

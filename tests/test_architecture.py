@@ -426,3 +426,28 @@ def test_compressed_waveforms_on_15_channels_picks_the_retrained_model():
     extension = analyzer.compute("compressed_waveforms", num_channels=15)  # model=None
     assert extension.params["model"] == "np64-15x96" and extension.params["num_channels"] == 15
     assert extension.get_data().shape[0] == len(analyzer.get_extension("random_spikes").get_data())
+
+
+def test_help_and_zarr_codec_reads_do_not_import_torch():
+    """Issue 30 (slow start): `vqcompress --help` and a zarr read through our numcodecs codec load
+    neither torch nor a learned model (torch alone takes seconds to import)."""
+    code = textwrap.dedent("""
+        import contextlib, io, sys
+        import numpy as np
+        from spikeinterface_vqcompress.cli.main import main
+        with contextlib.redirect_stdout(io.StringIO()) as text:
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        assert "compress" in text.getvalue()
+        from numcodecs.registry import get_codec
+        codec = get_codec({"id": "vqcompress_broadband"})
+        data = (np.arange(4000, dtype=np.int64) % 97 - 48).astype(np.int16).reshape(1000, 4)
+        assert np.array_equal(np.frombuffer(codec.decode(codec.encode(data)), dtype=np.int16).reshape(1000, 4), data)
+        assert "torch" not in sys.modules, "torch was imported"
+        print("light ok")
+        """)
+    result = _run(code)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().endswith("light ok")

@@ -65,7 +65,7 @@ def command_train_broadband(args):
 
 
 def add_cli_commands(commands, trainers):
-    from spikeinterface_vqcompress.core.codecs.broadband.rvq import DEFAULT_CONFIG
+    from spikeinterface_vqcompress.core.codecs.broadband.defaults import DEFAULT_CONFIG
 
     train = trainers.add_parser("broadband", help="train the broadband codec's learned lossy mode (broadband-rvq)")
     train.add_argument("--recordings", nargs="+", help="int16 training recordings (MEArec .h5 or any format load_recording reads)")

@@ -12,8 +12,24 @@ pretrained on simulated MEArec recordings and fine-tuned on a few labelled spike
 - :mod:`.pretraining`: how the shipped backbone is made (``vqcompress train esort``).
 """
 
-from spikeinterface_vqcompress.esort.model import ESortNet, geometry_fingerprint, resolve_device
-from spikeinterface_vqcompress.esort.postprocessing import detect_spikes, pick_peaks, smooth_probabilities, triangular_kernel
+_LAZY = {
+    "ESortNet": "spikeinterface_vqcompress.esort.model",
+    "geometry_fingerprint": "spikeinterface_vqcompress.esort.model",
+    "resolve_device": "spikeinterface_vqcompress.esort.model",
+    "detect_spikes": "spikeinterface_vqcompress.esort.postprocessing",
+    "pick_peaks": "spikeinterface_vqcompress.esort.postprocessing",
+    "smooth_probabilities": "spikeinterface_vqcompress.esort.postprocessing",
+    "triangular_kernel": "spikeinterface_vqcompress.esort.postprocessing",
+}
 
-__all__ = ["ESortNet", "geometry_fingerprint", "resolve_device", "detect_spikes", "pick_peaks",
-           "smooth_probabilities", "triangular_kernel"]
+
+def __getattr__(name):
+    # torch is imported when a model or the post-processing is first used, not by registering the sorter
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'spikeinterface_vqcompress.esort' has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

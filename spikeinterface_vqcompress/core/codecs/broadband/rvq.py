@@ -30,20 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from spikeinterface_vqcompress.core.codecs.broadband.defaults import DEFAULT_CONFIG
 from spikeinterface_vqcompress.core.jsonio import write_json
 from spikeinterface_vqcompress.core.nn.vq import VectorQuantizer
 
 WEIGHTS_FORMAT = "broadband-rvq-weights/1"
 
-DEFAULT_CONFIG = {
-    "hidden_channels": 24,
-    "latent_dim": 16,
-    "num_down": 3,
-    "codebook_size": 256,
-    "num_stages": 4,
-    "time_kernel": 5,
-    "commitment_weight": 0.1,
-}
 
 
 def normalisation(traces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
