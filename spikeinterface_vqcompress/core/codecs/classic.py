@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
+from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 
@@ -40,7 +40,9 @@ class ZstdCodec(Codec):
     description = "Zstandard, lossless, general purpose"
 
     def __init__(self, level: int = 5):
-        super().__init__(level=int(level))
+        level = int(level)
+        check_range(self.codec_id, "level", level, 1, 22, note="Zstandard levels; higher is smaller and slower")
+        super().__init__(level=level)
         import numcodecs
 
         self._zstd = numcodecs.Zstd(level=self.params["level"])
@@ -76,7 +78,7 @@ class FlacCodec(Codec):
     Parameters
     ----------
     level : int, default: 5
-        FLAC compression level (1-8).
+        FLAC compression level (0-8).
     channel_chunk_size : int, default: 2
         Channels per FLAC stream: 1 or 2.
     """
@@ -87,9 +89,10 @@ class FlacCodec(Codec):
     description = "FLAC (linear prediction + Rice coding), lossless, 2-channel streams"
 
     def __init__(self, level: int = 5, channel_chunk_size: int = 2):
-        if channel_chunk_size not in (1, 2):
-            raise ValueError("FLAC streams carry 1 or 2 channels: set channel_chunk_size to 1 or 2")
-        super().__init__(level=int(level), channel_chunk_size=int(channel_chunk_size))
+        level, channel_chunk_size = int(level), int(channel_chunk_size)
+        check_range(self.codec_id, "level", level, 0, 8, note="FLAC levels; higher is smaller and slower")
+        check_range(self.codec_id, "channel_chunk_size", channel_chunk_size, 1, 2, note="a FLAC stream carries 1 or 2 channels")
+        super().__init__(level=level, channel_chunk_size=channel_chunk_size)
         from flac_numcodecs import Flac
 
         self._flac = Flac(level=self.params["level"])
@@ -131,7 +134,8 @@ class WavPackCodec(Codec):
     level : int, default: 2
         WavPack compression level (1-4).
     bps : float | None, default: None
-        Bits per sample of the hybrid lossy mode (>= 2.25 in practice); None is lossless.
+        Bits per sample of the hybrid lossy mode (2.0-24; libwavpack codes values below 2.25 as
+        2.25); None is lossless.
     """
 
     codec_id = "wavpack"
@@ -139,9 +143,12 @@ class WavPackCodec(Codec):
     description = "WavPack, lossless or hybrid lossy (bps)"
 
     def __init__(self, level: int = 2, bps: float | None = None):
-        if bps is not None and bps < 2.0:
-            raise ValueError(f"WavPack hybrid mode needs bps >= 2.0 (got {bps}); use bps=None for lossless")
-        super().__init__(level=int(level), bps=None if bps is None else float(bps))
+        level = int(level)
+        check_range(self.codec_id, "level", level, 1, 4, note="WavPack levels; higher is smaller and slower")
+        if bps is not None and not 2.0 <= float(bps) <= 24.0:
+            raise ValueError(f"codec 'wavpack': parameter 'bps' is the hybrid lossy mode's bits per sample and needs "
+                             f"bps >= 2.0 and <= 24.0, got {bps!r}; use bps=None for lossless")
+        super().__init__(level=level, bps=None if bps is None else float(bps))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from wavpack_numcodecs import WavPack
@@ -194,7 +201,7 @@ class BitTruncationCodec(Codec):
     num_bits : int, default: 4
         Least significant bits removed (0-12).
     level : int, default: 5
-        FLAC compression level of the lossless stage.
+        FLAC compression level of the lossless stage (0-8).
     """
 
     codec_id = "bit-truncation"
@@ -203,9 +210,10 @@ class BitTruncationCodec(Codec):
     description = "LSB truncation (rounded) + FLAC"
 
     def __init__(self, num_bits: int = 4, level: int = 5):
-        if not 0 <= int(num_bits) <= 12:
-            raise ValueError(f"num_bits must be between 0 and 12, got {num_bits}")
-        super().__init__(num_bits=int(num_bits), level=int(level))
+        num_bits, level = int(num_bits), int(level)
+        check_range(self.codec_id, "num_bits", num_bits, 0, 12, note="least significant bits removed; 0 is lossless")
+        check_range(self.codec_id, "level", level, 0, 8, note="FLAC levels of the lossless stage")
+        super().__init__(num_bits=num_bits, level=level)
         self._flac = FlacCodec(level=level, channel_chunk_size=2)
         self.lossless = self.params["num_bits"] == 0
 

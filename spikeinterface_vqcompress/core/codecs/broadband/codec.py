@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
+from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk, read_chunk_header
 
@@ -27,14 +27,18 @@ from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, 
 def _normalise_stages(stages):
     if stages is None:
         return []
+    if len(stages) > 8:
+        raise ValueError(f"codec 'broadband': parameter 'stages' takes at most 8 adaptive stages, got {len(stages)}")
     normalised = []
     for stage in stages:
+        if len(stage) != 2:
+            raise ValueError(f"codec 'broadband': parameter 'stages' holds [order, rate] pairs (order 1-64, rate 1-24), "
+                             f"got {stage!r}")
         order, rate = (int(value) for value in stage)
         if not (1 <= order <= 64 and 1 <= rate <= 24):
-            raise ValueError(f"broadband: each adaptive stage is [order 1-64, rate 1-24], got {stage}")
+            raise ValueError(f"codec 'broadband': parameter 'stages' holds [order, rate] pairs with order between 1 and "
+                             f"64 and rate between 1 and 24, got {list(stage)!r}")
         normalised.append([order, rate])
-    if len(normalised) > 8:
-        raise ValueError("broadband: at most 8 adaptive stages")
     return normalised
 
 
@@ -75,13 +79,11 @@ class BroadbandCodec(Codec):
     supported_dtypes = ("int16",)
     description = "our broadband codec: lattice + LPC/NLMS prediction + adaptive binary range coding; lossless or max-error"
 
-    def __init__(self, max_error: int = 0, lpc_order: int = 32, stages=None):
+    def __init__(self, max_error: int = 0, lpc_order: int = 32, stages: list[tuple[int, int]] | None = None):
         max_error = int(max_error)
-        if not 0 <= max_error <= 4096:
-            raise ValueError(f"max_error must be between 0 (lossless) and 4096 stored units, got {max_error}")
+        check_range(self.codec_id, "max_error", max_error, 0, 4096, unit="stored units", note="0 is lossless")
         lpc_order = int(lpc_order)
-        if not 0 <= lpc_order <= 64:
-            raise ValueError(f"lpc_order must be between 0 and 64, got {lpc_order}")
+        check_range(self.codec_id, "lpc_order", lpc_order, 0, 64, note="order of the least-squares predictor")
         super().__init__(max_error=max_error, lpc_order=lpc_order,
                          stages=None if stages is None else _normalise_stages(stages))
         self.lossless = max_error == 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
+from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 from spikeinterface_vqcompress.core.threads import single_torch_thread
@@ -71,10 +71,8 @@ class BroadbandRVQCodec(Codec):
                 "(the data was encoded with other weights); install the package version that wrote it or pass the matching model file"
             )
         num_stages = int(num_stages)
-        trained = network.config["num_stages"]
-        if not 1 <= num_stages <= trained:
-            raise ValueError(f"broadband-rvq: num_stages must be between 1 and {trained} (the stages this model was "
-                             f"trained with), got {num_stages}")
+        check_range(self.codec_id, "num_stages", num_stages, 1, network.config["num_stages"],
+                    note=f"the RVQ stages model '{model}' was trained with")
         super().__init__(num_stages=num_stages, model=str(model), model_sha256=digest)
         self.network = network
         self.index_frequencies = frequencies
