@@ -191,6 +191,14 @@ def get_codec(codec, **params):
         or a codec instance (returned as is).
     **params
         Parameters passed to the codec's constructor (they override a preset's).
+
+    Raises
+    ------
+    ValueError
+        For an unknown codec, or a parameter the codec does not have, of the wrong type or out of
+        its range: one line naming the codec, the parameter, the value and what is accepted (the
+        codec's ``from_config`` checks names and types with
+        :func:`~spikeinterface_vqcompress.core.codec.check_parameters`, its constructor the range).
     """
     if hasattr(codec, "encode") and hasattr(codec, "get_config") and not isinstance(codec, (str, dict)):
         if params:
