@@ -94,7 +94,13 @@ def build_header(recording: BaseRecording, codec, chunk_num_samples: int, adc_bi
 
 def codec_for_recording(codec, recording, **codec_params):
     """The codec instance for ``recording``: :func:`get_codec`, then the probe geometry and gains filled in
-    for codecs that need them (``with_recording``, spike-cae)."""
+    for codecs that need them (``with_recording``, spike-cae).
+
+    This is where such a codec meets the recording, before any encoding: ``with_recording`` checks
+    everything the codec needs from it (spike-cae: channel locations, a gain to uV, enough channels,
+    a sampling rate near its model's, int16 traces) and raises one ValueError that lists each
+    missing piece and how to give it.
+    """
     codec = get_codec(codec, **codec_params)
     if hasattr(codec, "with_recording"):
         codec = codec.with_recording(recording)

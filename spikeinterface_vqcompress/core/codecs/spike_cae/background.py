@@ -11,7 +11,12 @@ of the recording with *synthesised* noise that matches, per channel, what the en
 - optionally, the spatial correlation: ``spatial_rank`` common factors of the AR innovations
   (a low-rank channel covariance), one byte per channel and factor. MEArec noise is independent
   across channels (measured mean |correlation| 0.04 on a Neuronexus-32 recording), so the codec
-  leaves it off by default.
+  leaves it off by default;
+- the DC offset: the per-channel median of the block (:func:`channel_offsets`; 0 when it is
+  below an eighth of the noise level), an int16 per channel (two bytes) sent only when one of
+  them is not zero. Unsigned ADC data stored as int16 sits at ~2048 units; the encoder
+  subtracts the offset before detection and the decoder adds it back after the spikes are
+  pasted (:func:`synthesise_background` itself is zero-mean).
 
 The synthesised samples are not the recorded ones: a recording rebuilt this way is flagged as
 such (``"background": "synthesised"`` in the codec config stored in the container header, and a
@@ -32,7 +37,9 @@ from spikeinterface_vqcompress.core.errors import CorruptDataError
 _LEVEL_STEPS_PER_OCTAVE = 16
 _LEVEL_OFFSET_OCTAVES = 4  # level code 0 is 2**-4 units
 _REFLECTION_SCALE = 127.0
-_HEADER = struct.Struct("<BBB")  # ar_order, spatial_rank, reserved
+_HEADER = struct.Struct("<BBB")  # ar_order, spatial_rank, flags (chunk format 1: always 0)
+#: Flag of :data:`_HEADER`: per-channel int16 offsets follow the loadings.
+FLAG_OFFSETS = 0x01
 
 
 @dataclass
@@ -48,33 +55,53 @@ class BackgroundModel:
     loadings : np.ndarray
         ``(num_channels, spatial_rank)`` loadings of the common factors on the unit-variance
         innovations (rows with squared norm < 1).
+    offsets : np.ndarray | None, default: None
+        ``(num_channels,)`` int16 DC offset of each channel in trace units (the block's median),
+        added back by the decoder; None means 0 on every channel (and costs no byte).
     """
 
     levels: np.ndarray
     reflection: np.ndarray
     loadings: np.ndarray
+    offsets: np.ndarray | None = None
 
     @property
     def num_channels(self) -> int:
         return int(self.levels.shape[0])
 
     # -- bytes ------------------------------------------------------------------------------
+    @property
+    def has_offsets(self) -> bool:
+        """True when some channel has a non-zero offset (then the offsets are sent)."""
+        return self.offsets is not None and bool(np.any(np.asarray(self.offsets) != 0))
+
     def to_bytes(self) -> bytes:
-        """Quantise and serialise: ``3 + num_channels * (1 + ar_order + spatial_rank)`` bytes."""
+        """Quantise and serialise: ``3 + num_channels * (1 + ar_order + spatial_rank)`` bytes, plus
+        ``2 * num_channels`` (int16 offsets) when an offset is not zero."""
         ar_order = self.reflection.shape[1]
         rank = self.loadings.shape[1]
         level_codes = np.clip(np.round((np.log2(np.maximum(self.levels, 1e-9)) + _LEVEL_OFFSET_OCTAVES) * _LEVEL_STEPS_PER_OCTAVE), 0, 255).astype(np.uint8)
         reflection_codes = np.clip(np.round(np.arcsin(np.clip(self.reflection, -1, 1)) / (np.pi / 2) * _REFLECTION_SCALE), -127, 127).astype(np.int8)
         loading_codes = np.clip(np.round(self.loadings * 127.0), -127, 127).astype(np.int8)
-        return (_HEADER.pack(ar_order, rank, 0) + level_codes.tobytes() + reflection_codes.tobytes() + loading_codes.tobytes())
+        flags = FLAG_OFFSETS if self.has_offsets else 0
+        data = _HEADER.pack(ar_order, rank, flags) + level_codes.tobytes() + reflection_codes.tobytes() + loading_codes.tobytes()
+        if flags & FLAG_OFFSETS:
+            data += np.asarray(self.offsets, dtype="<i2").tobytes()
+        return data
 
     @classmethod
-    def from_bytes(cls, data: bytes, num_channels: int) -> "BackgroundModel":
-        """Inverse of :meth:`to_bytes` (raises :class:`CorruptDataError` on a size mismatch)."""
+    def from_bytes(cls, data: bytes, num_channels: int, allow_offsets: bool = True) -> "BackgroundModel":
+        """Inverse of :meth:`to_bytes` (raises :class:`CorruptDataError` on a size mismatch).
+
+        ``allow_offsets=False`` reads the statistics of chunk format 1, written before the offsets
+        existed (their flags byte is always 0; the offsets are 0).
+        """
         if len(data) < _HEADER.size:
             raise CorruptDataError("spike-cae: background statistics are truncated")
-        ar_order, rank, _ = _HEADER.unpack_from(data, 0)
-        expected = _HEADER.size + num_channels * (1 + ar_order + rank)
+        ar_order, rank, flags = _HEADER.unpack_from(data, 0)
+        if flags & ~(FLAG_OFFSETS if allow_offsets else 0):
+            raise CorruptDataError(f"spike-cae: background statistics carry unknown flags {flags:#04x}; the data is damaged")
+        expected = _HEADER.size + num_channels * (1 + ar_order + rank) + (2 * num_channels if flags & FLAG_OFFSETS else 0)
         if len(data) != expected:
             raise CorruptDataError(f"spike-cae: background statistics hold {len(data)} bytes where {expected} are expected")
         position = _HEADER.size
@@ -86,7 +113,50 @@ class BackgroundModel:
         levels = 2.0 ** (level_codes.astype(np.float64) / _LEVEL_STEPS_PER_OCTAVE - _LEVEL_OFFSET_OCTAVES)
         reflection = np.sin(reflection_codes.astype(np.float64) / _REFLECTION_SCALE * (np.pi / 2))
         loadings = loading_codes.astype(np.float64) / 127.0
-        return cls(levels=levels, reflection=reflection, loadings=loadings)
+        offsets = None
+        if flags & FLAG_OFFSETS:
+            position += num_channels * rank
+            offsets = np.frombuffer(data, dtype="<i2", count=num_channels, offset=position).astype(np.int16)
+        return cls(levels=levels, reflection=reflection, loadings=loadings, offsets=offsets)
+
+
+def channel_offsets(traces: np.ndarray, stride: int = 8, dead_zone_standard_errors: float = 3.0,
+                    dead_zone_noise_fraction: float = 0.125) -> np.ndarray:
+    """The DC offset of each channel of a block: the median of every ``stride``-th sample, rounded,
+    as int16 ``(num_channels,)`` (0 for an empty block).
+
+    A median, not a mean: the spikes (large, one-signed troughs) do not pull it. An offset within
+    ``dead_zone_standard_errors`` standard errors of the median (``1.2533 * noise / sqrt(n)``, the
+    noise from the MAD) or within ``dead_zone_noise_fraction`` of the noise level is 0: it is lost
+    in the noise, and sending it would cost 2 bytes per channel for nothing. A band-passed
+    recording (medians of -2 to +1 units under ~30 units of noise on MEArec data) then sends no
+    offset at all, while the ~2048 units of unsigned ADC data stored as int16 are kept.
+    """
+    sample = np.asarray(traces)[:: max(int(stride), 1)]
+    if sample.shape[0] == 0:
+        return np.zeros(np.asarray(traces).shape[1], dtype=np.int16)
+    sample = sample.astype(np.float32)
+    median = np.median(sample, axis=0)
+    noise = np.median(np.abs(sample - median[None, :]), axis=0) * 1.4826
+    dead_zone = np.maximum(dead_zone_standard_errors * 1.2533 * noise / np.sqrt(sample.shape[0]), dead_zone_noise_fraction * noise)
+    offsets = np.round(median)
+    offsets[np.abs(offsets) <= dead_zone] = 0
+    return np.clip(offsets, -32768, 32767).astype(np.int16)
+
+
+def remove_offsets(traces: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``traces - offsets`` per channel, in the dtype of ``traces`` (int16 saturates at its range)."""
+    traces = np.asarray(traces)
+    if not np.any(offsets):
+        return traces
+    if traces.dtype.kind in "iu":
+        info = np.iinfo(traces.dtype)
+        offsets = np.asarray(offsets, dtype=np.int64)
+        if traces.shape[0] and (traces.min(axis=0) - offsets >= info.min).all() and (traces.max(axis=0) - offsets <= info.max).all():
+            return traces - offsets.astype(traces.dtype)[None, :]  # cannot overflow: stay in the trace dtype
+        centred = traces.astype(np.int32) - offsets.astype(np.int32)[None, :]
+        return np.clip(centred, info.min, info.max).astype(traces.dtype)
+    return traces - np.asarray(offsets, dtype=traces.dtype)[None, :]
 
 
 def levinson_durbin(autocorrelation: np.ndarray, order: int) -> tuple[np.ndarray, float]:

@@ -19,9 +19,22 @@ detection and background synthesis alone cost the sorting, separately from the C
 The rebuilt recording is *not* the recorded one between spikes: the config says
 ``"background": "synthesised"`` and the container header carries it.
 
+The recording's DC offset (e.g. ~2048 units of unsigned ADC data stored as int16) is kept: the
+encoder measures each channel's median (:func:`.background.channel_offsets`), subtracts it before
+detection, snippets and background statistics, and sends it as an int16 per channel in the
+background statistics (2 bytes per channel per chunk, counted in the chunk's bytes; nothing when
+every offset is 0); the decoder adds it back after pasting the spikes.
+
+What the codec needs from a recording (channel locations, a gain to uV, enough channels for the
+snippet shape, a sampling rate near the model's, int16 traces) is checked in one place,
+:meth:`SpikeCAECodec.with_recording`, before any encoding: one ValueError lists everything missing
+and how to give it.
+
 Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.core.framing.pack_parts`:
 
 0. ``u8 format version, u8 flags, u16 reserved, u32 number of spikes, u32 background seed``
+   (format 2: the background statistics may carry the offsets; format 1 chunks, written before
+   the offsets existed, still decode, with offset 0)
 1. background statistics (:meth:`.background.BackgroundModel.to_bytes`)
 2. spike times: rANS of the bit-length classes of the time deltas, then their mantissa bits
 3. peak channels: rANS, flat table over the channels
@@ -37,16 +50,46 @@ import zlib
 import numpy as np
 
 from spikeinterface_vqcompress.core import weights
-from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile
+from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 from spikeinterface_vqcompress.core.threads import single_torch_thread
 from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, decode_with_tables, encode_symbols, encode_with_tables
-from spikeinterface_vqcompress.core.codecs.spike_cae.background import BackgroundModel, estimate_background, spike_window_mask, synthesise_background
+from spikeinterface_vqcompress.core.codecs.spike_cae.background import (BackgroundModel, channel_offsets, estimate_background, remove_offsets,
+                                                                       spike_window_mask, synthesise_background)
 from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, neighbour_order
 
-FORMAT_VERSION = 1
+#: Chunk format written: 2 carries the per-channel offsets in the background statistics.
+FORMAT_VERSION = 2
+#: Chunk formats read (1: before the offsets; decoded with offset 0).
+READABLE_FORMAT_VERSIONS = (1, 2)
 _CHUNK_HEADER = struct.Struct("<BBHII")
+
+#: A CAE model accepts recordings sampled within this factor of the rate it was trained at (a snippet
+#: then spans within 25 % of the duration the model learnt).
+SAMPLING_FREQUENCY_RATIO_LIMIT = 1.25
+
+
+def _recording_channel_locations(recording):
+    """``[[x_um, y_um], ...]`` of a SpikeInterface recording, or None when it has no probe/locations.
+
+    A recording of one channel needs no geometry: it gets ``[[0.0, 0.0]]``.
+    """
+    try:
+        locations = np.asarray(recording.get_channel_locations(), dtype=float)
+    except (ValueError, AttributeError, KeyError, TypeError):
+        locations = None
+    if locations is None or locations.ndim != 2 or locations.shape[0] != recording.get_num_channels():
+        return [[0.0, 0.0]] if recording.get_num_channels() == 1 else None
+    return locations[:, :2].tolist()
+
+
+def _cannot_code(problems, what="compress this recording") -> ValueError:
+    """One ValueError listing every missing piece, numbered when there are several."""
+    if len(problems) == 1:
+        return ValueError(f"spike-cae cannot {what}; it needs {problems[0]}")
+    listed = "; ".join(f"({number}) {problem}" for number, problem in enumerate(problems, 1))
+    return ValueError(f"spike-cae cannot {what}; it needs {listed}")
 
 #: Frozen prior of the bit length of spike-time deltas (exponential gaps of mean 4 to 20000
 #: samples, mixed). Integers, so the table is identical on every machine.
@@ -174,16 +217,33 @@ class SpikeCAECodec(Codec):
     supported_dtypes = ("int16",)
     description = "spike snippets -> VQ compressive autoencoder indices + synthesised background (Wu et al. 2018)"
 
-    def __init__(self, model=None, threshold_sd: float = 4.5, exclude_sweep_samples: int = 8, radius_um: float = 50.0,
-                 footprint_groups: int = 1, ar_order: int = 6, spatial_rank: int = 0, paste: str = "auto",
-                 taper_samples: int = 4, snippet_channels=None, snippet_samples=None, trough_sample=None,
-                 channel_locations=None, gain_to_uV=None, background_samples=None):
+    def __init__(self, model: str | None = None, threshold_sd: float = 4.5, exclude_sweep_samples: int = 8,
+                 radius_um: float = 50.0, footprint_groups: int = 1, ar_order: int = 6, spatial_rank: int = 0,
+                 paste: str = "auto", taper_samples: int = 4, snippet_channels: int | None = None,
+                 snippet_samples: int | None = None, trough_sample: int | None = None,
+                 channel_locations: list[list[float]] | None = None, gain_to_uV: float | None = None,
+                 background_samples: int | None = None):
+        codec_id = self.codec_id
         if paste not in ("auto", "add", "replace"):
-            raise ValueError(f"paste must be 'auto', 'add' or 'replace', got {paste!r}")
-        if not 0 <= int(ar_order) <= 32:
-            raise ValueError(f"ar_order must be between 0 and 32, got {ar_order}")
-        if int(footprint_groups) < 1:
-            raise ValueError(f"footprint_groups must be >= 1, got {footprint_groups}")
+            raise ValueError(f"codec 'spike-cae': parameter 'paste' must be one of 'auto', 'add', 'replace', got {paste!r}")
+        check_range(codec_id, "threshold_sd", float(threshold_sd), 0, exclusive_minimum=True, unit="noise standard deviations")
+        check_range(codec_id, "exclude_sweep_samples", int(exclude_sweep_samples), 0, unit="samples")
+        check_range(codec_id, "radius_um", float(radius_um), 0, unit="um")
+        check_range(codec_id, "footprint_groups", int(footprint_groups), 1, note="channel groups sent per spike")
+        check_range(codec_id, "ar_order", int(ar_order), 0, 32, note="AR order of the background spectrum")
+        check_range(codec_id, "spatial_rank", int(spatial_rank), 0, 255, note="common factors of the background")
+        check_range(codec_id, "taper_samples", int(taper_samples), 0, unit="samples")
+        for name, value in (("snippet_channels", snippet_channels), ("snippet_samples", snippet_samples)):
+            check_range(codec_id, name, None if value is None else int(value), 1, allow_none=True)
+        if trough_sample is not None:
+            last = None if snippet_samples is None else int(snippet_samples) - 1
+            check_range(codec_id, "trough_sample", int(trough_sample), 0, last, allow_none=True,
+                        note="a sample inside the snippet" if last is not None else "")
+        if gain_to_uV is not None and not (np.isfinite(float(gain_to_uV)) and float(gain_to_uV) != 0):
+            raise ValueError(f"codec 'spike-cae': parameter 'gain_to_uV' must be a non-zero number of uV per trace unit "
+                             f"or None (filled from the recording), got {gain_to_uV!r}")
+        check_range(codec_id, "background_samples", None if background_samples is None else int(background_samples), 1,
+                    allow_none=True, unit="samples per chunk")
         if channel_locations is not None:
             channel_locations = [[float(value) for value in location[:2]] for location in np.asarray(channel_locations).tolist()]
         super().__init__(
@@ -203,14 +263,10 @@ class SpikeCAECodec(Codec):
         if self.params["model"] not in (None, "identity"):
             self.model_sha256 = self._load_model_hash()
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config.pop("id", None)
-        config.pop("background", None)
-        if "threshold" in config:  # the name before 0.2
-            config["threshold_sd"] = config.pop("threshold")
-        return cls(**config)
+    # Codec.from_config: the config's "background": "synthesised" is for information only, and
+    # containers written before 0.2 call threshold_sd "threshold".
+    informational_keys = ("background",)
+    renamed_parameters = {"threshold": "threshold_sd"}
 
     # -- model ---------------------------------------------------------------------------------
     @property
@@ -255,42 +311,101 @@ class SpikeCAECodec(Codec):
     # -- the recording's context ---------------------------------------------------------------
     def with_recording(self, recording) -> "SpikeCAECodec":
         """A copy with ``channel_locations``, ``gain_to_uV`` and (if unset) the default model filled
-        from a SpikeInterface recording; ``compress()`` calls it."""
+        from a SpikeInterface recording; ``compress()`` calls it before encoding anything.
+
+        Everything the codec needs and the recording lacks is checked here and reported in one
+        ValueError that lists each missing piece and how to give it: channel locations (a probe;
+        a recording of one channel needs none), a gain to uV (CAE models), at least
+        ``snippet channels x footprint_groups`` channels, a sampling rate within a factor
+        :data:`SAMPLING_FREQUENCY_RATIO_LIMIT` of the one the model was trained at (CAE models)
+        and int16 traces.
+        """
         params = dict(self.params)
         params.pop("background", None)
+        num_channels = int(recording.get_num_channels())
+        problems = []
         if params["channel_locations"] is None:
-            params["channel_locations"] = np.asarray(recording.get_channel_locations())[:, :2].tolist()
-        if params["gain_to_uV"] is None and recording.has_scaleable_traces():
-            gains = np.asarray(recording.get_channel_gains(), dtype=float)
-            if not np.allclose(gains, gains[0]):
-                raise ValueError("spike-cae needs one gain for every channel; scale the recording first")
-            params["gain_to_uV"] = float(gains[0])
-        num_channels = recording.get_num_channels()
+            locations = _recording_channel_locations(recording)
+            if locations is None:
+                problems.append("channel locations: the recording has no probe; attach one (recording.set_probe(probe) "
+                                "with probeinterface, or recording.set_dummy_probe_from_locations([[x_um, y_um], ...])) "
+                                "or pass channel_locations=[[x_um, y_um], ...]")
+            else:
+                params["channel_locations"] = locations
+        elif len(params["channel_locations"]) != num_channels:
+            problems.append(f"one channel location per channel: channel_locations has {len(params['channel_locations'])} "
+                            f"for the recording's {num_channels} channels; pass one [x_um, y_um] per channel")
         if params["model"] is None:
             params["model"] = default_model(num_channels)
-        if params["model"] == "identity":  # fill only what the caller left unset
+        identity = params["model"] == "identity"
+        gains = np.asarray(recording.get_channel_gains(), dtype=float) if recording.has_scaleable_traces() else None
+        if params["gain_to_uV"] is None and gains is not None and np.allclose(gains, gains[0]):
+            params["gain_to_uV"] = float(gains[0])  # informative for model="identity", which codes trace units
+        elif params["gain_to_uV"] is None and not identity:
+            if gains is None:
+                problems.append("a gain to uV (the CAE works in uV): the recording has no channel gains; set them "
+                                "(recording.set_channel_gains(uV_per_unit), e.g. 0.195 for Intan) or pass gain_to_uV=...")
+            else:
+                problems.append(f"one gain to uV for every channel (the recording's gains range from {gains.min():g} to "
+                                f"{gains.max():g} uV per unit): scale the recording to one gain first or pass gain_to_uV=...")
+        groups = params["footprint_groups"]
+        if identity:  # fill only what the caller left unset
             shape = (15, 48, 16) if num_channels >= 64 else (4, 64, 21)
+            shape = (min(shape[0], max(num_channels // groups, 1)), *shape[1:])  # a small recording gets narrower snippets
             if params["snippet_samples"] is not None and params["trough_sample"] is None:
                 shape = (*shape[:2], params["snippet_samples"] // 3)
             for key, value in zip(("snippet_channels", "snippet_samples", "trough_sample"), shape):
                 if params[key] is None:
                     params[key] = value
+            snippet_channels, needed_for = params["snippet_channels"], f"snippet_channels={params['snippet_channels']}"
+        else:
+            from spikeinterface_vqcompress.core.codecs.spike_cae.model import cached_spike_cae
+
+            model = cached_spike_cae(params["model"])[0]
+            snippet_channels, needed_for = model.num_channels, f"model {params['model']}"
+            trained_hz, sampling_frequency = float(model.sampling_frequency_hz), float(recording.sampling_frequency)
+            if not 1 / SAMPLING_FREQUENCY_RATIO_LIMIT <= sampling_frequency / trained_hz <= SAMPLING_FREQUENCY_RATIO_LIMIT:
+                problems.append(
+                    f"a sampling rate near the {trained_hz:g} Hz {needed_for} was trained at "
+                    f"({trained_hz / SAMPLING_FREQUENCY_RATIO_LIMIT:g} to {trained_hz * SAMPLING_FREQUENCY_RATIO_LIMIT:g} Hz; "
+                    f"the recording has {sampling_frequency:g} Hz, so a {model.num_samples}-sample snippet would span "
+                    f"{1000 * model.num_samples / sampling_frequency:.2f} ms instead of {1000 * model.num_samples / trained_hz:.2f} ms): "
+                    f"resample it (spikeinterface.preprocessing.resample(recording, {trained_hz:g})) or use model='identity'")
+        needed = snippet_channels * groups
+        if needed > num_channels:
+            per_group = f" ({snippet_channels}-channel snippets x footprint_groups={groups})" if groups > 1 else ""
+            problems.append(f"at least {needed} channels for {needed_for}{per_group} (the recording has {num_channels}): use a "
+                            f"recording with more channels, " + ("lower footprint_groups or snippet_channels, " if identity else
+                                                                  "model='identity' (raw snippets of any width), ")
+                            + "or a codec that needs no geometry (codec='archive' or 'storage')")
+        dtype = np.dtype(recording.get_dtype())
+        if dtype.name not in self.supported_dtypes:
+            problems.append(f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
+                            f"or recording.astype('int16') for data already in integer units")
+        if problems:
+            raise _cannot_code(problems)
         return type(self)(**params)
 
-    def _check_ready(self, num_channels: int):
+    def _check_ready(self, num_channels: int, what: str = "code these traces"):
+        """The checks of :meth:`with_recording` for a codec configured by hand, on ``num_channels`` channels."""
+        problems = []
         locations = self.params["channel_locations"]
         if locations is None:
-            raise ValueError("spike-cae needs the probe geometry: pass channel_locations=[[x, y], ...] or compress "
-                             "through spikeinterface_vqcompress.compress(recording, codec='spike-cae'), which fills it")
-        if len(locations) != num_channels:
-            raise ValueError(f"spike-cae: channel_locations has {len(locations)} channels but the traces have {num_channels}")
+            problems.append("channel locations: pass channel_locations=[[x_um, y_um], ...], or compress a recording with "
+                            "a probe through spikeinterface_vqcompress.compress(recording, codec='spike-cae'), which fills them")
+        elif len(locations) != num_channels:
+            problems.append(f"one channel location per channel: channel_locations has {len(locations)} for the "
+                            f"{num_channels} channels of the traces")
         if not self.is_identity and self.params["gain_to_uV"] is None:
-            raise ValueError("spike-cae: gain_to_uV is unknown (the CAE works in uV); pass gain_to_uV=... or compress a "
-                             "recording with channel gains")
+            problems.append("a gain to uV (the CAE works in uV): pass gain_to_uV=..., or compress a recording with channel gains")
         channels, _, _ = self.snippet_shape()
-        if channels * self.params["footprint_groups"] > num_channels:
-            raise ValueError(f"spike-cae: {self.params['footprint_groups']} groups of {channels} channels need more than the "
-                             f"{num_channels} channels of the recording; lower footprint_groups")
+        groups = self.params["footprint_groups"]
+        if channels * groups > num_channels:
+            problems.append(f"at least {channels * groups} channels ({channels}-channel snippets x footprint_groups={groups}; "
+                            f"the traces have {num_channels}): lower footprint_groups, use model='identity' with fewer "
+                            f"snippet_channels, or a codec that needs no geometry (codec='archive' or 'storage')")
+        if problems:
+            raise _cannot_code(problems, what)
 
     def _groups(self, num_channels: int):
         """Per peak channel, the ``footprint_groups`` channel groups: ``(num_channels, groups, C)``."""
@@ -301,28 +416,36 @@ class SpikeCAECodec(Codec):
 
     # -- encode / decode -------------------------------------------------------------------------
     def detect(self, traces: np.ndarray):
-        """Run the encoder's detection on one chunk: ``(times, peak_channels, snippets)`` with
-        snippets ``(n, groups * C, T)`` in trace units (int16)."""
+        """Run the encoder's detection on one chunk: ``(times, peak_channels, snippets, noise_levels)``
+        with snippets ``(n, groups * C, T)`` in trace units (int16) less each channel's offset
+        (:func:`.background.channel_offsets`)."""
         traces = self.check_traces(traces)
-        num_samples, num_channels = traces.shape
-        self._check_ready(num_channels)
+        self._check_ready(traces.shape[1])
+        return self._detect(remove_offsets(traces, channel_offsets(traces)))
+
+    def _detect(self, centred: np.ndarray):
+        """Detection on a chunk whose offsets are removed."""
         channels, samples, trough = self.snippet_shape()
         parameters = DetectionParameters(threshold_sd=self.params["threshold_sd"], exclude_sweep_samples=self.params["exclude_sweep_samples"],
                                          radius_um=self.params["radius_um"])
         detector = StreamingSpikeDetector(self.params["channel_locations"], channels * self.params["footprint_groups"], samples,
                                           trough, parameters)
-        times, peak_channels, snippets = detector.process(traces, final=True)
+        times, peak_channels, snippets = detector.process(centred, final=True)
         return times, peak_channels, snippets, detector.noise_levels
 
     def encode(self, traces):
         traces = self.check_traces(traces)
         num_samples, num_channels = traces.shape
-        times, peak_channels, snippets, _ = self.detect(traces)
+        self._check_ready(num_channels, "encode")
+        offsets = channel_offsets(traces)
+        traces = remove_offsets(traces, offsets)  # detection, snippets and background see a zero-median signal
+        times, peak_channels, snippets, _ = self._detect(traces)
         channels, samples, trough = self.snippet_shape()
         groups = self._groups(num_channels)[peak_channels].reshape(len(times), channels * self.params["footprint_groups"])  # (n, G*C)
         mask = spike_window_mask(num_samples, num_channels, times, groups, -trough, samples)
         background = estimate_background(traces, self.params["ar_order"], self.params["spatial_rank"], exclude_mask=mask,
                                          max_samples=self.params["background_samples"])
+        background.offsets = offsets
         if self.is_identity:
             payload = zlib.compress(np.ascontiguousarray(snippets, dtype="<i2").tobytes(), 6)
         else:
@@ -340,12 +463,13 @@ class SpikeCAECodec(Codec):
         if len(header) != _CHUNK_HEADER.size:
             raise CorruptDataError("spike-cae: chunk header has the wrong size")
         version, _flags, _reserved, num_spikes, seed = _CHUNK_HEADER.unpack(header)
-        if version != FORMAT_VERSION:
-            raise CorruptDataError(f"spike-cae: chunk format version {version} is not supported (expected {FORMAT_VERSION})")
-        self._check_ready(num_channels)
+        if version not in READABLE_FORMAT_VERSIONS:
+            raise CorruptDataError(f"spike-cae: chunk format version {version} is not supported (this version reads "
+                                   f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}); the data is damaged or needs a newer package")
+        self._check_ready(num_channels, "decode")
         if num_spikes > num_samples * num_channels:
             raise CorruptDataError("spike-cae: the chunk claims more spikes than samples")
-        background = BackgroundModel.from_bytes(background_bytes, num_channels)
+        background = BackgroundModel.from_bytes(background_bytes, num_channels, allow_offsets=version >= 2)
         times = decode_times(time_bytes, num_spikes)
         peak_channels = decode_symbols(channel_bytes, uniform_table(num_channels), num_spikes)
         if num_spikes and (times[-1] >= num_samples or peak_channels.max() >= num_channels):
@@ -371,6 +495,9 @@ class SpikeCAECodec(Codec):
         groups = self._groups(num_channels)[peak_channels].reshape(num_spikes, channels * num_groups)
         traces = self._paste(traces, times, groups, snippets, trough)
         info = np.iinfo(np.dtype(dtype))
+        if background.has_offsets:  # added in integers: a recording at an offset decodes as the same one at 0, shifted
+            shifted = np.round(traces).astype(np.int64) + background.offsets.astype(np.int64)[None, :]
+            return np.clip(shifted, info.min, info.max).astype(dtype)
         return np.clip(np.round(traces), info.min, info.max).astype(dtype)
 
     def _paste(self, traces, times, groups, snippets, trough):
