@@ -29,7 +29,9 @@ A study is described by a config (JSON or YAML)::
 point once (a real ``.vqc`` file), sorts the raw and every rebuilt recording with each sorter and
 seed, and scores each sorting: against ground truth, or for recordings without ground truth by
 agreement with the sorting of the raw recording by the same sorter and seed. The tasks run on Dask
-distributed: a ``LocalCluster`` by default or an existing scheduler. Every finished cell is written
+distributed: a ``LocalCluster`` by default or an existing scheduler with standard workers
+(``dask scheduler`` + ``dask worker``, daemonic worker processes are fine: each sorting runs in a
+fresh interpreter, its output in ``logs/sort-CELL.log``). Every finished cell is written
 atomically to ``cells/``; a study that is interrupted (killed, machine lost) resumes where it
 stopped and recomputes nothing that finished. The tidy table (one row per cell, hardware report
 included) is written to ``results.csv`` and ``results.json``.
@@ -296,7 +298,7 @@ def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s
 
 
 def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder: str, result_file: str):
-    """Sort one cell and save the sorting (runs in a child process when the study has a time limit)."""
+    """Sort one cell and save the sorting; runs in the cell's own interpreter (see `_sort_cell_main`)."""
     from spikeinterface.core import NumpySorting
 
     from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
@@ -331,14 +333,114 @@ def _sort_into_folder(cell: dict, info: dict, stats: dict | None, output_folder:
     Path(result_file).write_text(json.dumps({"sort_time_s": sort_time_s, "sorting_folder": str(sorting_folder)}))
 
 
+#: How often (seconds) a cell's sorting process checks that the process that started it is alive.
+_PARENT_CHECK_INTERVAL_S = 1.0
+
+
+def _exit_when_parent_dies(parent_pid: int):
+    """Kill this process and its own children (its process group) once ``parent_pid`` is gone.
+
+    A Dask worker that is killed (or a study stopped with ``kill -9``) must not leave a sorter
+    running on: the sorting process is the leader of its own process group, so the sorter's
+    workers go with it."""
+    import signal
+    import threading
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_CHECK_INTERVAL_S)
+        if hasattr(os, "killpg") and os.getpgid(0) == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="vqcompress-parent-watch", daemon=True).start()
+
+
+def _sort_cell_main(job_file: str):
+    """Entry point of a cell's sorting process (``python -c``): read the job file, sort, write the
+    result file (or ``RESULT.error`` with the reason). The parent's pid is in the job: when the
+    parent dies, this process and its children exit."""
+    job = json.loads(Path(job_file).read_text())
+    _exit_when_parent_dies(int(job["parent_pid"]))
+    from spikeinterface.core import set_global_job_kwargs
+
+    # one cell = one core, as the study's Dask workers have one thread each; the sorter may still
+    # start processes of its own here (this is no daemonic multiprocessing child)
+    set_global_job_kwargs(n_jobs=1, progress_bar=False)
+    _sort_into_folder(job["cell"], job["info"], job["stats"], job["output_folder"], job["result_file"])
+
+
+def _log_tail(log_path: Path, number_of_lines: int = 25) -> str:
+    if not log_path.is_file():
+        return "(no log)"
+    lines = log_path.read_text(errors="replace").rstrip().splitlines()
+    return "\n".join(lines[-number_of_lines:]) if lines else "(empty log)"
+
+
+def _run_sorting_process(cell: dict, info: dict, stats: dict | None, output_folder: str, result_file: str,
+                         timeout_s: float | None) -> int | None:
+    """Run `_sort_into_folder` in a fresh Python interpreter (``subprocess``, not a multiprocessing
+    child), its output in ``logs/sort-CELL.log`` of the study folder.
+
+    A fresh interpreter is what lets a cell run on a standard ``dask worker``: its worker processes
+    are daemonic and may not start multiprocessing children, but sorters (and a time limit) need
+    processes of their own. The interpreter is the leader of a new process group: past
+    ``timeout_s`` the whole group (the sorter's own workers included) is killed.
+
+    Returns
+    -------
+    exit_code : int | None
+        The process's exit code, or None when it was killed past ``timeout_s``.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    from spikeinterface_vqcompress.core.jsonio import json_value
+
+    log_path = Path(output_folder) / "logs" / f"sort-{cell['key']}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    job_file = Path(f"{result_file}.job.json")
+    job = {"cell": cell, "info": info, "stats": stats, "output_folder": str(output_folder), "result_file": str(result_file),
+           "parent_pid": os.getpid()}
+    job_file.write_text(json.dumps(json_value(job, fallback=str)))
+    environment = dict(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[1])  # importable whatever the worker's working folder
+    environment["PYTHONPATH"] = package_parent + os.pathsep + environment.get("PYTHONPATH", "")
+    environment.setdefault("MPLBACKEND", "Agg")
+    command = [sys.executable, "-c", "import sys; from spikeinterface_vqcompress.study import _sort_cell_main; "
+               "_sort_cell_main(sys.argv[1])", str(job_file)]
+    with open(log_path, "w") as log:
+        log.write(f"# {cell['sorter']} on {cell['key']}\n")
+        log.flush()
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=environment,
+                                   start_new_session=hasattr(os, "killpg"))
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        finally:
+            if process.poll() is None:  # past the time limit, or this thread was interrupted
+                if hasattr(os, "killpg"):
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                else:
+                    process.kill()
+                process.wait()
+
+
 def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, timeout_s: float | None = None) -> dict:
     """Sort one (recording, codec point) with one sorter and seed; keep the sorting; score it when
     the recording has ground truth. Returns the cell's row (without agreement scores).
 
-    With ``timeout_s`` the sorter runs in a child process that is killed past the limit: the row
-    then says ``sorting_error`` (a codec can make a recording a sorter never finishes on; that is a
-    result, not a reason to stall the study)."""
-    import multiprocessing
+    The sorter runs in a fresh Python interpreter (`_run_sorting_process`), so that cells run on
+    standard, daemonic Dask workers; its output goes to ``logs/sort-CELL.log`` in the study folder.
+    With ``timeout_s`` that process is killed past the limit: the row then says ``sorting_error``
+    (a codec can make a recording a sorter never finishes on; that is a result, not a reason to
+    stall the study). A sorting that fails raises ``RuntimeError`` with the reason and the log's
+    last lines."""
     import tempfile
 
     from spikeinterface.core import load
@@ -349,24 +451,19 @@ def sort_cell(cell: dict, info: dict, stats: dict | None, output_folder: str, ti
            "codec": "raw" if stats is None else stats["codec"], "sorter": cell["sorter"], "seed": cell["seed"]}
     with tempfile.TemporaryDirectory() as folder:
         result_file = str(Path(folder) / "result.json")
-        if timeout_s is None:
-            _sort_into_folder(cell, info, stats, output_folder, result_file)
-        else:
-            child = multiprocessing.get_context("spawn").Process(target=_sort_into_folder,
-                                                                 args=(cell, info, stats, output_folder, result_file))
-            child.start()
-            child.join(timeout_s)
-            if child.is_alive():
-                child.kill()
-                child.join()
-                shutil.rmtree(Path(output_folder) / "work" / cell["key"], ignore_errors=True)
-                row.update(sorting_error=f"{cell['sorter']} did not finish within {timeout_s:g} s", sort_time_s=float(timeout_s),
-                           num_sorted_units=None, sorting_folder=None)
-                return row
-            if child.exitcode != 0 or not Path(result_file).is_file():
-                error_file = Path(f"{result_file}.error")
-                reason = error_file.read_text() if error_file.is_file() else "see the worker log"
-                raise RuntimeError(f"{cell['sorter']} failed on {cell['key']} (exit code {child.exitcode}): {reason}")
+        exit_code = _run_sorting_process(cell, info, stats, output_folder, result_file, timeout_s)
+        if exit_code is None:
+            shutil.rmtree(Path(output_folder) / "work" / cell["key"], ignore_errors=True)
+            shutil.rmtree(Path(output_folder) / "work" / f"{cell['key']}__decoded", ignore_errors=True)
+            row.update(sorting_error=f"{cell['sorter']} did not finish within {timeout_s:g} s", sort_time_s=float(timeout_s),
+                       num_sorted_units=None, sorting_folder=None)
+            return row
+        if exit_code != 0 or not Path(result_file).is_file():
+            log_path = Path(output_folder) / "logs" / f"sort-{cell['key']}.log"
+            error_file = Path(f"{result_file}.error")
+            reason = error_file.read_text() if error_file.is_file() else "no reason given (see the log)"
+            raise RuntimeError(f"{cell['sorter']} failed on {cell['key']} (exit code {exit_code}): {reason}; "
+                               f"log: {log_path}\nlast lines of the log:\n{_log_tail(log_path)}")
         result = json.loads(Path(result_file).read_text())
     sorting = load(result["sorting_folder"])
     row.update(sort_time_s=result["sort_time_s"], num_sorted_units=int(len(sorting.unit_ids)), sorting_folder=result["sorting_folder"])
@@ -475,11 +572,12 @@ def _make_client(scheduler, n_workers):
     import dask
     from distributed import Client, LocalCluster
 
-    # sorters and MEArec may start processes of their own: workers must not be daemonic
-    # no root-task queuing: compress tasks have no dependencies, so with queuing the scheduler holds them
+    # the workers may be daemonic (the default of 'dask worker' and of LocalCluster): a cell's sorter runs in
+    # a fresh interpreter (subprocess), which may start processes of its own (see _run_sorting_process).
+    # No root-task queuing: compress tasks have no dependencies, so with queuing the scheduler holds them
     # back while the workers' queues are full of sort tasks, and a recording prepared late waits for all
     # the others. Without it, the workers run their tasks by the priorities given below.
-    dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.worker-saturation": float("inf")})
+    dask.config.set({"distributed.scheduler.worker-saturation": float("inf")})
     if scheduler:
         return Client(scheduler), None
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -555,6 +653,9 @@ def run_study(config, output_folder, scheduler: str | None = None, n_workers: in
         Running again with the same folder resumes: finished cells are read, not recomputed.
     scheduler : str | None, default: None
         Address of an existing Dask scheduler (``tcp://host:8786``); None starts a LocalCluster.
+        Its workers may be standard ``dask worker`` processes (daemonic): sorters run in a fresh
+        interpreter of their own. Every worker must see the study folder and the recordings at the
+        same paths (one machine, or a shared file system).
     n_workers : int, default: 2
         Worker processes of the LocalCluster (one thread each; sorters run with ``n_jobs=1``).
     verbose : bool, default: True
