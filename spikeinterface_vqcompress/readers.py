@@ -31,13 +31,19 @@ format                  the path is ...
 ``neuroscope``          a ``.dat`` / ``.lfp`` / ``.eeg`` file with a ``.xml`` of the same name beside it,
                         that ``.xml`` itself, or a folder holding exactly one such pair
 ``binary``              any other ``.raw`` / ``.bin`` / ``.dat`` file: headerless, so ``sampling_frequency``,
-                        ``num_channels`` and ``dtype`` must be passed as keyword arguments
+                        ``num_channels`` and ``dtype`` must be passed as keyword arguments (and
+                        ``file_offset``, in bytes, when the samples follow a header)
+``wav``                 a ``.wav`` file (PCM; its channels and sampling rate; memory-mapped, not loaded)
 (Neo's own guess)       anything else: ``neo.rawio.get_rawio`` guesses from the file extensions, and the
                         guess is used when exactly one Neo reader matches and SpikeInterface wraps it
 ======================  ==============================================================================
 
 When nothing matches, :func:`load_recording` raises a ``ValueError`` that lists the supported
 formats and asks for ``format=``.
+
+A SpikeGLX recording is annotated with the text of its ``.meta`` file (annotation ``spikeglx_meta``):
+a container keeps annotations, so ``vqcompress decompress --format binary`` can write the ``.meta``
+of the rebuilt ``.bin`` (see :mod:`spikeinterface_vqcompress.outputs`).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "FORMAT_GUESSING_RULES",
     "guess_format",
     "load_recording",
+    "normalize_format_name",
     "supported_formats",
 ]
 
@@ -60,7 +67,7 @@ __all__ = [
 _NOT_PATH_READERS = ("numpy", "ibl")
 
 # Formats handled here rather than by ``recording_extractor_full_dict``.
-_OWN_FORMATS = ("si", "vqc", "openephys")
+_OWN_FORMATS = ("si", "vqc", "openephys", "wav")
 
 # Other spellings accepted for ``format=`` (compared after lower-casing and dropping "_", "-", " ").
 _FORMAT_ALIASES = {
@@ -70,12 +77,15 @@ _FORMAT_ALIASES = {
     "neuropixels": "spikeglx",
     "openephysbinaryformat": "openephysbinary",
     "vqcompress": "vqc",
+    "wave": "wav",
 }
 
 _HEADERLESS_BINARY_SUFFIXES = (".raw", ".bin", ".dat")
 _NEUROSCOPE_DATA_SUFFIXES = (".dat", ".lfp", ".eeg")
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 _BINARY_REQUIRED_KWARGS = ("sampling_frequency", "num_channels", "dtype")
+#: The recording annotation holding the text of a SpikeGLX source's ``.meta`` file.
+SPIKEGLX_META_ANNOTATION = "spikeglx_meta"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -120,7 +130,9 @@ def supported_formats() -> list[str]:
     return sorted(set(_spikeinterface_readers()) | set(_OWN_FORMATS))
 
 
-def _normalize_format_name(format_name: str) -> str:
+def normalize_format_name(format_name: str) -> str:
+    """The canonical name of a format name or alias (case, "_", "-", " " and "." ignored), e.g.
+    ``"SpikeGLX"`` and ``"neuropixels"`` -> ``"spikeglx"``; whether it is supported is not checked."""
     key = str(format_name).lower()
     for character in ("_", "-", " ", "."):
         key = key.replace(character, "")
@@ -309,6 +321,7 @@ FORMAT_GUESSING_RULES: tuple[FormatGuessingRule, ...] = (
         "other .raw/.bin/.dat file (headerless: pass sampling_frequency, num_channels, dtype)",
         lambda path: path.is_file() and path.suffix.lower() in _HEADERLESS_BINARY_SUFFIXES,
     ),
+    FormatGuessingRule("wav", ".wav file (PCM)", lambda path: path.is_file() and path.suffix.lower() == ".wav"),
 )
 
 
@@ -399,7 +412,64 @@ def _reader_arguments(format_name: str, path: Path, kwargs: dict) -> tuple[Path,
     return path, {**implied, **kwargs}
 
 
+def _read_wav(path: Path, kwargs: dict):
+    """A PCM WAV file as a one-segment recording (memory-mapped: long files are not loaded)."""
+    from scipy.io import wavfile
+    from spikeinterface.core import NumpyRecording
+
+    if kwargs:
+        raise TypeError(f"a WAV file takes no reader arguments (got {', '.join(sorted(kwargs))}): its header gives "
+                        "the sampling rate, channel count and sample type")
+    try:
+        sampling_frequency, data = wavfile.read(path, mmap=True)
+    except ValueError as error:
+        raise ValueError(f"{path} is not a PCM WAV file scipy reads ({error})") from error
+    if data.ndim == 1:
+        data = data[:, None]
+    return NumpyRecording([data], sampling_frequency=float(sampling_frequency))
+
+
+def _check_binary_size(path: Path, kwargs: dict):
+    """A headerless file must hold a whole number of samples of ``num_channels`` x ``dtype``."""
+    import numpy as np
+
+    try:
+        num_channels = int(kwargs["num_channels"])
+        itemsize = np.dtype(kwargs["dtype"]).itemsize
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"invalid num_channels or dtype for {path}: {error}") from None
+    if num_channels <= 0:
+        raise ValueError(f"num_channels must be positive, got {num_channels}")
+    if not path.is_file():
+        return
+    offset = int(kwargs.get("file_offset", 0) or 0)
+    data_nbytes = path.stat().st_size - offset
+    frame_nbytes = num_channels * itemsize
+    if data_nbytes <= 0 or data_nbytes % frame_nbytes:
+        raise ValueError(
+            f"{path} holds {path.stat().st_size} bytes{f' ({data_nbytes} after an offset of {offset})' if offset else ''}, "
+            f"not a whole number of samples of {num_channels} channels x {np.dtype(kwargs['dtype']).name} "
+            f"({frame_nbytes} bytes each); check the channel count, the dtype and the offset"
+        )
+
+
+def _spikeglx_meta_text(recording) -> str | None:
+    """The text of the ``.meta`` file of a one-segment SpikeGLX recording's stream, or None."""
+    try:
+        infos = [info for info in recording.neo_reader.signals_info_list if info["stream_name"] == recording.stream_id]
+    except AttributeError:
+        return None
+    if len(infos) != 1:
+        return None
+    try:
+        return Path(infos[0]["meta_file"]).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
 def _read(format_name: str, path: Path, kwargs: dict, guessed: bool):
+    if format_name == "wav":
+        return _read_wav(path, kwargs)
     if format_name == "vqc":
         from spikeinterface_vqcompress.recording import read_compressed
 
@@ -425,7 +495,13 @@ def _read(format_name: str, path: Path, kwargs: dict, guessed: bool):
                 f"load_recording(path, format='binary', sampling_frequency=30000.0, num_channels=32, "
                 f"dtype='int16'), or pass another format=. {_formats_message()}"
             )
-    return _spikeinterface_readers()[format_name](path, **kwargs)
+        _check_binary_size(path, kwargs)
+    recording = _spikeinterface_readers()[format_name](path, **kwargs)
+    if format_name == "spikeglx":
+        meta_text = _spikeglx_meta_text(recording)
+        if meta_text is not None:
+            recording.annotate(**{SPIKEGLX_META_ANNOTATION: meta_text})
+    return recording
 
 
 def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs):
@@ -442,7 +518,8 @@ def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs)
     **kwargs
         Passed to the reader, e.g. ``stream_id`` / ``stream_name`` for multi-stream Neo formats, or
         ``sampling_frequency``, ``num_channels``, ``dtype`` (and optionally ``gain_to_uV``,
-        ``offset_to_uV``, ``file_offset``) for headerless binary files.
+        ``offset_to_uV``, ``file_offset`` in bytes) for headerless binary files. A ``.wav`` file
+        takes none: its header has them.
 
     Returns
     -------
@@ -456,7 +533,8 @@ def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs)
     ValueError
         If ``format`` is not a supported name, or it is None and the format cannot be guessed (the
         message lists the supported formats and asks for ``format=``), or a headerless binary file
-        lacks ``sampling_frequency``, ``num_channels`` or ``dtype``.
+        lacks ``sampling_frequency``, ``num_channels`` or ``dtype``, or its size is not a whole
+        number of samples of them.
     TypeError
         If the path holds a SpikeInterface object that is not a recording.
     """
@@ -477,7 +555,7 @@ def load_recording(path: str | os.PathLike, format: str | None = None, **kwargs)
             )
         guessed = True
     else:
-        format_name = _normalize_format_name(format)
+        format_name = normalize_format_name(format)
         if format_name not in supported_formats():
             raise ValueError(
                 f"Unknown recording format {format!r} for {path}. Pass one of the supported names as format=. "

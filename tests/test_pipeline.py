@@ -57,7 +57,7 @@ def test_cli_compress_info_decompress_and_damage(ground_truth_file, tmp_path, ca
     info = json.loads(capsys.readouterr().out)
     assert info["codec"]["id"] == "flac" and info["lossless"] and info["num_channels"] == 32
     assert info["verified"] == "every chunk CRC32 matches"
-    assert cli.main(["decompress", str(output), str(tmp_path / "rebuilt"), "--format", "binary", "--no-progress"]) == 0
+    assert cli.main(["decompress", str(output), str(tmp_path / "rebuilt"), "--format", "binary_folder", "--no-progress"]) == 0
     import spikeinterface as si
 
     rebuilt = si.load(tmp_path / "rebuilt")

@@ -72,12 +72,6 @@ def parse_codec_argument(text: str, extra_params: list[str] | None = None) -> di
         raise SystemExit(f"error: {error}") from None
 
 
-def _refuse_to_overwrite(output: Path, overwrite: bool):
-    """Stop with a clear message rather than replace an existing output silently."""
-    if output.exists() and not overwrite:
-        raise SystemExit(f"error: {output} exists; pass --overwrite to replace it")
-
-
 def _job_kwargs(args) -> dict:
     return {"n_jobs": args.n_jobs, "progress_bar": not args.no_progress}
 
@@ -134,29 +128,127 @@ def command_simulate(args):
     print(f"wrote {path}")
 
 
+# Options of `compress` that describe a headerless binary input: (attribute, option, reader keyword).
+_RAW_INPUT_OPTIONS = (
+    ("sampling_frequency", "--sampling-frequency", "sampling_frequency"),
+    ("num_channels", "--num-channels", "num_channels"),
+    ("dtype", "--dtype", "dtype"),
+    ("offset_bytes", "--offset-bytes", "file_offset"),
+    ("gain_to_uV", "--gain-to-uV", "gain_to_uV"),
+    ("offset_to_uV", "--offset-to-uV", "offset_to_uV"),
+)
+_RAW_INPUT_REQUIRED = ("--sampling-frequency", "--num-channels", "--dtype")
+
+
+def _checked_output(output, overwrite: bool, inputs, folder: bool = False) -> Path:
+    """The output path after the rules every writing command follows (one-line error otherwise)."""
+    from spikeinterface_vqcompress.outputs import OutputError, check_output_path
+
+    try:
+        return check_output_path(output, overwrite=overwrite, folder=folder, inputs=inputs)
+    except OutputError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _input_recording(args):
+    """``compress``'s input as a recording: any format ``load_recording`` reads (headerless binary with the
+    ``--sampling-frequency --num-channels --dtype`` options). Returns ``(recording, format_name)``."""
+    from spikeinterface_vqcompress.readers import guess_format, load_recording, normalize_format_name, supported_formats
+
+    path = Path(args.input)
+    if "://" not in args.input and not path.exists():
+        raise SystemExit(f"error: {path} does not exist")
+    if args.input_format is not None:
+        format_name = normalize_format_name(args.input_format)
+        if format_name not in supported_formats():
+            raise SystemExit(f"error: unknown --input-format {args.input_format!r}; use one of: "
+                             f"{', '.join(supported_formats())}")
+    else:
+        format_name = guess_format(path) if "://" not in args.input else None
+        if format_name is None:
+            raise SystemExit(f"error: cannot tell the recording format of {path} from its name; pass --input-format "
+                             f"NAME (one of: {', '.join(supported_formats())})")
+    given = {option: getattr(args, attribute) for attribute, option, _ in _RAW_INPUT_OPTIONS
+             if getattr(args, attribute) is not None}
+    kwargs = {}
+    if format_name == "binary" and path.is_file():
+        missing = [option for option in _RAW_INPUT_REQUIRED if option not in given]
+        if missing:
+            raise SystemExit(f"error: {path} is a headerless binary file: give {', '.join(missing)} "
+                             "(e.g. --sampling-frequency 30000 --num-channels 32 --dtype int16; --offset-bytes N skips "
+                             "a header of N bytes)")
+        import numpy as np
+
+        try:
+            np.dtype(args.dtype)
+        except TypeError:
+            raise SystemExit(f"error: --dtype {args.dtype!r} is not a sample type; use e.g. int16, uint16, int32 or "
+                             "float32") from None
+        if args.sampling_frequency <= 0 or args.num_channels <= 0 or (args.offset_bytes or 0) < 0:
+            raise SystemExit("error: --sampling-frequency and --num-channels must be positive and --offset-bytes "
+                             "not negative")
+        kwargs = {keyword: getattr(args, attribute) for attribute, _, keyword in _RAW_INPUT_OPTIONS
+                  if getattr(args, attribute) is not None}
+    elif given:
+        raise SystemExit(f"error: {', '.join(given)} {'is' if len(given) == 1 else 'are'} for headerless binary files "
+                         f"(.raw/.dat/.bin) only; {path} is read as {format_name}, whose header gives the sampling rate, "
+                         "channels and sample type")
+    try:
+        return load_recording(path, format=format_name, **kwargs), format_name
+    except Exception as error:  # any reader's failure on a user's file: one line naming the file and the format
+        message = str(error).splitlines()[0] if str(error) else ""
+        if not isinstance(error, ValueError):
+            message = f"{type(error).__name__}: {message}" if message else type(error).__name__
+        hint = "" if args.input_format else " (pass --input-format NAME if the guess is wrong)"
+        raise SystemExit(f"error: cannot read {path} as {format_name}: {message}{hint}") from None
+
+
 def command_compress(args):
-    from spikeinterface_vqcompress.readers import load_recording
     from spikeinterface_vqcompress.recording import write_compressed
 
+    output = _checked_output(args.output, args.overwrite, inputs=[args.input])
     codec = parse_codec_argument(args.codec, args.param)
-    recording = load_recording(args.input, format=args.input_format)
+    recording, format_name = _input_recording(args)
+    chunk_duration_s = args.chunk_duration_s
+    if chunk_duration_s is None:
+        chunk_duration_s = 1.0
+        if format_name == "wav":  # as `encode` does: the whole file up to 60 s, else ~10 s aligned to the codec
+            from spikeinterface_vqcompress.core.registry import get_codec
+            from spikeinterface_vqcompress.evaluation.wav_evaluation import chunk_duration_for
+
+            chunk_duration_s = chunk_duration_for(get_codec(codec), recording.get_num_samples(0), recording.sampling_frequency)
     t0 = time.perf_counter()
-    container = write_compressed(recording, args.output, codec=codec, chunk_duration_s=args.chunk_duration_s,
+    container = write_compressed(recording, output, codec=codec, chunk_duration_s=chunk_duration_s,
                                  adc_bits=args.adc_bits, **_job_kwargs(args))
     elapsed = time.perf_counter() - t0
-    print(f"wrote {args.output}: {container.encoded_nbytes:,} bytes, ratio {container.compression_ratio:.3f} "
+    print(f"wrote {output}: {container.encoded_nbytes:,} bytes, ratio {container.compression_ratio:.3f} "
           f"({container.bits_per_sample:.3f} bits/sample) in {elapsed:.1f} s with {codec}")
 
 
-def command_decompress(args):
+def _write_output(args, format_name: str):
+    """Decode the container ``args.input`` into ``args.output`` as ``format_name``, atomically."""
+    from spikeinterface_vqcompress.outputs import OutputError, output_target, write_recording_output
     from spikeinterface_vqcompress.recording import read_compressed
 
+    target = output_target(args.output, format_name)
+    _checked_output(target, args.overwrite, inputs=[args.input], folder=format_name in ("zarr", "binary_folder"))
     recording = read_compressed(args.input)
-    output = Path(args.output)
-    _refuse_to_overwrite(output, args.overwrite)
-    recording.save(folder=output, format=args.format, overwrite=args.overwrite, **_job_kwargs(args))
-    print(f"wrote {output} ({args.format}): {recording.get_num_channels()} channels, "
-          f"{recording.get_total_duration():.2f} s")
+    job_kwargs = _job_kwargs(args) if hasattr(args, "n_jobs") else {"progress_bar": False}
+    try:
+        written = write_recording_output(recording, target, format=format_name, overwrite=args.overwrite,
+                                         inputs=[args.input], **job_kwargs)
+    except OutputError as error:
+        raise SystemExit(f"error: {error}") from None
+    return recording, written
+
+
+def command_decompress(args):
+    recording, written = _write_output(args, args.format)
+    paths = written["paths"]
+    print(f"wrote {paths[0]} ({args.format}): {recording.get_num_channels()} channels x {recording.get_dtype()}, "
+          f"{recording.get_total_duration():.2f} s" + "".join(f"; {path}" for path in paths[1:]))
+    if written["note"]:
+        print(f"note: {written['note']}")
 
 
 def command_info(args):
@@ -268,10 +360,12 @@ def command_encode(args):
     from spikeinterface_vqcompress.evaluation.wav_evaluation import chunk_duration_for, read_wav, traces_to_recording
     from spikeinterface_vqcompress.recording import write_compressed
 
+    output = _checked_output(args.output, args.overwrite, inputs=[args.input])
     codec = get_codec(parse_codec_argument(args.codec, args.param))
-    sampling_frequency, traces = read_wav(args.input)
-    output = Path(args.output)
-    _refuse_to_overwrite(output, args.overwrite)
+    try:
+        sampling_frequency, traces = read_wav(args.input)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
     chunk_duration_s = args.chunk_duration_s or chunk_duration_for(codec, traces.shape[0], sampling_frequency)
     recording = traces_to_recording(traces, sampling_frequency)
     t0 = time.perf_counter()
@@ -285,21 +379,9 @@ def command_encode(args):
 
 
 def command_decode(args):
-    from spikeinterface_vqcompress.evaluation.wav_evaluation import write_wav
-    from spikeinterface_vqcompress.recording import read_compressed
-
-    recording = read_compressed(args.input)
-    output = Path(args.output)
-    _refuse_to_overwrite(output, args.overwrite)
-    if recording.get_num_segments() != 1:
-        raise SystemExit(f"error: {args.input} holds {recording.get_num_segments()} segments; a WAV file holds one. "
-                         "Use 'vqcompress decompress' to write a binary or zarr recording instead")
-    if recording.get_dtype() != "int16":
-        raise SystemExit(f"error: {args.input} holds {recording.get_dtype()} traces; WAV output needs int16")
-    traces = recording.get_traces()
-    write_wav(output, recording.sampling_frequency, traces)
-    print(f"wrote {output}: {traces.shape[0]:,} samples x {traces.shape[1]} channel(s) at "
-          f"{int(round(recording.sampling_frequency))} Hz")
+    recording, written = _write_output(args, "wav")
+    print(f"wrote {written['paths'][0]}: {recording.get_num_samples(0):,} samples x {recording.get_num_channels()} "
+          f"channel(s) at {int(round(recording.sampling_frequency))} Hz")
 
 
 def command_eval(args):
@@ -398,22 +480,51 @@ def build_parser() -> argparse.ArgumentParser:
                           help="use SpikeInterface templates if NEURON cannot run (default: auto, announced)")
     simulate.set_defaults(function=command_simulate)
 
-    compress = commands.add_parser("compress", help="compress any recording into a .vqc container")
-    compress.add_argument("input", help="a recording SpikeInterface/Neo reads (format guessed from the path)")
-    compress.add_argument("output", help="the .vqc file to write (atomically)")
-    compress.add_argument("--codec", default="flac", help="codec name, optionally with parameters: wavpack:bps=2.25")
+    compress = commands.add_parser(
+        "compress", help="compress any recording (every format load_recording reads, .wav, headerless .raw/.dat/.bin) "
+        "into a .vqc container",
+        description="Compress a recording into a .vqc container, written under a temporary name and published only "
+        "when complete. The input is any format SpikeInterface/Neo reads (guessed from the path), a SpikeInterface "
+        "folder, zarr, a .vqc, a PCM .wav file, or a headerless .raw/.dat/.bin file described by --sampling-frequency "
+        "--num-channels --dtype.")
+    compress.add_argument("input", help="the recording: a file or folder SpikeInterface/Neo reads (format guessed from "
+                          "the path), a .wav file, or a headerless .raw/.dat/.bin file (give --sampling-frequency, "
+                          "--num-channels, --dtype)")
+    compress.add_argument("output", help="the .vqc file to write (atomically; never the input)")
+    compress.add_argument("--codec", default="flac", help="codec or preset name, optionally with parameters: "
+                          "wavpack:bps=2.25, archive (default: %(default)s)")
     compress.add_argument("--param", action="append", default=[], help="codec parameter name=value (repeatable)")
-    compress.add_argument("--input-format", default=None, help="reader name when it cannot be guessed")
-    compress.add_argument("--chunk-duration-s", type=float, default=1.0)
-    compress.add_argument("--adc-bits", type=int, default=None)
+    compress.add_argument("--input-format", default=None, help="reader name when it cannot be guessed from the path, "
+                          "e.g. spikeglx, openephys, intan, binary, wav (an unknown name lists them all)")
+    compress.add_argument("--chunk-duration-s", type=float, default=None,
+                          help="container chunk duration in seconds, the unit of random access (default: 1.0; for a "
+                          ".wav file, the whole file up to 60 s, as 'encode' does)")
+    compress.add_argument("--adc-bits", type=int, default=None, help="ADC bit depth, recorded in the container for the "
+                          "ratio against the ADC")
+    raw = compress.add_argument_group("headerless binary input (.raw/.dat/.bin)")
+    raw.add_argument("--sampling-frequency", type=float, default=None, help="sampling rate in Hz")
+    raw.add_argument("--num-channels", type=int, default=None, help="number of interleaved channels")
+    raw.add_argument("--dtype", default=None, help="sample type: int16, uint16, int32, float32, ...")
+    raw.add_argument("--offset-bytes", type=int, default=None, help="bytes of header before the first sample (default: 0)")
+    raw.add_argument("--gain-to-uV", type=float, default=None, help="microvolts per sample unit (optional)")
+    raw.add_argument("--offset-to-uV", type=float, default=None, help="microvolts added after the gain (optional)")
+    compress.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
     _add_job_arguments(compress)
     compress.set_defaults(function=command_compress)
 
-    decompress = commands.add_parser("decompress", help="rebuild a .vqc container as a binary or zarr recording")
-    decompress.add_argument("input")
-    decompress.add_argument("output")
-    decompress.add_argument("--format", choices=["binary", "zarr"], default="binary")
-    decompress.add_argument("--overwrite", action="store_true")
+    decompress = commands.add_parser(
+        "decompress", help="rebuild a .vqc container as one plain binary file, a binary folder, zarr or WAV",
+        description="Decode a .vqc container into an output written under a temporary name and published only when "
+        "every chunk decoded: a damaged container leaves nothing behind. --format binary writes ONE plain file of "
+        "interleaved samples in the stored dtype (what SpikeGLX/CatGT and Kilosort read), plus a SpikeGLX .meta "
+        "beside a .bin when the source was a SpikeGLX file holding exactly these channels.")
+    decompress.add_argument("input", help="the .vqc container")
+    decompress.add_argument("output", help="the file (binary, wav) or folder (binary_folder, zarr) to write")
+    decompress.add_argument("--format", choices=["binary", "binary_folder", "zarr", "wav"], default="binary",
+                            help="binary: one plain interleaved file (.bin/.dat/.raw); binary_folder: a SpikeInterface "
+                            "binary folder; zarr: a SpikeInterface zarr folder (.zarr appended if missing); wav: 16-bit "
+                            "PCM, one segment (default: %(default)s)")
+    decompress.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
     _add_job_arguments(decompress)
     decompress.set_defaults(function=command_decompress)
 
@@ -443,13 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--chunk-duration-s", type=float, default=None,
                         help="container chunk duration (default: the whole file up to 60 s, else ~10 s aligned to the codec's segments)")
     encode.add_argument("--adc-bits", type=int, default=None, help="ADC bit depth, recorded in the container (10 for N1 files)")
-    encode.add_argument("--overwrite", action="store_true")
+    encode.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
     encode.set_defaults(function=command_encode)
 
     decode = commands.add_parser("decode", help="rebuild a WAV file from a .vqc container (original sampling rate)")
     decode.add_argument("input", help="a .vqc container (one segment, int16)")
-    decode.add_argument("output", help="the WAV file to write")
-    decode.add_argument("--overwrite", action="store_true")
+    decode.add_argument("output", help="the WAV file to write (atomically: nothing is left if a chunk is damaged)")
+    decode.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
     decode.set_defaults(function=command_decode)
 
     evaluation = commands.add_parser("eval", help="ratio, verification, metric suite and plots of a codec on a folder of WAV files",

@@ -38,6 +38,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import struct
 import tempfile
 import zlib
@@ -126,14 +128,94 @@ def _current_umask() -> int:
     return mask
 
 
+# -- temporary files of atomic writes -------------------------------------------------------------
+# An output is written under a hidden temporary name beside its target and renamed onto it only when
+# complete. The name says which process wrote it, ``.{target name}.{random}.{pid}@{host}.tmp`` (plus
+# the target's suffix for folders whose writer insists on one, e.g. ``.zarr``), so that the next
+# write to the same target can remove the temporaries of writers that died (SIGKILL, power loss)
+# without touching those of a writer still running.
+
+
+def _host_name() -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_name_parts(target, suffix: str = "") -> tuple[str, str]:
+    """``(prefix, suffix)`` of the hidden temporary names of ``target`` written by this process.
+
+    A name is ``prefix + random + suffix``, e.g. ``tempfile.mkstemp(prefix=..., suffix=...)``:
+    ``.{name}.`` and ``.{pid}@{host}.tmp{suffix}``.
+    """
+    target = Path(target)
+    return f".{target.name}.", f".{os.getpid()}@{_host_name()}.tmp{suffix}"
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def stale_temporaries(target) -> list[Path]:
+    """The temporaries of ``target`` left by writers on this host that are no longer running.
+
+    Only names written by :func:`temporary_name_parts` count; a temporary of a running process (or
+    one written on another host, e.g. on a shared file system) is never listed.
+    """
+    target = Path(target)
+    folder = target.parent
+    if not folder.is_dir():
+        return []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[A-Za-z0-9_]+\.(?P<pid>\d+)@(?P<host>.+)\.tmp(\.[A-Za-z0-9]+)?$")
+    host = _host_name()
+    stale = []
+    for entry in folder.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or match["host"] != host:
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _process_is_alive(pid):
+            stale.append(entry)
+    return sorted(stale)
+
+
+def remove_path(path) -> None:
+    """Remove a file, link or folder tree if it exists (no error if it is already gone)."""
+    import shutil
+
+    path = Path(path)
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+def sweep_stale_temporaries(target) -> list[Path]:
+    """Remove the stale temporaries of ``target`` (see :func:`stale_temporaries`); returns them."""
+    removed = stale_temporaries(target)
+    for path in removed:
+        remove_path(path)
+    return removed
+
+
 class ContainerWriter:
     """Write a container chunk by chunk, atomically.
 
     With a ``file_path`` the bytes go to a temporary file beside it, which is flushed, synced and
-    renamed onto ``file_path`` only when :meth:`close` completes; on error (or if the process dies)
-    the temporary file is removed (or left under a ``.tmp`` name) and any previous file at
-    ``file_path`` is untouched. Without a ``file_path`` the container is built in memory and
-    :meth:`close` returns its bytes.
+    renamed onto ``file_path`` only when :meth:`close` completes; on error the temporary file is
+    removed, and any previous file at ``file_path`` is untouched. A process that dies without
+    cleaning up (SIGKILL) leaves ``.{name}.{random}.{pid}@{host}.tmp``, which the next writer of the
+    same ``file_path`` removes (:func:`sweep_stale_temporaries`). Without a ``file_path`` the
+    container is built in memory and :meth:`close` returns its bytes.
 
     Parameters
     ----------
@@ -151,10 +233,14 @@ class ContainerWriter:
         if self.file_path is None:
             self._stream = io.BytesIO()
         else:
+            if self.file_path.is_dir():
+                raise IsADirectoryError(
+                    f"{self.file_path} is a directory; give the container a file path (e.g. {self.file_path / 'recording.vqc'})"
+                )
             self.file_path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(
-                prefix=f".{self.file_path.name}.", suffix=".tmp", dir=self.file_path.parent
-            )
+            sweep_stale_temporaries(self.file_path)
+            prefix, suffix = temporary_name_parts(self.file_path)
+            handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=self.file_path.parent)
             self._temporary_path = Path(temporary)
             os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp creates 0600: give the file the usual permissions
             self._stream = os.fdopen(handle, "wb")
@@ -184,10 +270,15 @@ class ContainerWriter:
         self._closed = True
         if self.file_path is None:
             return self._stream.getvalue()
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
-        os.replace(self._temporary_path, self.file_path)
+        try:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            self._stream.close()
+            os.replace(self._temporary_path, self.file_path)
+        except BaseException:
+            self._stream.close()
+            self._temporary_path.unlink(missing_ok=True)  # never leave a complete file under a hidden name
+            raise
         return self.file_path
 
     def abort(self):
