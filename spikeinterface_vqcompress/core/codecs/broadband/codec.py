@@ -17,11 +17,56 @@ This module must not import spikeinterface.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
+
 import numpy as np
 
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk, read_chunk_header
+
+
+logger = logging.getLogger(__name__)
+
+_FIRST_USE_CHECKED = False
+
+
+def kernels_compiled() -> bool:
+    """Whether numba's on-disk cache already holds the broadband kernels.
+
+    When it does not, the first encode or decode of the process compiles them: minutes of CPU on a
+    fresh install (``scripts/setup.sh`` runs :func:`compile_kernels` so that users never wait).
+    """
+    from spikeinterface_vqcompress.core.codecs.broadband._kernel import code_samples
+
+    try:
+        return os.path.exists(code_samples._cache._cache_file._index_path)
+    except AttributeError:  # another numba version: cannot tell, assume compiled
+        return True
+
+
+def compile_kernels() -> float:
+    """Compile every broadband kernel (or load it from numba's cache) by coding small chunks in the
+    lossless and near-lossless modes; returns the seconds it took."""
+    start = time.perf_counter()
+    ramp = (np.arange(4096, dtype=np.int64)[:, None] * np.array([[3, -5]]) % 211 - 105).astype(np.int16)
+    for max_error in (0, 4):
+        codec = BroadbandCodec(max_error=max_error)
+        codec.decode(codec.encode(ramp), *ramp.shape, ramp.dtype)
+    return time.perf_counter() - start
+
+
+def _say_if_compiling():
+    """Once per process: tell the user before numba's first compile, which looks like a hang."""
+    global _FIRST_USE_CHECKED
+    if _FIRST_USE_CHECKED:
+        return
+    _FIRST_USE_CHECKED = True
+    if not kernels_compiled():
+        logger.warning("broadband: compiling the codec's numba kernels on first use (a few minutes of CPU, once: "
+                       "they are cached for later runs; scripts/setup.sh does this at install)")
 
 
 def _normalise_stages(stages):
@@ -96,6 +141,7 @@ class BroadbandCodec(Codec):
 
     def encode(self, traces):
         traces = self.check_traces(traces)
+        _say_if_compiling()
         return encode_chunk(np.ascontiguousarray(traces), self.params["max_error"], self._stages_for(traces.shape[1]),
                             self.params["lpc_order"])
 
@@ -106,6 +152,7 @@ class BroadbandCodec(Codec):
                 f"{self.codec_id}: chunk holds {header['num_samples']} x {header['num_channels']} samples where the "
                 f"container says {num_samples} x {num_channels}; the data is damaged"
             )
+        _say_if_compiling()
         traces = decode_chunk(data, self.codec_id)
         return traces.astype(dtype, copy=False)
 
