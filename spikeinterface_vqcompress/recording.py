@@ -20,7 +20,7 @@ from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor
 
 from spikeinterface_vqcompress._version import __version__
 from spikeinterface_vqcompress.core.registry import get_codec
-from spikeinterface_vqcompress.core.threads import limit_torch_threads_in_worker
+from spikeinterface_vqcompress.core.threads import prepare_worker
 from spikeinterface_vqcompress.core.container import ContainerReader, ContainerWriter
 from spikeinterface_vqcompress.core.jsonio import json_value
 
@@ -113,7 +113,7 @@ def _init_encode_worker(recording, codec_config):
 
 
 def _encode_chunk(segment_index, start_frame, end_frame, worker_dict):
-    limit_torch_threads_in_worker()  # a forked worker must not hang in torch (see the function)
+    prepare_worker()  # torch on one thread (a forked worker must not hang), exit with the parent
     traces = worker_dict["recording"].get_traces(segment_index=segment_index, start_frame=start_frame, end_frame=end_frame)
     return segment_index, start_frame, end_frame, worker_dict["codec"].encode(traces)
 

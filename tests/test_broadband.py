@@ -285,3 +285,20 @@ def test_registered_and_hardware_profile():
         BroadbandCodec(max_error=-1)
     with pytest.raises(ValueError, match="stage"):
         BroadbandCodec(stages=[[0, 5]])
+
+
+def test_a_cold_numba_cache_is_announced_before_the_compile(tmp_path):
+    """Issue 30: the first use on a fresh install compiles the kernels for minutes; it must say so
+    first. An empty numba cache folder stands for the fresh install (nothing is compiled here)."""
+    import subprocess
+    import sys
+
+    code = ("import logging\n"
+            "from spikeinterface_vqcompress.core.codecs.broadband import codec\n"
+            "assert not codec.kernels_compiled()\n"
+            "codec._say_if_compiling()\n"
+            "codec._say_if_compiling()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.count("compiling the codec's numba kernels on first use") == 1  # once per process

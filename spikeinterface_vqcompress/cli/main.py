@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import json
 import sys
 import time
@@ -623,12 +625,30 @@ def main(argv=None) -> int:
         return 1
     from spikeinterface_vqcompress.core.errors import CodecError
 
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:  # SIGTERM unwinds like Ctrl-C, so that partial outputs are cleaned up
+        previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.function(args)
     except (CodecError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interruption:
+        signal_name = "SIGTERM" if isinstance(interruption, Terminated) else "Ctrl-C"
+        print(f"error: interrupted ({signal_name}); partial outputs were removed", file=sys.stderr)
+        return 143 if isinstance(interruption, Terminated) else 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that every ``finally`` and output clean-up runs."""
+
+
+def _terminate(signal_number, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":

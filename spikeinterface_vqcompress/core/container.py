@@ -50,7 +50,7 @@ import numpy as np
 
 from spikeinterface_vqcompress.core.errors import ContainerVersionError, CorruptDataError, ModelMismatchError
 from spikeinterface_vqcompress.core.registry import get_codec
-from spikeinterface_vqcompress.core.threads import limit_torch_threads_in_worker
+from spikeinterface_vqcompress.core.threads import prepare_worker
 
 MAGIC = b"\x89VQC\r\n\x1a\n"
 END_MAGIC = b"VQCEND\x00\x00"
@@ -457,7 +457,7 @@ class ContainerReader:
             return self._cache[key]
         start, stop = self.chunks[segment_index][chunk_index][:2]
         payload = self.read_chunk_bytes(segment_index, chunk_index)
-        limit_torch_threads_in_worker()  # a forked reader (a sorter's chunk worker) must not hang in torch
+        prepare_worker()  # a forked reader (a sorter's chunk worker): torch on one thread, exit with the parent
         traces = self.codec.decode(payload, stop - start, self.num_channels, self.dtype)
         self._cache[key] = traces
         while len(self._cache) > self._cache_num_chunks:

@@ -1,4 +1,5 @@
-"""Thread limits for codecs that run PyTorch in SpikeInterface's (forked) chunk workers."""
+"""What a codec running in SpikeInterface's (forked) chunk workers needs: PyTorch on one thread, a
+worker that exits with its parent, and learned decoders on one thread everywhere."""
 
 from __future__ import annotations
 
@@ -24,6 +25,48 @@ def limit_torch_threads_in_worker(num_threads: int = 1) -> None:
         return
     sys.modules["torch"].set_num_threads(max(int(num_threads), 1))
     _TORCH_LIMITED_IN_PID = os.getpid()
+
+
+_WATCHING_PARENT_IN_PID = None
+
+
+def exit_when_parent_dies(poll_s: float = 1.0) -> None:
+    """In a worker process of a pool, exit as soon as the parent process is gone (once per process).
+
+    A main process killed with SIGKILL cannot stop its pool, and the idle workers (each holding a
+    copy of the recording and the codec) would stay forever; a daemon thread polls the parent pid.
+    Does nothing in the main process.
+    """
+    global _WATCHING_PARENT_IN_PID
+    import multiprocessing
+    import os
+    import threading
+    import time
+
+    if _WATCHING_PARENT_IN_PID == os.getpid() or multiprocessing.parent_process() is None:
+        return
+    _WATCHING_PARENT_IN_PID = os.getpid()
+    parent = os.getppid()
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C reaches the whole process group: the main process stops the pool, workers stay quiet
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="vqcompress-exit-with-parent", daemon=True).start()
+
+
+def prepare_worker() -> None:
+    """Called before every chunk a worker encodes or decodes: :func:`limit_torch_threads_in_worker`
+    and :func:`exit_when_parent_dies` (both cheap no-ops after the first call and in the main process)."""
+    limit_torch_threads_in_worker()
+    exit_when_parent_dies()
 
 
 class single_torch_thread:
