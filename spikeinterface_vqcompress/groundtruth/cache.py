@@ -31,6 +31,9 @@ CACHE_FORMAT_VERSION = 1
 #: Root attribute of a cached template library holding its key (a hit only when it equals the key).
 CACHE_KEY_ATTRIBUTE = "vqcompress_cache_key"
 
+#: Template libraries shipped inside the package (used when their cache key matches; see its .json cards).
+SHIPPED_TEMPLATES_FOLDER = Path(__file__).resolve().parents[1] / "data" / "templates"
+
 #: The template parameters that affect the NEURON soma simulations (shared across probes).
 _INTRACELLULAR_KEYS = ("sim_time", "target_spikes", "cut_out", "dt", "delay", "weights", "seed")
 

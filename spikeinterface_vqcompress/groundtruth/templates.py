@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from spikeinterface_vqcompress.groundtruth.cache import (
+    SHIPPED_TEMPLATES_FOLDER,
     CACHE_KEY_ATTRIBUTE,
     _intracellular_cache_folder,
     _is_cached,
@@ -107,6 +108,10 @@ def generate_templates(
     if _is_cached(templates_file, key):
         logger.debug("templates cache hit: %s", templates_file)
         return templates_file
+    shipped = SHIPPED_TEMPLATES_FOLDER / templates_file.name
+    if _is_cached(shipped, key):  # the library the demo uses ships with the package (templates are data)
+        logger.debug("templates shipped with the package: %s", shipped)
+        return shipped
 
     problem = _neuron_problem()
     if problem is not None:
