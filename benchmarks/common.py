@@ -66,7 +66,7 @@ def write_results(folder, stem: str, payload, markdown=None, fallback=None) -> P
 
 # -- recordings ----------------------------------------------------------------------------------
 #: keys of a recording spec passed to ``simulate_recording`` when present
-SIMULATION_KEYS = ("probe", "num_units", "duration_s", "seed", "num_templates_per_cell", "drift", "noise_level_uV")
+SIMULATION_KEYS = ("probe", "num_units", "duration_s", "seed", "templates_seed", "num_templates_per_cell", "drift", "noise_level_uV")
 
 #: the held-out MEArec evaluation recordings (seeds no model of this package is trained on)
 MEAREC_RECORDINGS = [

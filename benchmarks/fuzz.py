@@ -34,9 +34,11 @@ def _alarm(signum, frame):
 
 
 #: What a codec needs besides the traces (compress() fills these in from the recording).
+_LINEAR_4 = [[0.0, 0.0], [0.0, 25.0], [0.0, 50.0], [0.0, 75.0]]
 CODEC_PARAMS = {
-    "spike-cae": {"model": "nn32-4x64", "gain_to_uV": 0.195,
-                  "channel_locations": [[0.0, 0.0], [0.0, 25.0], [0.0, 50.0], [0.0, 75.0]]},
+    "spike-cae": {"model": "nn32-4x64", "gain_to_uV": 0.195, "channel_locations": _LINEAR_4},
+    "spike-vq": {"channel_locations": _LINEAR_4, "snippet_channels": 4, "snippet_samples": 96},
+    "spike-pca": {"channel_locations": _LINEAR_4, "snippet_channels": 4, "snippet_samples": 96},
 }
 
 

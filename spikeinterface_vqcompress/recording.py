@@ -118,7 +118,14 @@ def _encode_chunk(segment_index, start_frame, end_frame, worker_dict):
     return segment_index, start_frame, end_frame, worker_dict["codec"].encode(traces)
 
 
-def encode_recording(recording: BaseRecording, codec, file_path=None, chunk_duration_s: float = DEFAULT_CHUNK_DURATION_S,
+def chunk_duration_for_codec(codec, chunk_duration_s: float | None = None) -> float:
+    """``chunk_duration_s``, or the codec's :attr:`~spikeinterface_vqcompress.core.codec.Codec.default_chunk_duration_s` when None."""
+    if chunk_duration_s is not None:
+        return float(chunk_duration_s)
+    return float(getattr(codec, "default_chunk_duration_s", DEFAULT_CHUNK_DURATION_S))
+
+
+def encode_recording(recording: BaseRecording, codec, file_path=None, chunk_duration_s: float | None = None,
                      adc_bits: int | None = None, **job_kwargs):
     """Encode a whole recording into a container, chunk by chunk.
 
@@ -130,8 +137,9 @@ def encode_recording(recording: BaseRecording, codec, file_path=None, chunk_dura
         The codec, by registry name, config dict or instance.
     file_path : str | Path | None, default: None
         Write the container there (atomically); None keeps it in memory.
-    chunk_duration_s : float, default: 1.0
-        Duration of one container chunk, the unit of random access.
+    chunk_duration_s : float | None, default: None
+        Duration of one container chunk, the unit of random access; None: the codec's
+        ``default_chunk_duration_s`` (1 s; 10 s for ``spike-vq``, which learns within a chunk).
     adc_bits : int | None, default: None
         Bit depth of the ADC that produced the data, for the ratio against the ADC.
     **job_kwargs
@@ -145,6 +153,7 @@ def encode_recording(recording: BaseRecording, codec, file_path=None, chunk_dura
         Wall time of the encoding.
     """
     codec = codec_for_recording(codec, recording)
+    chunk_duration_s = chunk_duration_for_codec(codec, chunk_duration_s)
     chunk_num_samples = max(int(round(chunk_duration_s * recording.sampling_frequency)), 1)
     header = build_header(recording, codec, chunk_num_samples, adc_bits=adc_bits)
     job_kwargs = fix_job_kwargs({key: value for key, value in job_kwargs.items() if key not in ("chunk_size", "chunk_duration", "chunk_memory", "total_memory")})
@@ -281,8 +290,8 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
         Codec parameters when ``codec`` is a name.
     file_path : str | Path | None, default: None
         Keep the container in this file instead of memory.
-    chunk_duration_s : float, default: 1.0
-        Container chunk duration: the unit of random access.
+    chunk_duration_s : float | None, default: None
+        Container chunk duration: the unit of random access; None: the codec's ``default_chunk_duration_s``.
     adc_bits : int | None, default: None
         Bit depth of the ADC, for the ratio against the ADC.
     job_kwargs : dict | None, default: None
@@ -294,8 +303,9 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
     """
 
     def __init__(self, recording, codec="flac", codec_params=None, file_path=None,
-                 chunk_duration_s=DEFAULT_CHUNK_DURATION_S, adc_bits=None, job_kwargs=None):
+                 chunk_duration_s=None, adc_bits=None, job_kwargs=None):
         codec_object = codec_for_recording(codec, recording, **(codec_params or {}))
+        chunk_duration_s = chunk_duration_for_codec(codec_object, chunk_duration_s)
         BasePreprocessor.__init__(self, recording)
         reader = None
         if file_path is not None and Path(file_path).is_file():
@@ -358,7 +368,7 @@ class ContainerRecording(BaseRecording, _CompressionStatsMixin):
         self._kwargs = dict(file_path=str(Path(file_path).absolute()))
 
 
-def compress(recording, codec="flac", file_path=None, chunk_duration_s=DEFAULT_CHUNK_DURATION_S, adc_bits=None,
+def compress(recording, codec="flac", file_path=None, chunk_duration_s=None, adc_bits=None,
              codec_params=None, **kwargs):
     """Compress a recording and return it rebuilt, lazily, from the real compressed bytes.
 
@@ -371,8 +381,8 @@ def compress(recording, codec="flac", file_path=None, chunk_duration_s=DEFAULT_C
         or instance.
     file_path : str | Path | None, default: None
         Keep the container in this file (written atomically) instead of memory.
-    chunk_duration_s : float, default: 1.0
-        Container chunk duration.
+    chunk_duration_s : float | None, default: None
+        Container chunk duration; None: the codec's ``default_chunk_duration_s``.
     adc_bits : int | None, default: None
         ADC bit depth, for the ratio against the ADC.
     codec_params : dict | None, default: None
@@ -395,7 +405,7 @@ def compress(recording, codec="flac", file_path=None, chunk_duration_s=DEFAULT_C
                                chunk_duration_s=chunk_duration_s, adc_bits=adc_bits, job_kwargs=job_kwargs)
 
 
-def write_compressed(recording, file_path, codec="flac", chunk_duration_s=DEFAULT_CHUNK_DURATION_S, adc_bits=None, **kwargs):
+def write_compressed(recording, file_path, codec="flac", chunk_duration_s=None, adc_bits=None, **kwargs):
     """Compress ``recording`` into the container file ``file_path`` (atomically) and open it.
 
     Parameters are those of :func:`compress`; ``file_path`` is required.

@@ -23,7 +23,7 @@ A study is described by a config (JSON or YAML)::
       - {name: spykingcircus2, seeds: [0, 1, 2]}
     adc_bits: null                     # optional: ratio against this ADC depth too
     sorter_timeout_s: 900              # optional: a sorting past this is stopped and its row says so
-    chunk_duration_s: 1.0
+    chunk_duration_s: null             # optional: container chunk (s); null: each codec's default
 
 :func:`run_study` simulates the MEArec recordings, compresses each recording with each codec
 point once (a real ``.vqc`` file), sorts the raw and every rebuilt recording with each sorter and
@@ -269,7 +269,7 @@ def _make_probe(description, num_channels: int):
     return probe
 
 
-def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s: float, adc_bits: int | None) -> dict:
+def compress_point(info: dict, codec: dict, output_folder: str, chunk_duration_s: float | None, adc_bits: int | None) -> dict:
     """Compress one recording with one codec point into ``compressed/``: the measure row
     (:func:`~spikeinterface_vqcompress.evaluation.measure.measure_codec`: ratio, speed, fidelity,
     hardware) with ``codec_key``, ``file`` and ``source_fingerprint``."""
@@ -710,7 +710,8 @@ def _run_pending(client, config, plan, pending, output_folder, verbose, max_cell
     futures = as_completed([client.submit(prepare_recording, recordings[name], folder, config["config_folder"], key=key, pure=False,
                                           priority=30)
                             for key, name in prepare_keys.items()])
-    chunk_duration_s = float(config.get("chunk_duration_s", 1.0))
+    chunk_duration_s = config.get("chunk_duration_s")  # None: each codec's default
+    chunk_duration_s = None if chunk_duration_s is None else float(chunk_duration_s)
     adc_bits = config.get("adc_bits")
     finished, total, failures = 0, 0, []
     # failures recorded by earlier runs stay on record (with their reasons) until their cell is run

@@ -211,9 +211,8 @@ def command_compress(args):
     output = _checked_output(args.output, args.overwrite, inputs=[args.input])
     codec = parse_codec_argument(args.codec, args.param)
     recording, format_name = _input_recording(args)
-    chunk_duration_s = args.chunk_duration_s
+    chunk_duration_s = args.chunk_duration_s  # None: the codec's default (1 s; 10 s for spike-vq)
     if chunk_duration_s is None:
-        chunk_duration_s = 1.0
         if format_name == "wav":  # as `encode` does: the whole file up to 60 s, else ~10 s aligned to the codec
             from spikeinterface_vqcompress.core.registry import get_codec
             from spikeinterface_vqcompress.evaluation.wav_evaluation import chunk_duration_for
@@ -499,8 +498,8 @@ def build_parser() -> argparse.ArgumentParser:
     compress.add_argument("--input-format", default=None, help="reader name when it cannot be guessed from the path, "
                           "e.g. spikeglx, openephys, intan, binary, wav (an unknown name lists them all)")
     compress.add_argument("--chunk-duration-s", type=float, default=None,
-                          help="container chunk duration in seconds, the unit of random access (default: 1.0; for a "
-                          ".wav file, the whole file up to 60 s, as 'encode' does)")
+                          help="container chunk duration in seconds, the unit of random access (default: the codec's, "
+                          "1.0, or 10 for spike-vq and spike-pca; for a .wav file, the whole file up to 60 s, as 'encode' does)")
     compress.add_argument("--adc-bits", type=int, default=None, help="ADC bit depth, recorded in the container for the "
                           "ratio against the ADC")
     raw = compress.add_argument_group("headerless binary input (.raw/.dat/.bin)")

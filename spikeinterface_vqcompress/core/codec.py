@@ -111,6 +111,9 @@ class Codec:
     informational_keys: tuple = ()
     #: Parameter names of earlier versions still found in containers: ``{old_name: new_name}``.
     renamed_parameters: dict = {}
+    #: Container chunk duration (s) used when the caller gives none: chunks are coded independently,
+    #: so a codec that learns from what it codes (``spike-vq``) wants longer ones.
+    default_chunk_duration_s: float = 1.0
 
     def __init__(self, **params):
         self.params = dict(params)

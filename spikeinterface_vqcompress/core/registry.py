@@ -31,6 +31,8 @@ BUILTIN_CODECS = {
     "broadband-rvq": "spikeinterface_vqcompress.core.codecs.broadband.rvq_codec:BroadbandRVQCodec",
     "vqcae-hybrid": "spikeinterface_vqcompress.core.codecs.vqcae_hybrid:VQCAEHybridCodec",
     "spike-cae": "spikeinterface_vqcompress.core.codecs.spike_cae.codec:SpikeCAECodec",
+    "spike-vq": "spikeinterface_vqcompress.core.codecs.spike_vq.codec:SpikeVQCodec",
+    "spike-pca": "spikeinterface_vqcompress.core.codecs.spike_vq.codec:SpikePCACodec",
 }
 
 

@@ -46,11 +46,13 @@ SHIPPED_WEIGHTS = {
     "vqcae-hybrid": {"vqcae_hybrid_n1": "vqcae_hybrid_n1.pt"},
     "broadband-rvq": {"broadband_rvq_mearec": "broadband_rvq_mearec.pt"},
     "esort": {"esort_backbone": "esort_backbone.pt"},
+    # where spike-vq's online codebook starts (basis, stage-1 and residual codebooks; training/spike_vq.py)
+    "spike-vq": {"nn-16x96": "spike_vq_prior_16x96.npz"},
 }
 
 #: What each family's models are called in messages.
 FAMILY_LABELS = {"spike-cae": "spike CAE", "vqcae-hybrid": "vqcae-hybrid", "broadband-rvq": "broadband-rvq",
-                 "esort": "E-Sort backbone"}
+                 "esort": "E-Sort backbone", "spike-vq": "spike-vq prior"}
 
 #: How to make a model of each family (named in errors).
 TRAIN_HINTS = {
@@ -58,6 +60,7 @@ TRAIN_HINTS = {
     "vqcae-hybrid": "train one with benchmarks/train_vqcae_hybrid.py",
     "broadband-rvq": "train one with `vqcompress train broadband`",
     "esort": "train one with `vqcompress train esort`",
+    "spike-vq": "train one with `python -m spikeinterface_vqcompress.training.spike_vq PATH.npz`",
 }
 
 #: The default model of each family. ``spike-cae`` has one per snippet shape and one per recording.
@@ -65,6 +68,7 @@ DEFAULT_MODELS = {
     "vqcae-hybrid": "vqcae_hybrid_n1",
     "broadband-rvq": "broadband_rvq_mearec",
     "esort": "esort_backbone",
+    "spike-vq": "nn-16x96",
     # by the number of channels of a snippet (the analyzer extension picks by its sparsity)
     "spike-cae": {4: "nn32-4x64-r2", 15: "np64-15x96", 16: "nn32-16x96"},
 }

@@ -94,22 +94,23 @@ def measure_decode(compressed) -> dict:
     return {"decode_time_s": decode_time_s, "decode_peak_memory_MB": memory["delta_MB"]}
 
 
-def _warm_up(codec, recording, chunk_duration_s: float) -> None:
+def _warm_up(codec, recording, chunk_duration_s: float | None) -> None:
     """Encode and decode the first chunk once before the timed run.
 
     One-off costs are not the codec's speed: numba compiles the broadband kernels on their first
     use (about a minute on a new machine, before its on-disk cache exists), and a model's first
     forward pass allocates its buffers. The chunk is the one the timed run encodes first.
     """
-    from spikeinterface_vqcompress.recording import codec_for_recording
+    from spikeinterface_vqcompress.recording import chunk_duration_for_codec, codec_for_recording
 
     codec = codec_for_recording(codec, recording)
+    chunk_duration_s = chunk_duration_for_codec(codec, chunk_duration_s)
     num_samples = min(max(int(round(chunk_duration_s * recording.sampling_frequency)), 1), recording.get_num_samples(0))
     traces = recording.get_traces(segment_index=0, start_frame=0, end_frame=num_samples)
     codec.decode(codec.encode(traces), traces.shape[0], traces.shape[1], traces.dtype)
 
 
-def measure_codec(recording, codec, gt_sorting=None, file_path=None, chunk_duration_s: float = 1.0,
+def measure_codec(recording, codec, gt_sorting=None, file_path=None, chunk_duration_s: float | None = None,
                   adc_bits: int | None = None, compute_fidelity: bool = True, warm_up: bool = True,
                   hardware_kwargs: dict | None = None, **job_kwargs):
     """Compress a recording, decode it from the real bytes, and measure size, speed, memory,
@@ -125,8 +126,8 @@ def measure_codec(recording, codec, gt_sorting=None, file_path=None, chunk_durat
         Ground truth: adds the spike-window fidelity.
     file_path : str | Path | None, default: None
         Keep the container in this file (any file already there is replaced); None keeps it in memory.
-    chunk_duration_s : float, default: 1.0
-        Container chunk duration.
+    chunk_duration_s : float | None, default: None
+        Container chunk duration; None: the codec's ``default_chunk_duration_s``.
     adc_bits : int | None, default: None
         ADC bit depth, declared in the container when given; the ratio against the ADC and the
         hardware report use it, else the stored dtype's bit depth.

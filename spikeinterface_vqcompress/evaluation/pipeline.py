@@ -22,7 +22,7 @@ from spikeinterface_vqcompress.core.jsonio import write_json
 
 
 def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridesclous2", seeds=(0,), codec_params=None,
-             sorter_params=None, output_folder=None, adc_bits: int | None = None, chunk_duration_s: float = 1.0,
+             sorter_params=None, output_folder=None, adc_bits: int | None = None, chunk_duration_s: float | None = None,
              raw_scores: list[dict] | None = None, compute_fidelity: bool = True, reuse_raw_sorting_if_exact: bool = False,
              hardware_kwargs: dict | None = None, **job_kwargs) -> dict:
     """Compress, rebuild, sort and score against ground truth; raw recording alongside.
@@ -47,8 +47,8 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
         Where sorter folders and ``evaluation.json`` go; None uses a temporary folder.
     adc_bits : int | None, default: None
         ADC bit depth for the ratio against the ADC; default: the stored dtype's bits.
-    chunk_duration_s : float, default: 1.0
-        Container chunk duration.
+    chunk_duration_s : float | None, default: None
+        Container chunk duration; None: the codec's ``default_chunk_duration_s``.
     raw_scores : list of dict | None, default: None
         Scores of the raw recording computed earlier (same sorter and seeds), to sort it once for
         several codecs.

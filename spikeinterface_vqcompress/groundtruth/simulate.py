@@ -114,6 +114,7 @@ def simulate_recording(
     fallback="auto",
     verbose=False,
     n_jobs=1,
+    templates_seed=None,
 ) -> Path:
     """Simulate a MEArec ground-truth recording and save it as a MEArec ``.h5`` file.
 
@@ -154,6 +155,10 @@ def simulate_recording(
         Show MEArec's output.
     n_jobs : int, default: 1
         Cells simulated in parallel when NEURON templates have to be generated.
+    templates_seed : int | None, default: None
+        Seed of the template library when it differs from ``seed`` (a new recording drawn from an
+        existing library, e.g. the one shipped for the demo: ``templates_seed=0`` on Neuronexus-32
+        with 10 templates per cell); None uses ``seed``.
 
     Returns
     -------
@@ -177,6 +182,7 @@ def simulate_recording(
         raise ValueError("duration_s must be positive")
     num_templates_per_cell = int(num_templates_per_cell or DEFAULT_TEMPLATES_PER_CELL)
     seed = int(seed)
+    templates_seed = seed if templates_seed is None else int(templates_seed)
     drift = bool(drift)
     start_time = time.perf_counter()
 
@@ -191,7 +197,7 @@ def simulate_recording(
                 probe=probe,
                 num_templates_per_cell=num_templates_per_cell,
                 cell_models=cell_models,
-                seed=seed,
+                seed=templates_seed,
                 cache_folder=cache_folder,
                 n_jobs=n_jobs,
                 verbose=verbose,
@@ -219,7 +225,7 @@ def simulate_recording(
         )
         warnings.warn(message, GroundTruthFallbackWarning, stacklevel=2)
         logger.error(message)
-        template_generator = _fallback_template_generator(probe, num_templates_per_cell, cell_models, seed, drift)
+        template_generator = _fallback_template_generator(probe, num_templates_per_cell, cell_models, templates_seed, drift)
         templates_source = TEMPLATES_SOURCE_FALLBACK
 
     parameters = recording_parameters(template_generator, num_units, duration_s, noise_level_uV, drift, seed)
@@ -262,6 +268,7 @@ def simulate_recording(
                 "noise_level_uV": float(noise_level_uV),
                 "drift": drift,
                 "seed": seed,
+                "templates_seed": templates_seed,
                 "num_templates_per_cell": num_templates_per_cell,
                 "cell_models": cell_models,
                 "fallback": fallback,

@@ -44,115 +44,29 @@ Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.co
 
 from __future__ import annotations
 
-import struct
 import zlib
 
 import numpy as np
 
 from spikeinterface_vqcompress.core import weights
-from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
+from spikeinterface_vqcompress.core.codec import HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
-from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 from spikeinterface_vqcompress.core.threads import single_torch_thread
-from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, decode_with_tables, encode_symbols, encode_with_tables
-from spikeinterface_vqcompress.core.codecs.spike_cae.background import (BackgroundModel, channel_offsets, estimate_background, remove_offsets,
-                                                                       spike_window_mask, synthesise_background)
-from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, neighbour_order
+from spikeinterface_vqcompress.core.entropy.rans import decode_with_tables, encode_with_tables
+# re-exported: the front end's helpers were first written here
+from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import (TIME_CLASS_COUNTS, TIME_CLASS_TABLE, SpikeSnippetCodec,  # noqa: F401
+                                                                     cannot_code, decode_times, encode_times,
+                                                                     recording_channel_locations, taper_window, uniform_table)
 
 #: Chunk format written: 2 carries the per-channel offsets in the background statistics.
 FORMAT_VERSION = 2
 #: Chunk formats read (1: before the offsets; decoded with offset 0).
 READABLE_FORMAT_VERSIONS = (1, 2)
-_CHUNK_HEADER = struct.Struct("<BBHII")
 
 #: A CAE model accepts recordings sampled within this factor of the rate it was trained at (a snippet
 #: then spans within 25 % of the duration the model learnt).
 SAMPLING_FREQUENCY_RATIO_LIMIT = 1.25
 
-
-def _recording_channel_locations(recording):
-    """``[[x_um, y_um], ...]`` of a SpikeInterface recording, or None when it has no probe/locations.
-
-    A recording of one channel needs no geometry: it gets ``[[0.0, 0.0]]``.
-    """
-    try:
-        locations = np.asarray(recording.get_channel_locations(), dtype=float)
-    except (ValueError, AttributeError, KeyError, TypeError):
-        locations = None
-    if locations is None or locations.ndim != 2 or locations.shape[0] != recording.get_num_channels():
-        return [[0.0, 0.0]] if recording.get_num_channels() == 1 else None
-    return locations[:, :2].tolist()
-
-
-def _cannot_code(problems, what="compress this recording") -> ValueError:
-    """One ValueError listing every missing piece, numbered when there are several."""
-    if len(problems) == 1:
-        return ValueError(f"spike-cae cannot {what}; it needs {problems[0]}")
-    listed = "; ".join(f"({number}) {problem}" for number, problem in enumerate(problems, 1))
-    return ValueError(f"spike-cae cannot {what}; it needs {listed}")
-
-#: Frozen prior of the bit length of spike-time deltas (exponential gaps of mean 4 to 20000
-#: samples, mixed). Integers, so the table is identical on every machine.
-TIME_CLASS_COUNTS = [299, 262, 435, 627, 755, 791, 792, 790, 787, 781, 768, 743, 695, 609, 468, 280, 103, 15,
-                     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
-TIME_CLASS_TABLE = build_frequency_table(TIME_CLASS_COUNTS, 12)
-
-
-def encode_times(times: np.ndarray) -> bytes:
-    """Sorted sample indices -> rANS(bit length of each delta) + packed mantissa bits."""
-    times = np.asarray(times, dtype=np.int64)
-    deltas = np.diff(np.concatenate([[0], times]))
-    if deltas.size and deltas.min() < 0:
-        raise ValueError("spike times must be sorted")
-    classes = np.array([int(delta).bit_length() for delta in deltas.tolist()], dtype=np.int64)
-    if classes.size and classes.max() >= len(TIME_CLASS_COUNTS):
-        raise ValueError("a chunk longer than 2**32 samples cannot be coded; use shorter chunks")
-    bits = []
-    for delta, length in zip(deltas.tolist(), classes.tolist()):
-        if length > 1:  # the leading 1 is implied
-            bits.extend((delta >> shift) & 1 for shift in range(length - 2, -1, -1))
-    class_stream = encode_symbols(classes, TIME_CLASS_TABLE)
-    return struct.pack("<I", len(class_stream)) + class_stream + np.packbits(np.array(bits, dtype=np.uint8)).tobytes()
-
-
-def decode_times(data: bytes, count: int) -> np.ndarray:
-    """Inverse of :func:`encode_times`."""
-    if len(data) < 4:
-        raise CorruptDataError("spike-cae: spike-time stream is truncated")
-    (length,) = struct.unpack_from("<I", data, 0)
-    if 4 + length > len(data):
-        raise CorruptDataError("spike-cae: spike-time stream is truncated")
-    classes = decode_symbols(data[4:4 + length], TIME_CLASS_TABLE, count)
-    bits = np.unpackbits(np.frombuffer(data[4 + length:], dtype=np.uint8)).tolist()
-    needed = int(np.maximum(classes - 1, 0).sum())
-    if needed > len(bits) or len(bits) - needed >= 8:
-        raise CorruptDataError("spike-cae: spike-time mantissas do not match their classes; the data is damaged")
-    deltas, position = [], 0
-    for length in classes.tolist():
-        if length == 0:
-            deltas.append(0)
-            continue
-        value = 1
-        for _ in range(length - 1):
-            value = (value << 1) | bits[position]
-            position += 1
-        deltas.append(value)
-    return np.cumsum(np.asarray(deltas, dtype=np.int64))
-
-
-def taper_window(num_samples: int, taper_samples: int) -> np.ndarray:
-    """1 in the middle, raised-cosine ramps of ``taper_samples`` at both ends (float32)."""
-    window = np.ones(num_samples, dtype=np.float32)
-    if taper_samples > 0:
-        ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(taper_samples) + 1) / (taper_samples + 1))
-        window[:taper_samples] = ramp
-        window[num_samples - taper_samples:] = ramp[::-1]
-    return window
-
-
-def uniform_table(num_symbols: int) -> np.ndarray:
-    precision_bits = max(12, int(np.ceil(np.log2(max(num_symbols, 2)))) + 1)
-    return build_frequency_table(np.ones(num_symbols, dtype=np.int64), precision_bits)
 
 
 def default_model(num_channels: int) -> str:
@@ -166,7 +80,7 @@ def default_model(num_channels: int) -> str:
     return weights.default_model("spike-cae", recording_num_channels=num_channels)
 
 
-class SpikeCAECodec(Codec):
+class SpikeCAECodec(SpikeSnippetCodec):
     """Spike snippets through the deep compressive autoencoder (Wu et al. 2018), background as
     noise statistics.
 
@@ -213,8 +127,8 @@ class SpikeCAECodec(Codec):
     """
 
     codec_id = "spike-cae"
-    lossless = False
-    supported_dtypes = ("int16",)
+    format_version = FORMAT_VERSION
+    readable_format_versions = READABLE_FORMAT_VERSIONS
     description = "spike snippets -> VQ compressive autoencoder indices + synthesised background (Wu et al. 2018)"
 
     def __init__(self, model: str | None = None, threshold_sd: float = 4.5, exclude_sweep_samples: int = 8,
@@ -325,7 +239,7 @@ class SpikeCAECodec(Codec):
         num_channels = int(recording.get_num_channels())
         problems = []
         if params["channel_locations"] is None:
-            locations = _recording_channel_locations(recording)
+            locations = recording_channel_locations(recording)
             if locations is None:
                 problems.append("channel locations: the recording has no probe; attach one (recording.set_probe(probe) "
                                 "with probeinterface, or recording.set_dummy_probe_from_locations([[x_um, y_um], ...])) "
@@ -383,98 +297,24 @@ class SpikeCAECodec(Codec):
             problems.append(f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
                             f"or recording.astype('int16') for data already in integer units")
         if problems:
-            raise _cannot_code(problems)
+            raise cannot_code(self.codec_id, problems)
         return type(self)(**params)
 
-    def _check_ready(self, num_channels: int, what: str = "code these traces"):
-        """The checks of :meth:`with_recording` for a codec configured by hand, on ``num_channels`` channels."""
-        problems = []
-        locations = self.params["channel_locations"]
-        if locations is None:
-            problems.append("channel locations: pass channel_locations=[[x_um, y_um], ...], or compress a recording with "
-                            "a probe through spikeinterface_vqcompress.compress(recording, codec='spike-cae'), which fills them")
-        elif len(locations) != num_channels:
-            problems.append(f"one channel location per channel: channel_locations has {len(locations)} for the "
-                            f"{num_channels} channels of the traces")
+    def _model_problems(self, num_channels):
         if not self.is_identity and self.params["gain_to_uV"] is None:
-            problems.append("a gain to uV (the CAE works in uV): pass gain_to_uV=..., or compress a recording with channel gains")
-        channels, _, _ = self.snippet_shape()
-        groups = self.params["footprint_groups"]
-        if channels * groups > num_channels:
-            problems.append(f"at least {channels * groups} channels ({channels}-channel snippets x footprint_groups={groups}; "
-                            f"the traces have {num_channels}): lower footprint_groups, use model='identity' with fewer "
-                            f"snippet_channels, or a codec that needs no geometry (codec='archive' or 'storage')")
-        if problems:
-            raise _cannot_code(problems, what)
+            return ["a gain to uV (the CAE works in uV): pass gain_to_uV=..., or compress a recording with channel gains"]
+        return []
 
-    def _groups(self, num_channels: int):
-        """Per peak channel, the ``footprint_groups`` channel groups: ``(num_channels, groups, C)``."""
-        channels, _, _ = self.snippet_shape()
-        groups = self.params["footprint_groups"]
-        order = neighbour_order(self.params["channel_locations"])[:, : channels * groups]
-        return order.reshape(num_channels, groups, channels)
-
-    # -- encode / decode -------------------------------------------------------------------------
-    def detect(self, traces: np.ndarray):
-        """Run the encoder's detection on one chunk: ``(times, peak_channels, snippets, noise_levels)``
-        with snippets ``(n, groups * C, T)`` in trace units (int16) less each channel's offset
-        (:func:`.background.channel_offsets`)."""
-        traces = self.check_traces(traces)
-        self._check_ready(traces.shape[1])
-        return self._detect(remove_offsets(traces, channel_offsets(traces)))
-
-    def _detect(self, centred: np.ndarray):
-        """Detection on a chunk whose offsets are removed."""
-        channels, samples, trough = self.snippet_shape()
-        parameters = DetectionParameters(threshold_sd=self.params["threshold_sd"], exclude_sweep_samples=self.params["exclude_sweep_samples"],
-                                         radius_um=self.params["radius_um"])
-        detector = StreamingSpikeDetector(self.params["channel_locations"], channels * self.params["footprint_groups"], samples,
-                                          trough, parameters)
-        times, peak_channels, snippets = detector.process(centred, final=True)
-        return times, peak_channels, snippets, detector.noise_levels
-
-    def encode(self, traces):
-        traces = self.check_traces(traces)
-        num_samples, num_channels = traces.shape
-        self._check_ready(num_channels, "encode")
-        offsets = channel_offsets(traces)
-        traces = remove_offsets(traces, offsets)  # detection, snippets and background see a zero-median signal
-        times, peak_channels, snippets, _ = self._detect(traces)
-        channels, samples, trough = self.snippet_shape()
-        groups = self._groups(num_channels)[peak_channels].reshape(len(times), channels * self.params["footprint_groups"])  # (n, G*C)
-        mask = spike_window_mask(num_samples, num_channels, times, groups, -trough, samples)
-        background = estimate_background(traces, self.params["ar_order"], self.params["spatial_rank"], exclude_mask=mask,
-                                         max_samples=self.params["background_samples"])
-        background.offsets = offsets
+    def _encode_payload(self, snippets, noise_levels, traces):
         if self.is_identity:
-            payload = zlib.compress(np.ascontiguousarray(snippets, dtype="<i2").tobytes(), 6)
-        else:
-            num_groups = self.params["footprint_groups"]
-            grouped = snippets.reshape(len(times) * num_groups, channels, samples).astype(np.float32) * self.params["gain_to_uV"]
-            indices = self.model.encode_indices(grouped) if len(grouped) else np.zeros((0, self.model.codes_per_spike), dtype=np.int64)
-            payload = encode_with_tables(indices, self._tables)
-        seed = zlib.crc32(times.astype("<i8").tobytes() + payload) & 0xFFFFFFFF
-        header = _CHUNK_HEADER.pack(FORMAT_VERSION, 0, 0, len(times), seed)
-        return pack_parts([header, background.to_bytes(), encode_times(times),
-                           encode_symbols(peak_channels, uniform_table(num_channels)), payload])
+            return zlib.compress(np.ascontiguousarray(snippets, dtype="<i2").tobytes(), 6)
+        channels, samples, _ = self.snippet_shape()
+        grouped = snippets.reshape(-1, channels, samples).astype(np.float32) * self.params["gain_to_uV"]
+        indices = self.model.encode_indices(grouped) if len(grouped) else np.zeros((0, self.model.codes_per_spike), dtype=np.int64)
+        return encode_with_tables(indices, self._tables)
 
-    def decode(self, data, num_samples, num_channels, dtype):
-        header, background_bytes, time_bytes, channel_bytes, payload = unpack_parts(data, 5, self.codec_id)
-        if len(header) != _CHUNK_HEADER.size:
-            raise CorruptDataError("spike-cae: chunk header has the wrong size")
-        version, _flags, _reserved, num_spikes, seed = _CHUNK_HEADER.unpack(header)
-        if version not in READABLE_FORMAT_VERSIONS:
-            raise CorruptDataError(f"spike-cae: chunk format version {version} is not supported (this version reads "
-                                   f"{', '.join(map(str, READABLE_FORMAT_VERSIONS))}); the data is damaged or needs a newer package")
-        self._check_ready(num_channels, "decode")
-        if num_spikes > num_samples * num_channels:
-            raise CorruptDataError("spike-cae: the chunk claims more spikes than samples")
-        background = BackgroundModel.from_bytes(background_bytes, num_channels, allow_offsets=version >= 2)
-        times = decode_times(time_bytes, num_spikes)
-        peak_channels = decode_symbols(channel_bytes, uniform_table(num_channels), num_spikes)
-        if num_spikes and (times[-1] >= num_samples or peak_channels.max() >= num_channels):
-            raise CorruptDataError("spike-cae: spike times or channels fall outside the chunk; the data is damaged")
-        channels, samples, trough = self.snippet_shape()
+    def _decode_payload(self, payload, num_spikes, num_channels):
+        channels, samples, _ = self.snippet_shape()
         num_groups = self.params["footprint_groups"]
         if self.is_identity:
             try:
@@ -484,47 +324,12 @@ class SpikeCAECodec(Codec):
             expected = num_spikes * num_groups * channels * samples * 2
             if len(raw) != expected:
                 raise CorruptDataError(f"spike-cae: snippet payload holds {len(raw)} bytes where {expected} are expected")
-            snippets = np.frombuffer(raw, dtype="<i2").reshape(num_spikes, num_groups * channels, samples).astype(np.float32)
-        else:
-            indices = decode_with_tables(payload, self._tables if self._tables is not None else self.model.frequency_tables(),
-                                         num_spikes * num_groups)
-            with single_torch_thread():
-                decoded = self.model.decode_indices(indices) if len(indices) else np.zeros((0, channels, samples), dtype=np.float32)
-            snippets = decoded.reshape(num_spikes, num_groups * channels, samples) / self.params["gain_to_uV"]
-        traces = synthesise_background(background, num_samples, seed)
-        groups = self._groups(num_channels)[peak_channels].reshape(num_spikes, channels * num_groups)
-        traces = self._paste(traces, times, groups, snippets, trough)
-        info = np.iinfo(np.dtype(dtype))
-        if background.has_offsets:  # added in integers: a recording at an offset decodes as the same one at 0, shifted
-            shifted = np.round(traces).astype(np.int64) + background.offsets.astype(np.int64)[None, :]
-            return np.clip(shifted, info.min, info.max).astype(dtype)
-        return np.clip(np.round(traces), info.min, info.max).astype(dtype)
-
-    def _paste(self, traces, times, groups, snippets, trough):
-        """Place snippets ``(n, K, T)`` at ``times`` on channels ``groups`` ``(n, K)``."""
-        if len(times) == 0:
-            return traces
-        num_samples, num_channels = traces.shape
-        length = snippets.shape[2]
-        window = taper_window(length, self.params["taper_samples"])
-        sample_index = times[:, None] - trough + np.arange(length)[None, :]  # (n, T)
-        inside = (sample_index >= 0) & (sample_index < num_samples)
-        flat = (sample_index[:, None, :] * num_channels + groups[:, :, None])  # (n, K, T)
-        weights = np.broadcast_to((window[None, :] * inside)[:, None, :], flat.shape)
-        select = weights > 0
-        flat, weights, values = flat[select], weights[select], snippets[select]
-        if self.paste_mode == "add":
-            np.add.at(traces.reshape(-1), flat, weights * values)
-            return traces
-        numerator = np.zeros(traces.size, dtype=np.float64)
-        denominator = np.zeros(traces.size, dtype=np.float64)
-        np.add.at(numerator, flat, weights * values)
-        np.add.at(denominator, flat, weights)
-        touched = denominator > 0
-        output = traces.reshape(-1).astype(np.float64)
-        blend = np.minimum(denominator[touched], 1.0)
-        output[touched] = (1 - blend) * output[touched] + blend * numerator[touched] / denominator[touched]
-        return output.reshape(num_samples, num_channels)
+            return np.frombuffer(raw, dtype="<i2").reshape(num_spikes, num_groups * channels, samples).astype(np.float32)
+        indices = decode_with_tables(payload, self._tables if self._tables is not None else self.model.frequency_tables(),
+                                     num_spikes * num_groups)
+        with single_torch_thread():
+            decoded = self.model.decode_indices(indices) if len(indices) else np.zeros((0, channels, samples), dtype=np.float32)
+        return decoded.reshape(num_spikes, num_groups * channels, samples) / self.params["gain_to_uV"]
 
     # -- hardware --------------------------------------------------------------------------------
     def encoder_macs_per_snippet(self) -> tuple[int, int]:

@@ -1,0 +1,220 @@
+"""Online vector quantisation of spike features, learned from the spikes it codes, plus a quantised residual.
+
+Pure numpy; no SpikeInterface. One :class:`OnlineSpikeVQ` runs the same state machine in the
+encoder and in the decoder, spike by spike, in time order:
+
+- a codebook of ``codebook_size`` whole-snippet feature vectors, started from a shipped prior
+  (trained on other recordings; slots past the prior start empty) and learned online: each coded
+  spike pulls the codeword it used towards its *decoded* features (an exponential moving average
+  with rate ``learning_rate``), so a codeword converges to the mean of the unit it codes;
+- a spike farther from every codeword than ``escape_threshold`` (mean squared error per feature,
+  in noise variances: pure noise scores about 1) is an *escape*: its features are sent
+  as a dead-zone quantised difference (step ``escape_step``) from a base, the nearest codeword or
+  zero, whichever is closer (side information, counted in the stream), and replace the least
+  recently used codeword (dead-code restart): a unit that appears gets a codeword at its first spike,
+  one that vanishes frees its codeword; the dead zone spends almost nothing on the noise the
+  decoder's background puts back;
+- the residual of every other spike (features minus its codeword) is sent with a dead-zone scalar
+  quantiser of step ``residual_step`` (noise standard deviations; None sends no residual: the spike
+  is its codeword). The step is the rate knob: a coarse step sends little more than the index,
+  a fine one approaches the snippet's features.
+
+Every update uses only what the decoder has (the indices, residuals and escape features), so the
+decoder replays the encoder's codebook exactly: both apply the same elementwise float32 operations
+in the same order (no sums whose order could differ between machines): the codebooks are bit-identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest quantised escape or residual value (int16 payload).
+INTEGER_LIMIT = 32767
+
+
+
+def deadzone_quantise(values: np.ndarray, step: float) -> np.ndarray:
+    """Dead-zone scalar quantiser: 0 for ``|v| < step``, else ``sign(v) * floor(|v| / step)`` (int64)."""
+    magnitude = np.floor(np.abs(values) / np.float32(step))
+    return np.clip(np.sign(values) * magnitude, -INTEGER_LIMIT, INTEGER_LIMIT).astype(np.int64)
+
+
+def deadzone_reconstruct(quantised: np.ndarray, step: float) -> np.ndarray:
+    """Reconstruction of :func:`deadzone_quantise`: ``sign(q) * (|q| + 0.5) * step`` (0 stays 0), float32."""
+    quantised = np.asarray(quantised)
+    return (np.sign(quantised) * (np.abs(quantised) + 0.5)).astype(np.float32) * np.float32(step)
+
+
+class OnlineSpikeVQ:
+    """The encoder/decoder state of one chunk's online vector quantiser.
+
+    Parameters
+    ----------
+    prior : np.ndarray
+        ``(num_codewords, num_features)`` float32 starting codebook (copied; at most ``codebook_size`` used).
+    escape_threshold : float
+        Mean squared error per feature (noise variances) above which a spike is sent as an escape.
+    escape_step : float
+        Quantisation step of escape features (noise standard deviations).
+    learning_rate : float
+        EMA rate of the codeword update towards each decoded spike (used when residuals are sent).
+    codebook_size : int | None, default: None
+        Codewords; None: the prior's count.
+    residual_step : float | None, default: None
+        Dead-zone quantiser step of the residuals (noise standard deviations); None: no residual.
+    """
+
+    def __init__(self, prior: np.ndarray, escape_threshold: float, escape_step: float, learning_rate: float,
+                 codebook_size: int | None = None, residual_step: float | None = None):
+        prior = np.asarray(prior, dtype=np.float32)
+        size = len(prior) if codebook_size is None else int(codebook_size)
+        self.codebook = np.zeros((size, prior.shape[1]), dtype=np.float32)
+        used = min(size, len(prior))
+        self.codebook[:used] = prior[:used]
+        self.valid = np.zeros(size, dtype=bool)  # slots past the prior start empty
+        self.valid[:used] = True
+        self.escape_threshold = float(escape_threshold)
+        self.escape_step = np.float32(escape_step)
+        self.learning_rate = np.float32(learning_rate)
+        self.residual_step = None if residual_step is None else np.float32(residual_step)
+        # least recently used first: empty slots, then the prior's codewords in reverse order, before any spike
+        self.last_used = np.where(self.valid, -np.arange(size, 0, -1, dtype=np.int64), -2 * size - np.arange(size, 0, -1))
+        self.count = 0
+
+    @property
+    def codebook_size(self) -> int:
+        return self.codebook.shape[0]
+
+    @property
+    def escape_symbol(self) -> int:
+        """Index symbol that announces an escape."""
+        return self.codebook_size
+
+    # -- shared by both sides --------------------------------------------------------------------
+    @property
+    def no_base(self) -> int:
+        """Escape base symbol meaning "from zero"."""
+        return self.codebook_size
+
+    def _escape(self, base: int, quantised: np.ndarray) -> np.ndarray:
+        decoded = deadzone_reconstruct(quantised, self.escape_step)
+        if base != self.no_base:
+            decoded += self.codebook[base]
+        slot = int(np.argmin(self.last_used))
+        self.codebook[slot] = decoded
+        self.valid[slot] = True
+        self.last_used[slot] = self.count
+        self.count += 1
+        return decoded
+
+    def _coded(self, index: int, residual: np.ndarray | None) -> np.ndarray:
+        decoded = self.codebook[index].copy()
+        if residual is not None:
+            decoded += deadzone_reconstruct(residual, self.residual_step)
+            self.codebook[index] += self.learning_rate * (decoded - self.codebook[index])
+        self.last_used[index] = self.count
+        self.count += 1
+        return decoded
+
+    # -- encoder -----------------------------------------------------------------------------------
+    def encode(self, features: np.ndarray):
+        """Code ``(n, num_features)`` features in order.
+
+        Returns
+        -------
+        indices : np.ndarray
+            ``(n,)`` int64: each spike's codeword, or :attr:`escape_symbol`.
+        residuals : np.ndarray
+            ``(num_coded, num_features)`` int64 quantised residuals of the spikes that are not escapes
+            (no rows without ``residual_step``).
+        bases : np.ndarray
+            ``(num_escapes,)`` int64 base of each escape: a codeword or :attr:`no_base`.
+        escapes : np.ndarray
+            ``(num_escapes, num_features)`` int64 quantised escape differences, in order.
+        decoded : np.ndarray
+            ``(n, num_features)`` float32 features the decoder will rebuild.
+        """
+        features = np.asarray(features, dtype=np.float32)
+        num_features = self.codebook.shape[1]
+        indices = np.zeros(len(features), dtype=np.int64)
+        decoded = np.zeros_like(features)
+        escapes, residuals, bases = [], [], []
+        for row, vector in enumerate(features):
+            errors = ((self.codebook - vector) ** 2).mean(axis=1)
+            errors[~self.valid] = np.inf
+            index = int(np.argmin(errors))
+            if not errors[index] <= self.escape_threshold:
+                base = index if errors[index] < (vector ** 2).mean() else self.no_base
+                reference = self.codebook[base] if base != self.no_base else 0.0
+                quantised = deadzone_quantise(vector - reference, self.escape_step)
+                escapes.append(quantised)
+                bases.append(base)
+                indices[row] = self.escape_symbol
+                decoded[row] = self._escape(base, quantised)
+                continue
+            residual = None
+            if self.residual_step is not None:
+                residual = deadzone_quantise(vector - self.codebook[index], self.residual_step)
+                residuals.append(residual)
+            indices[row] = index
+            decoded[row] = self._coded(index, residual)
+        return (indices, np.array(residuals, dtype=np.int64).reshape(-1, num_features), np.array(bases, dtype=np.int64),
+                np.array(escapes, dtype=np.int64).reshape(-1, num_features), decoded)
+
+    # -- decoder -----------------------------------------------------------------------------------
+    def decode(self, indices: np.ndarray, residuals: np.ndarray, bases: np.ndarray, escapes: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`encode`: ``(n, num_features)`` float32 decoded features.
+
+        Raises ValueError when the stream names an empty codeword or runs out of rows (damaged data)."""
+        decoded = np.zeros((len(indices), self.codebook.shape[1]), dtype=np.float32)
+        escape_row = residual_row = 0
+        for row, index in enumerate(np.asarray(indices, dtype=np.int64).tolist()):
+            if index == self.escape_symbol:
+                if escape_row >= len(escapes) or escape_row >= len(bases):
+                    raise ValueError("more escapes announced than sent")
+                base = int(bases[escape_row])
+                if base != self.no_base and not self.valid[base]:
+                    raise ValueError(f"escape base {base} is empty")
+                decoded[row] = self._escape(base, escapes[escape_row])
+                escape_row += 1
+                continue
+            if not self.valid[index]:
+                raise ValueError(f"codeword {index} is empty")
+            residual = None
+            if self.residual_step is not None:
+                if residual_row >= len(residuals):
+                    raise ValueError("more residuals needed than sent")
+                residual = residuals[residual_row]
+                residual_row += 1
+            decoded[row] = self._coded(index, residual)
+        return decoded
+
+
+def kmeans(vectors: np.ndarray, num_clusters: int, iterations: int = 25, seed: int = 0) -> np.ndarray:
+    """Lloyd k-means (k-means++ seeding) in float64; empty clusters restart on the worst-fitted vector.
+
+    Used to train the shipped prior (:mod:`spikeinterface_vqcompress.training.spike_vq`).
+    """
+    rng = np.random.default_rng(seed)
+    vectors = np.asarray(vectors, dtype=np.float64)
+    num_clusters = min(int(num_clusters), len(vectors))
+    centres = [vectors[rng.integers(len(vectors))]]
+    distances = ((vectors - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, num_clusters):
+        probabilities = distances / distances.sum() if distances.sum() > 0 else None
+        centres.append(vectors[rng.choice(len(vectors), p=probabilities)])
+        distances = np.minimum(distances, ((vectors - centres[-1]) ** 2).sum(axis=1))
+    centres = np.array(centres)
+    for _ in range(iterations):
+        squared = (vectors ** 2).sum(axis=1)[:, None] - 2 * vectors @ centres.T + (centres ** 2).sum(axis=1)[None, :]
+        labels = np.argmin(squared, axis=1)
+        worst = np.argsort(squared[np.arange(len(vectors)), labels])[::-1]
+        used = 0
+        for cluster in range(num_clusters):
+            members = labels == cluster
+            if members.any():
+                centres[cluster] = vectors[members].mean(axis=0)
+            else:
+                centres[cluster] = vectors[worst[used]]
+                used += 1
+    return centres.astype(np.float32)
