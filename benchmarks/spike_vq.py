@@ -34,17 +34,16 @@ from common import RESULTS, WORK, command_line, load_simulated, write_results
 NAME = "spike_vq"
 RESULTS_JSON = RESULTS / f"{NAME}.json"
 
-RECORDINGS = [
-    *[{"name": f"nn32_seed{seed}", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": seed,
-       "templates_seed": 0, "num_templates_per_cell": 10} for seed in (301, 302, 303)],
-    *[{"name": f"np64_seed{seed}", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 60.0, "seed": seed,
-       "templates_seed": 7, "num_templates_per_cell": 10} for seed in (311, 312, 313)],
-]
+NN32 = [{"name": f"nn32_seed{seed}", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": seed,
+         "templates_seed": 0, "num_templates_per_cell": 10} for seed in (301, 302, 303)]
+NP64 = [{"name": f"np64_seed{seed}", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 60.0, "seed": seed,
+         "templates_seed": 7, "num_templates_per_cell": 10} for seed in (311, 312, 313)]
+RECORDINGS = [spec for pair in zip(NN32, NP64) for spec in pair]  # interleaved: a partial run covers both probes
 
 CURVE_POINTS = [
-    {"id": "spike-vq", "residual_step": None},
     {"id": "spike-vq", "residual_step": 3.0},
-    {"id": "spike-vq", "residual_step": 1.5},
+    {"id": "spike-vq", "residual_step": 2.0},
+    {"id": "spike-vq", "residual_step": 1.0},
     {"id": "spike-pca", "step": 2.0},
     {"id": "spike-cae"},
 ]

@@ -88,7 +88,7 @@ def build(results: Path = RESULTS) -> str:
         "Every measured result committed under `benchmarks/results/`, one section per file, as the",
         "benchmark scripts wrote them (the JSON files beside them hold every figure). The method notes",
         "that explain them are on the codec pages: [classic](classic.md), [broadband](broadband.md),",
-        "[spike-cae](spike_cae.md), [vqcae-hybrid](vqcae_hybrid.md), [E-Sort](esort.md). Back to the",
+        "[spike-cae](spike_cae.md), [spike-vq / spike-pca](spike_vq.md), [vqcae-hybrid](vqcae_hybrid.md), [E-Sort](esort.md). Back to the",
         "[README](../README.md).",
         "",
         *contents,

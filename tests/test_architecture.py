@@ -375,7 +375,7 @@ def test_compress_with_every_preset_records_the_resolved_codec(tmp_path):
     recording.set_channel_offsets(0.0)
     raw = recording.get_traces()
     for preset, expected in [("archive", {"id": "broadband", "max_error": 0}),
-                             ("storage", {"id": "broadband", "max_error": 16}), ("implant", {"id": "spike-cae"})]:
+                             ("storage", {"id": "broadband", "max_error": 16}), ("implant", {"id": "spike-vq", "residual_step": 3.0})]:
         path = tmp_path / f"{preset}.vqc"
         compressed = vq.compress(recording, codec=preset, file_path=path, progress_bar=False)
         codec_config = vq.read_compressed(path).container_header["codec"]
@@ -388,7 +388,7 @@ def test_compress_with_every_preset_records_the_resolved_codec(tmp_path):
         elif preset == "storage":
             assert 0 < error <= 16
         else:
-            assert codec_config["model"] == weights.default_model("spike-cae", recording_num_channels=32)
+            assert codec_config["prior"] == weights.default_model("spike-vq")
             assert compressed.compression_ratio > 50
 
 

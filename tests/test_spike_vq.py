@@ -234,3 +234,10 @@ def test_spike_codecs_default_to_ten_second_chunks_and_a_given_duration_wins(gen
     assert vq.compress(generated, codec="spike-vq").container_header["chunk_num_samples"] == int(10 * rate)
     assert vq.compress(generated, codec="spike-vq", chunk_duration_s=2.0).container_header["chunk_num_samples"] == int(2 * rate)
     assert vq.compress(generated, codec="flac").container_header["chunk_num_samples"] == int(rate)
+
+
+def test_index_coder_keeps_a_rare_symbol_among_many_spikes():
+    indices = np.zeros(30000, dtype=np.int64)
+    indices[::3] = 5
+    indices[7] = 64  # one use among 30000: a 12-bit table would round it to frequency 0
+    np.testing.assert_array_equal(decode_indices(encode_indices(indices, 257), 30000, 257), indices)

@@ -45,7 +45,7 @@ DEMO_CODECS = [
     {"id": "bit-truncation", "num_bits": 5},
     {"id": "broadband"},                     # ours, lossless
     {"id": "broadband", "max_error": 8},     # ours, near-lossless
-    {"id": "spike-cae"},                     # the shipped spike-snippet CAE (default model for the probe)
+    {"id": "spike-vq", "residual_step": 3.0},  # the implant preset: spike codewords learned on the probe
 ]
 
 

@@ -75,10 +75,11 @@ PRESETS = {
     ),
     "implant": Preset(
         "implant",
-        {"id": "spike-cae"},
-        "N1-budget implant link: spikes as code indices, background as noise statistics",
-        "840x vs int16 on a held-out Neuronexus-32 MEArec recording: tridesclous2 0.947 -> 0.650, "
-        "false-positive units 3 -> 16 (it does not keep sorting yet)",
+        {"id": "spike-vq", "residual_step": 3.0},
+        "N1-budget implant link: spikes as codewords learned on the probe + coarse residual, background as noise statistics",
+        "701x / 1287x vs int16 on held-out MEArec Neuronexus-32 / Neuropixels-64 (3 recordings each, "
+        "benchmarks/results/spike_vq.md): tridesclous2 -0.071 / -0.052 mean accuracy, false-positive units 3.7 -> 10.0 / "
+        "3.3 -> 14.0 (it does not keep sorting yet; residual_step=1.0: 259x / 449x, -0.049 / -0.007)",
     ),
 }
 

@@ -91,6 +91,12 @@ def decode_integers(data: bytes, count: int, name: str = "integers") -> np.ndarr
     return _unzigzag(mapped)
 
 
+def _block_table(counts: np.ndarray) -> np.ndarray:
+    """The table of a block's index counts: 16-bit precision, every symbol at least 1 (a rare symbol
+    among thousands would otherwise round to frequency 0 and could not be coded)."""
+    return build_frequency_table(counts, 16, minimum_frequency=1)
+
+
 def encode_indices(indices, num_symbols: int) -> bytes:
     """Code indices in ``[0, num_symbols)``: a per-block table of their counts (sent) when shorter, else flat."""
     indices = np.asarray(indices, dtype=np.int64).ravel()
@@ -100,7 +106,7 @@ def encode_indices(indices, num_symbols: int) -> bytes:
     adaptive = b""
     if indices.size and counts.max() <= 32767:
         table_bytes = encode_integers(counts)
-        adaptive = table_bytes + encode_symbols(indices, build_frequency_table(counts, precision, minimum_frequency=0))
+        adaptive = table_bytes + encode_symbols(indices, _block_table(counts))
         adaptive = struct.pack("<I", len(table_bytes)) + adaptive
     if adaptive and len(adaptive) < len(flat):
         return b"\x01" + adaptive
@@ -119,7 +125,7 @@ def decode_indices(data: bytes, count: int, num_symbols: int, name: str = "indic
         counts = decode_integers(data[5:5 + table_length], num_symbols, name)
         if np.any(counts < 0) or counts.sum() == 0:
             raise CorruptDataError(f"{name}: index table is damaged")
-        indices = decode_symbols(data[5 + table_length:], build_frequency_table(counts, precision, minimum_frequency=0), count)
+        indices = decode_symbols(data[5 + table_length:], _block_table(counts), count)
     else:
         raise CorruptDataError(f"{name}: unknown index stream flag {data[0]}")
     if indices.size and indices.max() >= num_symbols:

@@ -56,7 +56,7 @@ from spikeinterface_vqcompress.core.entropy.rans import decode_with_tables, enco
 # re-exported: the front end's helpers were first written here
 from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import (TIME_CLASS_COUNTS, TIME_CLASS_TABLE, SpikeSnippetCodec,  # noqa: F401
                                                                      cannot_code, decode_times, encode_times,
-                                                                     recording_channel_locations, taper_window, uniform_table)
+                                                                     fill_channel_locations, recording_channel_locations, taper_window, uniform_table)
 
 #: Chunk format written: 2 carries the per-channel offsets in the background statistics.
 FORMAT_VERSION = 2
@@ -237,18 +237,7 @@ class SpikeCAECodec(SpikeSnippetCodec):
         params = dict(self.params)
         params.pop("background", None)
         num_channels = int(recording.get_num_channels())
-        problems = []
-        if params["channel_locations"] is None:
-            locations = recording_channel_locations(recording)
-            if locations is None:
-                problems.append("channel locations: the recording has no probe; attach one (recording.set_probe(probe) "
-                                "with probeinterface, or recording.set_dummy_probe_from_locations([[x_um, y_um], ...])) "
-                                "or pass channel_locations=[[x_um, y_um], ...]")
-            else:
-                params["channel_locations"] = locations
-        elif len(params["channel_locations"]) != num_channels:
-            problems.append(f"one channel location per channel: channel_locations has {len(params['channel_locations'])} "
-                            f"for the recording's {num_channels} channels; pass one [x_um, y_um] per channel")
+        problems = fill_channel_locations(params, recording)
         if params["model"] is None:
             params["model"] = default_model(num_channels)
         identity = params["model"] == "identity"

@@ -51,6 +51,22 @@ def recording_channel_locations(recording):
     return locations[:, :2].tolist()
 
 
+def fill_channel_locations(params: dict, recording) -> list[str]:
+    """Fill ``params["channel_locations"]`` from the recording when unset; the problems found (messages)."""
+    num_channels = int(recording.get_num_channels())
+    if params["channel_locations"] is None:
+        locations = recording_channel_locations(recording)
+        if locations is None:
+            return ["channel locations: the recording has no probe; attach one (recording.set_probe(probe) "
+                    "with probeinterface, or recording.set_dummy_probe_from_locations([[x_um, y_um], ...])) "
+                    "or pass channel_locations=[[x_um, y_um], ...]"]
+        params["channel_locations"] = locations
+    elif len(params["channel_locations"]) != num_channels:
+        return [f"one channel location per channel: channel_locations has {len(params['channel_locations'])} "
+                f"for the recording's {num_channels} channels; pass one [x_um, y_um] per channel"]
+    return []
+
+
 def cannot_code(codec_id: str, problems, what="compress this recording") -> ValueError:
     """One ValueError listing every missing piece, numbered when there are several."""
     if len(problems) == 1:

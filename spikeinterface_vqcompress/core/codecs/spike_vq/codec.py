@@ -40,7 +40,7 @@ import numpy as np
 
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import HardwareProfile, check_range
-from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import SpikeSnippetCodec, cannot_code, recording_channel_locations
+from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import SpikeSnippetCodec, cannot_code, fill_channel_locations
 from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
 from spikeinterface_vqcompress.core.entropy.integers import decode_indices, decode_integers, encode_indices, encode_integers
 from spikeinterface_vqcompress.core.errors import CorruptDataError
@@ -141,27 +141,21 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         """
         params = self.params_for_copy
         num_channels = int(recording.get_num_channels())
-        problems = []
-        if params["channel_locations"] is None:
-            locations = recording_channel_locations(recording)
-            if locations is None:
-                problems.append("channel locations: the recording has no probe; attach one (recording.set_probe(probe) "
-                                "with probeinterface, or recording.set_dummy_probe_from_locations([[x_um, y_um], ...])) "
-                                "or pass channel_locations=[[x_um, y_um], ...]")
-            else:
-                params["channel_locations"] = locations
-        elif len(params["channel_locations"]) != num_channels:
-            problems.append(f"one channel location per channel: channel_locations has {len(params['channel_locations'])} "
-                            f"for the recording's {num_channels} channels; pass one [x_um, y_um] per channel")
+        problems = fill_channel_locations(params, recording)
         dtype = np.dtype(recording.get_dtype())
         if dtype.name not in self.supported_dtypes:
             problems.append(f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
                             f"or recording.astype('int16') for data already in integer units")
         if problems:
             raise cannot_code(self.codec_id, problems)
+        return type(self)(**params)._shaped_for(num_channels, recording.get_sampling_frequency())
+
+    def _shaped_for(self, num_channels: int, sampling_frequency: float) -> "_SpikeFeatureCodec":
+        """A copy with the snippet shape :meth:`with_recording` would give a recording of this size and rate."""
+        params = self.params_for_copy
         params["snippet_channels"] = min(params["snippet_channels"], num_channels)
         if params["snippet_samples"] is None:
-            params["snippet_samples"] = max(int(round(SNIPPET_DURATION_MS * 1e-3 * recording.get_sampling_frequency())), 8)
+            params["snippet_samples"] = max(int(round(SNIPPET_DURATION_MS * 1e-3 * sampling_frequency)), 8)
         return type(self)(**params)
 
     def _model_problems(self, num_channels):
@@ -334,10 +328,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
 
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):
         if self.params["snippet_samples"] is None:
-            params = self.params_for_copy
-            params["snippet_samples"] = max(int(round(SNIPPET_DURATION_MS * 1e-3 * sampling_frequency)), 8)
-            params["snippet_channels"] = min(params["snippet_channels"], num_channels)
-            return type(self)(**params).hardware_profile(num_channels, sampling_frequency)
+            return self._shaped_for(num_channels, sampling_frequency).hardware_profile(num_channels, sampling_frequency)
         channels, samples, _ = self.snippet_shape()
         components = self.num_components
         width = channels * components
@@ -425,10 +416,7 @@ class SpikePCACodec(_SpikeFeatureCodec):
 
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):
         if self.params["snippet_samples"] is None:
-            params = self.params_for_copy
-            params["snippet_samples"] = max(int(round(SNIPPET_DURATION_MS * 1e-3 * sampling_frequency)), 8)
-            params["snippet_channels"] = min(params["snippet_channels"], num_channels)
-            return type(self)(**params).hardware_profile(num_channels, sampling_frequency)
+            return self._shaped_for(num_channels, sampling_frequency).hardware_profile(num_channels, sampling_frequency)
         channels, samples, _ = self.snippet_shape()
         components = self.params["components"]
         return self._front_end_profile(
