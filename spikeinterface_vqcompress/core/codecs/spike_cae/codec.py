@@ -281,10 +281,7 @@ class SpikeCAECodec(SpikeSnippetCodec):
                             f"recording with more channels, " + ("lower footprint_groups or snippet_channels, " if identity else
                                                                   "model='identity' (raw snippets of any width), ")
                             + "or a codec that needs no geometry (codec='archive' or 'storage')")
-        dtype = np.dtype(recording.get_dtype())
-        if dtype.name not in self.supported_dtypes:
-            problems.append(f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
-                            f"or recording.astype('int16') for data already in integer units")
+        problems.extend(self._dtype_problems(recording))
         if problems:
             raise cannot_code(self.codec_id, problems)
         return type(self)(**params)

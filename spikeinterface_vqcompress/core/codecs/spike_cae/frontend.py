@@ -175,6 +175,14 @@ class SpikeSnippetCodec(Codec):
         """Inverse of :meth:`_encode_payload`: ``(n, groups * C, T)`` float snippets in trace units."""
         raise NotImplementedError
 
+    def _dtype_problems(self, recording) -> list[str]:
+        """The traces' dtype, when the codec does not take it (a message, for :func:`cannot_code`)."""
+        dtype = np.dtype(recording.get_dtype())
+        if dtype.name in self.supported_dtypes:
+            return []
+        return [f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
+                f"or recording.astype('int16') for data already in integer units"]
+
     def _model_problems(self, num_channels: int) -> list[str]:
         """What the payload coder still needs before it can code ``num_channels`` channels (messages)."""
         return []

@@ -142,10 +142,7 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         params = self.params_for_copy
         num_channels = int(recording.get_num_channels())
         problems = fill_channel_locations(params, recording)
-        dtype = np.dtype(recording.get_dtype())
-        if dtype.name not in self.supported_dtypes:
-            problems.append(f"int16 traces (the recording's are {dtype.name}): spikeinterface.preprocessing.scale_to_int16(recording), "
-                            f"or recording.astype('int16') for data already in integer units")
+        problems.extend(self._dtype_problems(recording))
         if problems:
             raise cannot_code(self.codec_id, problems)
         return type(self)(**params)._shaped_for(num_channels, recording.get_sampling_frequency())
