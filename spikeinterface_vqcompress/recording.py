@@ -296,6 +296,9 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
         Bit depth of the ADC, for the ratio against the ADC.
     job_kwargs : dict | None, default: None
         ``n_jobs``, ``progress_bar``, ... for the encoding (not stored in the provenance).
+    container : bytes | None, default: None
+        The container of ``recording`` already encoded with ``codec`` (how a pickled copy travels to
+        worker processes: they decode it and never encode again); not stored in the provenance.
 
     Attributes
     ----------
@@ -303,18 +306,22 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
     """
 
     def __init__(self, recording, codec="flac", codec_params=None, file_path=None,
-                 chunk_duration_s=None, adc_bits=None, job_kwargs=None):
+                 chunk_duration_s=None, adc_bits=None, job_kwargs=None, container=None):
         codec_object = codec_for_recording(codec, recording, **(codec_params or {}))
         chunk_duration_s = chunk_duration_for_codec(codec_object, chunk_duration_s)
         BasePreprocessor.__init__(self, recording)
         reader = None
-        if file_path is not None and Path(file_path).is_file():
-            reader = ContainerReader(file_path)
+        source = container if container is not None else file_path if file_path is not None and Path(file_path).is_file() else None
+        if source is not None:
+            reader = ContainerReader(source)
             same = (
                 reader.header.get("codec") == codec_object.get_config()
                 and reader.header.get("source_fingerprint") == recording_fingerprint(recording)
                 and reader.header.get("chunk_num_samples") == max(int(round(chunk_duration_s * recording.sampling_frequency)), 1)
             )
+            if not same and container is not None:
+                raise ValueError("CompressedRecording: the container given is not this recording encoded with this codec "
+                                 "and chunk duration; pass container=None to encode the recording")
             if not same:
                 reader = None
         self.encode_time_s = 0.0
@@ -335,6 +342,15 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
             chunk_duration_s=chunk_duration_s,
             adc_bits=adc_bits,
         )
+
+    def __reduce__(self):
+        # SpikeInterface pickles an extractor as its provenance, which for an in-memory container
+        # means encoding the parent again in every worker that receives it (a sorter's, a job's):
+        # a pickled copy carries the encoded bytes instead, and only decodes
+        state = self.to_dict()
+        if self._reader.file_path is None:
+            state["kwargs"] = {**state["kwargs"], "container": self._reader._buffer}  # a copy: to_dict() shares _kwargs
+        return (self.from_dict, (state,))
 
 
 class ContainerRecording(BaseRecording, _CompressionStatsMixin):

@@ -226,6 +226,22 @@ print("ok")
     assert output.stdout.strip().endswith("ok")
 
 
+def test_pickled_copy_decodes_without_encoding_again(recording):
+    """What worker processes receive (a sorter's, a job's): the encoded bytes, not a recipe to encode."""
+    import pickle
+
+    compressed = vq.compress(recording, "wavpack", bps=2.5, progress_bar=False)
+    assert compressed.encode_time_s > 0
+    copy = pickle.loads(pickle.dumps(compressed))
+    assert copy.encode_time_s == 0.0 and copy.encoded_nbytes == compressed.encoded_nbytes
+    np.testing.assert_array_equal(copy.get_traces(segment_index=1), compressed.get_traces(segment_index=1))
+    assert "container" not in compressed.to_dict()["kwargs"] and "container" not in copy.to_dict()["kwargs"]
+    assert si.load(compressed.to_dict()).encode_time_s > 0  # the provenance still rebuilds from the parent
+    other = vq.compress(recording, "flac", progress_bar=False)
+    with pytest.raises(ValueError, match="not this recording encoded with this codec"):
+        vq.CompressedRecording(recording, codec="wavpack", codec_params={"bps": 2.5}, container=other._reader._buffer)
+
+
 def test_reuses_matching_file_and_reencodes_on_change(recording, tmp_path):
     path = tmp_path / "cached.vqc"
     first = vq.compress(recording, "flac", file_path=path, progress_bar=False)

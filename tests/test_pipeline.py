@@ -87,3 +87,22 @@ def test_cli_rejects_bad_codec_parameters():
         cli.parse_codec_argument("wavpack:bps")
     with pytest.raises(SystemExit, match="unknown codec"):
         cli.parse_codec_argument("mp3")
+
+
+def test_kilosort4_gets_the_geometry_settings_its_authors_ask_for():
+    import spikeinterface.core as sc
+    from probeinterface import generate_linear_probe, generate_multi_columns_probe
+
+    from spikeinterface_vqcompress.evaluation.sorting import recommended_sorter_params
+
+    recording = sc.generate_recording(num_channels=32, durations=[1.0], seed=0)
+    three_columns = generate_multi_columns_probe(num_columns=3, num_contact_per_column=[10, 11, 11], xpitch=18, ypitch=25)
+    three_columns.set_device_channel_indices(np.arange(32))
+    recording.set_probe(three_columns, in_place=True)
+    assert recommended_sorter_params("kilosort4", recording) == {"dminx": 18.0, "nblocks": 0}
+    assert recommended_sorter_params("tridesclous2", recording) == {}
+    wide = sc.generate_recording(num_channels=128, durations=[1.0], seed=0)
+    linear = generate_linear_probe(num_elec=128, ypitch=20)
+    linear.set_device_channel_indices(np.arange(128))
+    wide.set_probe(linear, in_place=True)
+    assert recommended_sorter_params("kilosort4", wide) == {}  # one column, more than 64 channels: Kilosort's defaults

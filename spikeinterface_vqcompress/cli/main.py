@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from spikeinterface_vqcompress.cli.common import load_with_ground_truth
+from spikeinterface_vqcompress.console import QuietConsole
 
 # Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
 # ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
@@ -310,8 +311,19 @@ def command_evaluate(args):
     if gt_sorting is None and sorter is not None:
         print("note: this recording has no ground truth; reporting ratio and fidelity only (use a MEArec file to score sorting)")
         sorter = None
-    results = evaluate_codecs(recording, gt_sorting, codecs, sorter=sorter, seeds=args.seeds, output_folder=args.output,
-                              adc_bits=args.adc_bits, reuse_raw_sorting_if_exact=not args.sort_exact, **_job_kwargs(args))
+    log_path = Path(args.output) / "evaluate.log"
+    with QuietConsole(log_path, enabled=not args.verbose, progress_bar=False if args.no_progress else None) as console:
+        console.say(f"evaluating {len(codecs)} codec(s) on {args.input}" + (f", sorting with {sorter}" if sorter else "")
+                    + ("" if args.verbose else f" (details: {log_path})"))
+        steps = len(codecs) + (1 if sorter is not None else 0)
+        with console.progress(total=steps, desc="evaluate") as bar:
+            def step(line):
+                console.say(line)
+                bar.update()
+
+            results = evaluate_codecs(recording, gt_sorting, codecs, sorter=sorter, seeds=args.seeds, output_folder=args.output,
+                                      adc_bits=args.adc_bits, reuse_raw_sorting_if_exact=not args.sort_exact, progress=step,
+                                      n_jobs=args.n_jobs, progress_bar=bool(args.verbose and not args.no_progress))
     _print_and_save(results, args.output, {"recording": str(args.input), "sorter": sorter, "seeds": args.seeds})
 
 
@@ -321,25 +333,35 @@ def command_demo(args):
 
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
+    log_path = output / "demo.log"
     t0 = time.perf_counter()
-    print(f"[1/3] simulating a {args.duration_s:.0f} s {args.probe} MEArec recording with {args.num_units} units (seed {args.seed}); "
-          "templates are generated with NEURON once and cached")
-    recording_path = simulate_recording(output / "demo_recording.h5", probe=args.probe, num_units=args.num_units,
-                                        duration_s=args.duration_s, seed=args.seed,
-                                        num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models,
-                                        n_jobs=args.n_jobs, verbose=True)
-    recording, gt_sorting = load_ground_truth(recording_path)
-    simulated_s = time.perf_counter() - t0
     codecs = DEMO_CODECS if not args.codec else [parse_codec_argument(text) for text in args.codec]
-    print(f"[2/3] compressing with {len(codecs)} codecs, rebuilding from the real bytes and sorting with "
-          f"{args.sorter} (seed {args.sorter_seed})")
-    with warnings.catch_warnings():
-        # SpikeInterface's internal notices (template peak sign, provenance of temporary objects) are noise here
-        warnings.simplefilter("ignore", UserWarning)
-        results = evaluate_codecs(recording, gt_sorting, codecs, sorter=args.sorter, seeds=[args.sorter_seed],
-                                  output_folder=output / "work", adc_bits=16, reuse_raw_sorting_if_exact=True,
-                                  n_jobs=args.n_jobs, progress_bar=False, verbose=True)
-    print("[3/3] report")
+    with QuietConsole(log_path, enabled=not args.verbose, progress_bar=False if args.no_progress else None) as console:
+        if not args.verbose:
+            console.say(f"the simulator's and the sorters' output goes to {log_path}")
+        console.say(f"[1/3] simulating a {args.duration_s:.0f} s {args.probe} MEArec recording with {args.num_units} units "
+                    f"(seed {args.seed}); templates: the shipped library, or NEURON once (cached) for others")
+        recording_path = simulate_recording(output / "demo_recording.h5", probe=args.probe, num_units=args.num_units,
+                                            duration_s=args.duration_s, seed=args.seed,
+                                            num_templates_per_cell=args.num_templates_per_cell, cell_models=args.cell_models,
+                                            n_jobs=args.n_jobs, verbose=True)
+        recording, gt_sorting = load_ground_truth(recording_path)
+        simulated_s = time.perf_counter() - t0
+        console.say(f"      simulated in {simulated_s:.0f} s")
+        console.say(f"[2/3] compressing with {len(codecs)} codecs, rebuilding from the real bytes and sorting with "
+                    f"{args.sorter} (seed {args.sorter_seed})")
+        with warnings.catch_warnings(), console.progress(total=len(codecs) + 1, desc="      sort raw + codecs") as bar:
+            # SpikeInterface's internal notices (template peak sign, provenance of temporary objects) are noise here
+            warnings.simplefilter("ignore", UserWarning)
+
+            def step(line):
+                console.say(line)
+                bar.update()
+
+            results = evaluate_codecs(recording, gt_sorting, codecs, sorter=args.sorter, seeds=[args.sorter_seed],
+                                      output_folder=output / "work", adc_bits=16, reuse_raw_sorting_if_exact=True,
+                                      n_jobs=args.n_jobs, progress_bar=False, progress=step)
+    print("[3/3] report")  # after the console: the table and the report's paths go to the terminal
     metadata = {
         "recording": str(recording_path),
         "probe": args.probe,
@@ -464,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sorter", default="tridesclous2")
     demo.add_argument("--sorter-seed", type=int, default=0)
     demo.add_argument("--codec", action="append", help="codec to run instead of the default set (repeatable), e.g. wavpack:bps=2.25")
+    demo.add_argument("--verbose", action="store_true", help="print the simulator's and the sorters' output instead of logging it to OUTPUT/demo.log")
     _add_job_arguments(demo)
     demo.set_defaults(function=command_demo, n_jobs=2)
 
@@ -538,6 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sort-exact", action="store_true", help="sort lossless reconstructions too instead of reusing the raw sorting")
     evaluate.add_argument("--adc-bits", type=int, default=None)
     evaluate.add_argument("--output", default="vqcompress_output/evaluate")
+    evaluate.add_argument("--verbose", action="store_true", help="print the sorters' output instead of logging it to OUTPUT/evaluate.log")
     _add_job_arguments(evaluate)
     evaluate.set_defaults(function=command_evaluate)
 

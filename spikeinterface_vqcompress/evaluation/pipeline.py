@@ -111,7 +111,7 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
 
 def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=(0,), output_folder=None,
                     sorter_params=None, adc_bits=None, reuse_raw_sorting_if_exact=False, verbose=False,
-                    hardware_kwargs=None, **job_kwargs) -> list[dict]:
+                    hardware_kwargs=None, progress=None, **job_kwargs) -> list[dict]:
     """:func:`evaluate` for several codecs, sorting the raw recording only once per seed.
 
     Parameters
@@ -120,11 +120,15 @@ def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=
         The codecs; a name uses the codec's default parameters, a dict is a full config.
     verbose : bool, default: False
         Print one line per finished step.
+    progress : callable | None, default: None
+        Called with that line after each step instead (the raw sorting, then each codec):
+        ``1 + len(codecs)`` calls with a sorter and ground truth, ``len(codecs)`` without.
     Other parameters as in :func:`evaluate`.
     """
     import spikeinterface.sorters  # noqa: F401  (fail early if sorters are missing)
 
     output_folder = Path(output_folder) if output_folder is not None else Path(tempfile.mkdtemp(prefix="vqcompress-evaluate-"))
+    report = progress if progress is not None else (lambda line: print(line, flush=True)) if verbose else None
     raw_scores = None
     if sorter is not None and gt_sorting is not None:
         sorter_job_kwargs = {key: value for key, value in job_kwargs.items() if key in ("n_jobs", "progress_bar")}
@@ -132,23 +136,23 @@ def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=
             sort_and_score(recording, gt_sorting, sorter, seed, output_folder / f"raw_{sorter}_seed{seed}", sorter_params, sorter_job_kwargs)
             for seed in seeds
         ]
-        if verbose:
+        if report is not None:
             accuracies = ", ".join(f"{scores['accuracy_mean']:.3f}" for scores in raw_scores)
-            print(f"  raw recording sorted with {sorter}: mean accuracy {accuracies} "
-                  f"({sum(scores['sort_time_s'] for scores in raw_scores):.0f} s)", flush=True)
+            report(f"  raw recording sorted with {sorter}: mean accuracy {accuracies} "
+                   f"({sum(scores['sort_time_s'] for scores in raw_scores):.0f} s)")
     results = []
     for codec in codecs:
         results.append(evaluate(recording, gt_sorting, codec=codec, sorter=sorter, seeds=seeds, sorter_params=sorter_params,
                                 output_folder=output_folder / "runs", adc_bits=adc_bits, raw_scores=raw_scores,
                                 reuse_raw_sorting_if_exact=reuse_raw_sorting_if_exact, hardware_kwargs=hardware_kwargs,
                                 **job_kwargs))
-        if verbose:
+        if report is not None:
             result = results[-1]
             line = f"  {result['codec']}: ratio {result['compression_ratio']:.2f}, RMSE {result.get('rmse_uV', float('nan')):.3f} uV"
             if "compressed" in result:
                 reused = " (bit-exact: raw sorting reused)" if result.get("sorting_reused_from_raw") else ""
                 line += f", mean accuracy {result['compressed']['accuracy_mean']:.3f}{reused}"
-            print(line, flush=True)
+            report(line)
     shutil.rmtree(output_folder / "runs", ignore_errors=True)
     return results
 

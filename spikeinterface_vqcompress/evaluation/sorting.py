@@ -28,9 +28,66 @@ def score_sorting(gt_sorting, sorting, well_detected_accuracy: float = WELL_DETE
     }
 
 
+def median_lateral_spacing_um(recording) -> float | None:
+    """The median distance between neighbouring contact columns of the recording's probe (None: one column)."""
+    columns = np.unique(np.round(recording.get_channel_locations()[:, 0], 3))
+    if len(columns) < 2:
+        return None
+    return float(np.median(np.diff(columns)))
+
+
+def recommended_sorter_params(sorter: str, recording) -> dict:
+    """Parameters a sorter's authors ask users to adapt to their probe and recording, for this recording.
+
+    Only kilosort4 has any today (measured in ``benchmarks/results/kilosort4_settings.md``):
+
+    - ``dminx``: the median lateral distance between contacts (Kilosort's documentation: the default
+      32 um suits Neuropixels; for other geometries start from the median lateral spacing);
+    - ``nblocks = 0`` (no drift correction) on probes of 64 channels or fewer, where Kilosort's
+      documentation says the drift estimate is unlikely to be accurate.
+
+    Parameters
+    ----------
+    sorter : str
+        SpikeInterface sorter name.
+    recording : BaseRecording
+        The recording to sort (its probe geometry and channel count decide).
+
+    Returns
+    -------
+    dict
+        Parameters to pass to ``run_sorter`` (empty for sorters run with their defaults).
+    """
+    if sorter != "kilosort4":
+        return {}
+    params = {}
+    spacing = median_lateral_spacing_um(recording)
+    if spacing is not None:
+        params["dminx"] = spacing
+    if recording.get_num_channels() <= 64:
+        params["nblocks"] = 0
+    return params
+
+
 def run_seeded_sorter(recording, sorter: str, seed: int | None, folder, sorter_params: dict | None = None,
-                      job_kwargs: dict | None = None):
+                      job_kwargs: dict | None = None, use_recommended: bool = True):
     """Run a SpikeInterface sorter into ``folder`` (replaced if present), seeded where it takes a seed.
+
+    Parameters
+    ----------
+    recording : BaseRecording
+    sorter : str
+        SpikeInterface sorter name.
+    seed : int | None
+        The sorter's ``seed`` parameter, where it has one.
+    folder : str | Path
+        The sorter's output folder.
+    sorter_params : dict | None, default: None
+        Parameters of the sorter; they take precedence over the recommended ones.
+    job_kwargs : dict | None, default: None
+        The sorter's ``job_kwargs`` (``n_jobs``, ``progress_bar``), where it takes them.
+    use_recommended : bool, default: True
+        Start from :func:`recommended_sorter_params` (kilosort4's probe geometry settings).
 
     Returns
     -------
@@ -39,7 +96,7 @@ def run_seeded_sorter(recording, sorter: str, seed: int | None, folder, sorter_p
     """
     import spikeinterface.sorters as ss
 
-    params = dict(sorter_params or {})
+    params = {**(recommended_sorter_params(sorter, recording) if use_recommended else {}), **(sorter_params or {})}
     default_params = ss.get_default_sorter_params(sorter)
     if seed is not None and "seed" in default_params:
         params["seed"] = int(seed)
