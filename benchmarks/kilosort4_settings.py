@@ -13,6 +13,9 @@ recordings with many spikes per unit). Each setting is measured here, alone and 
 - ``np64_tuning_seed402`` (Neuropixels-64, 20 units, template library seed 7), simulated when absent;
 
 their first 30 s (``--duration-s``), the duration of the held-out recordings of ``benchmarks/esort.py``.
+``--stage heldout`` then checks the choice on two recordings nobody tuned on (the spike-vq benchmark's
+``nn32_seed301`` and ``np64_seed311``, first 30 s): Kilosort's defaults against the recommended
+settings, with tridesclous2 (seed 0) beside them.
 Kilosort takes 4-8 min per 30 s run on these 2 cores, so the single-setting rows run only with
 ``--settings``.
 
@@ -35,6 +38,12 @@ import numpy as np
 from common import RESULTS, WORK, command_line, load_simulated, score, write_results
 
 NAME = "kilosort4_settings"
+HELDOUT = [
+    {"name": "nn32_seed301", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 301,
+     "templates_seed": 0, "num_templates_per_cell": 10},
+    {"name": "np64_seed311", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 60.0, "seed": 311,
+     "templates_seed": 7, "num_templates_per_cell": 10},
+]
 RECORDINGS = [
     {"name": "nn32_tuning_seed401", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 401,
      "templates_seed": 8, "num_templates_per_cell": 10},
@@ -48,6 +57,10 @@ def settings_for(name: str, recording) -> dict:
     from spikeinterface_vqcompress.evaluation.sorting import median_lateral_spacing_um
 
     dminx = {"dminx": median_lateral_spacing_um(recording)}
+    from spikeinterface_vqcompress.evaluation.sorting import recommended_sorter_params
+
+    if name == "recommended":
+        return recommended_sorter_params("kilosort4", recording)
     return {
         "SpikeInterface defaults": {},
         "no drift correction": {"nblocks": 0},
@@ -62,29 +75,39 @@ def settings_for(name: str, recording) -> dict:
 SETTINGS = ["SpikeInterface defaults", "no drift correction + dminx", "no drift correction + dminx + all spikes as landmarks",
             "no drift correction", "dminx = lateral spacing"]
 DEFAULT_SETTINGS = SETTINGS[:3]
+HELDOUT_SETTINGS = ["SpikeInterface defaults", "recommended", "tridesclous2 seed 0 (reference)"]
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["# Kilosort 4 settings on tuning recordings (CPU)", "",
+    lines = ["# Kilosort 4 settings (CPU)", "",
              "Kilosort 4.1.7 through SpikeInterface on the CPU, one run each (Kilosort is deterministic on a CPU for a "
-             "given input; its own clustering seed stays at the default). Tuning recordings only: never reported "
-             "elsewhere. On these probes (64 channels or fewer) `recommended_sorter_params('kilosort4', recording)` "
-             "returns the \"no drift correction + dminx\" row.", "",
-             "| recording (first 30 s) | setting | parameters | accuracy | precision | recall | well detected | units sorted (false positive) | sort s |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        s = row["scores"]
-        lines.append(f"| {row['recording']} | {row['setting']} | `{json.dumps(row['params'])}` | {s['accuracy_mean']:.3f} | "
-                     f"{s['precision_mean']:.3f} | {s['recall_mean']:.3f} | {s['num_well_detected']}/{s['num_gt_units']} | "
-                     f"{s['num_sorted_units']} ({s['num_false_positive']}) | {row['sort_s']:.0f} |")
-    return "\n".join(lines) + "\n"
+             "given input; its own clustering seed stays at the default), on the first `duration` seconds of each "
+             "recording. Tuning stage: the recordings the settings were chosen on, never reported elsewhere. "
+             "Held-out stage: recordings nobody tuned on. On these probes (64 channels or fewer) "
+             "`recommended_sorter_params('kilosort4', recording)` returns the \"no drift correction + dminx\" settings.", ""]
+    for stage in ("tuning", "heldout"):
+        stage_rows = [row for row in rows if row.get("stage", "tuning") == stage]
+        if not stage_rows:
+            continue
+        lines += [f"## {'Tuning recordings' if stage == 'tuning' else 'Held-out recordings'}", "",
+                  "| recording | duration | setting | parameters | accuracy | precision | recall | well detected | "
+                  "units sorted (false positive) | sort s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for row in stage_rows:
+            s = row["scores"]
+            lines.append(f"| {row['recording']} | {row.get('duration_s', 30):.0f} s | {row['setting']} | `{json.dumps(row['params'])}` | "
+                         f"{s['accuracy_mean']:.3f} | {s['precision_mean']:.3f} | {s['recall_mean']:.3f} | "
+                         f"{s['num_well_detected']}/{s['num_gt_units']} | {s['num_sorted_units']} ({s['num_false_positive']}) | "
+                         f"{row['sort_s']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=SETTINGS)
+    parser.add_argument("--stage", choices=["tuning", "heldout"], default="tuning")
+    parser.add_argument("--settings", nargs="+", default=None, choices=SETTINGS + HELDOUT_SETTINGS[1:])
     parser.add_argument("--duration-s", type=float, default=30.0)
-    parser.add_argument("--recordings", nargs="+", default=[spec["name"] for spec in RECORDINGS])
+    parser.add_argument("--recordings", nargs="+", default=None, help="names of the stage's recordings to run (default: all)")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
 
@@ -92,21 +115,27 @@ def main(argv=None):
 
     path = RESULTS / f"{NAME}.json"
     rows = json.loads(path.read_text())["rows"] if path.is_file() else []
-    for spec in RECORDINGS:
-        if spec["name"] not in args.recordings:
+    settings = args.settings or (DEFAULT_SETTINGS if args.stage == "tuning" else HELDOUT_SETTINGS)
+    for spec in RECORDINGS if args.stage == "tuning" else HELDOUT:
+        if args.recordings and spec["name"] not in args.recordings:
             continue
         recording, gt_sorting = load_simulated(WORK / f"{spec['name']}.h5", spec)
         end_frame = int(args.duration_s * recording.sampling_frequency)
         recording, gt_sorting = recording.frame_slice(0, end_frame), gt_sorting.frame_slice(0, end_frame)
-        for setting in args.settings:
+        for setting in settings:
             if any(row["recording"] == spec["name"] and row["setting"] == setting for row in rows):
                 continue
-            params = settings_for(setting, recording)
             t0 = time.perf_counter()
-            sorting, sort_s = run_seeded_sorter(recording, "kilosort4", None, WORK / "ks4_settings" / spec["name"],
-                                                sorter_params={**params, "progress_bar": False}, use_recommended=False)
+            if setting.startswith("tridesclous2"):
+                params = {}
+                sorting, sort_s = run_seeded_sorter(recording, "tridesclous2", 0, WORK / "ks4_settings" / f"{spec['name']}_tdc2",
+                                                    job_kwargs={"n_jobs": 2, "progress_bar": False})
+            else:
+                params = settings_for(setting, recording)
+                sorting, sort_s = run_seeded_sorter(recording, "kilosort4", None, WORK / "ks4_settings" / spec["name"],
+                                                    sorter_params={**params, "progress_bar": False}, use_recommended=False)
             scores = score(gt_sorting, sorting)
-            rows.append({"recording": spec["name"], "duration_s": args.duration_s, "setting": setting, "params": params, "scores": scores,
+            rows.append({"recording": spec["name"], "stage": args.stage, "duration_s": args.duration_s, "setting": setting, "params": params, "scores": scores,
                          "sort_s": sort_s, "command": command_line("benchmarks/kilosort4_settings.py", argv)})
             print(f"{spec['name']} {setting}: accuracy {scores['accuracy_mean']:.3f}, well detected "
                   f"{scores['num_well_detected']}, sorted {scores['num_sorted_units']} ({scores['num_false_positive']} FP) "

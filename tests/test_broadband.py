@@ -74,6 +74,45 @@ def test_near_lossless_bound_is_guaranteed(max_error):
     assert len(data) < len(BroadbandCodec().encode(traces))
 
 
+def _mad(traces):
+    """Noise level per channel (median absolute deviation, robust to the spikes), median over channels."""
+    traces = traces.astype(float)
+    return float(np.median(np.median(np.abs(traces - np.median(traces, axis=0)), axis=0)))
+
+
+def test_noise_fill_restores_the_noise_level_at_the_same_rate():
+    traces = _noise_traces(num_samples=16000, num_channels=4, seed=5, scale=30.0)
+    plain, filled = BroadbandCodec(max_error=48), BroadbandCodec(max_error=48, noise_fill=True)
+    plain_bytes, filled_bytes = plain.encode(traces), filled.encode(traces)
+    plain_out = plain.decode(plain_bytes, *traces.shape, np.int16)
+    filled_out = filled.decode(filled_bytes, *traces.shape, np.int16)
+    raw = _mad(traces)
+    assert _mad(plain_out) < 0.7 * raw  # the quantiser shaved the noise off
+    assert 0.85 * raw < _mad(filled_out) < 1.15 * raw  # noise fill puts it back
+    assert len(filled_bytes) - len(plain_bytes) == 10 + 2 * 32 + 2 * 4  # header, taps, one level per channel
+    error = np.abs(filled_out.astype(int) - traces.astype(int))
+    assert filled.max_error == 96 and error.max() <= 96
+    # integer-only decode: the same samples at every read, and from a fresh codec object
+    np.testing.assert_array_equal(BroadbandCodec(max_error=48, noise_fill=True).decode(filled_bytes, *traces.shape, np.int16),
+                                  filled_out)
+    assert filled.get_config()["noise_fill"] is True and "noise_fill" not in plain.get_config()
+
+
+def test_noise_fill_errors_are_clear():
+    with pytest.raises(ValueError, match="noise_fill needs max_error > 0"):
+        BroadbandCodec(noise_fill=True)
+    codec = BroadbandCodec(max_error=16, noise_fill=True)
+    traces = _noise_traces(num_samples=2000, num_channels=2)
+    data = bytearray(codec.encode(traces))
+    with pytest.raises(CorruptDataError, match="without noise_fill"):
+        codec.decode(BroadbandCodec(max_error=16).encode(traces), *traces.shape, np.int16)
+    with pytest.raises(CorruptDataError, match="damaged"):
+        codec.decode(bytes(data[:-3]), *traces.shape, np.int16)
+    data[20] ^= 0xFF  # inside the wrapped chunk: its CRC catches it
+    with pytest.raises(CorruptDataError):
+        codec.decode(bytes(data), *traces.shape, np.int16)
+
+
 def test_near_lossless_rate_falls_with_max_error():
     traces = _noise_traces(num_channels=2)
     sizes = [len(encode_chunk(traces, max_error=max_error)) for max_error in (0, 2, 8, 32)]

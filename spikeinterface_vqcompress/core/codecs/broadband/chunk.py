@@ -278,8 +278,13 @@ def fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
     return np.clip(np.rint(coefficients * 4096), -32768, 32767).astype(np.int64)
 
 
-def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default"], lpc_order: int = 32) -> bytes:
-    """Encode an int16 chunk ``(num_samples, num_channels)``; ``max_error`` 0 is lossless."""
+def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default"], lpc_order: int = 32,
+                 return_reconstruction: bool = False):
+    """Encode an int16 chunk ``(num_samples, num_channels)``; ``max_error`` 0 is lossless.
+
+    Returns the bytes, or ``(bytes, reconstruction)`` with ``return_reconstruction`` (the int16
+    samples the decoder will give back).
+    """
     traces = np.asarray(traces)
     if traces.ndim == 1:
         traces = traces[:, None]
@@ -292,12 +297,12 @@ def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default
     if not 0 <= max_error <= 4096:
         raise ValueError(f"broadband: max_error must be between 0 and 4096 stored units, got {max_error}")
     columns = np.ascontiguousarray(traces.T)  # channel-major: the per-channel analysis reads rows, not strided columns
-    data = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=False)
+    data, rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=False)
     if max_error > 0 and num_samples and any(_exact_may_be_smaller(column, max_error) for column in columns):
-        exact = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=True)
+        exact, exact_rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=True)
         if len(exact) < len(data):
-            return exact
-    return data
+            data, rebuilt = exact, exact_rebuilt
+    return (data, rebuilt) if return_reconstruction else data
 
 
 def _exact_may_be_smaller(column, max_error):
@@ -387,7 +392,7 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
     header = _HEADER.pack(MAGIC, VERSION, 0, num_samples, num_channels, max_error)
     header += bytes([lpc_order, len(stages)]) + b"".join(bytes([order, rate]) for order, rate in stages)
     header += _CRC.pack(zlib.crc32(rebuilt.tobytes()))
-    return header + out[:size].tobytes()
+    return header + out[:size].tobytes(), rebuilt
 
 
 def read_chunk_header(data, codec_id: str = "broadband") -> dict:

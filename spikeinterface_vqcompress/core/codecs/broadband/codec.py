@@ -10,7 +10,8 @@ Decoding uses integer arithmetic only: it is bit-exact and deterministic on ever
 
 ``max_error > 0`` is the near-lossless mode: the prediction residual is quantised with step
 ``2 * max_error + 1`` inside the prediction loop, so every decoded sample is within ``max_error``
-stored units of the original (guaranteed, not statistical).
+stored units of the original (guaranteed, not statistical). ``noise_fill=True`` adds back noise of
+the shape and level the quantiser removed (:mod:`.noise`); the bound becomes ``2 * max_error``.
 
 This module must not import spikeinterface.
 """
@@ -25,6 +26,7 @@ import numpy as np
 
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.codecs.broadband import noise
 from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk, read_chunk_header
 
 
@@ -117,6 +119,12 @@ class BroadbandCodec(Codec):
         The first stage also sees the reference channel's current and previous difference. None is
         the default: none (on N1 and MEArec data the fixed predictor alone codes as well or better; the
         cross-channel stage gained < 0.01 % on MEArec, whose noise is independent across channels).
+    noise_fill : bool, default: False
+        With ``max_error > 0``: the decoder adds noise of the shape and per-channel level that the
+        quantiser removed, so that the decoded background keeps the original's noise level (the
+        statistic the sorters' thresholds follow); side information ~140 bytes per second of 32
+        channels. Every decoded sample is then within ``2 * max_error`` of the original (the
+        quantiser's error plus noise of the same bound). See :mod:`.noise`.
     """
 
     codec_id = "broadband"
@@ -124,13 +132,20 @@ class BroadbandCodec(Codec):
     supported_dtypes = ("int16",)
     description = "our broadband codec: lattice + LPC/NLMS prediction + adaptive binary range coding; lossless or max-error"
 
-    def __init__(self, max_error: int = 0, lpc_order: int = 32, stages: list[tuple[int, int]] | None = None):
+    def __init__(self, max_error: int = 0, lpc_order: int = 32, stages: list[tuple[int, int]] | None = None,
+                 noise_fill: bool = False):
         max_error = int(max_error)
         check_range(self.codec_id, "max_error", max_error, 0, 4096, unit="stored units", note="0 is lossless")
         lpc_order = int(lpc_order)
         check_range(self.codec_id, "lpc_order", lpc_order, 0, 64, note="order of the least-squares predictor")
-        super().__init__(max_error=max_error, lpc_order=lpc_order,
-                         stages=None if stages is None else _normalise_stages(stages))
+        if noise_fill not in (True, False, 0, 1):
+            raise ValueError(f"codec 'broadband': parameter 'noise_fill' is true or false, got {noise_fill!r}")
+        if noise_fill and max_error == 0:
+            raise ValueError("codec 'broadband': noise_fill needs max_error > 0 (lossless coding loses no noise)")
+        params = dict(max_error=max_error, lpc_order=lpc_order, stages=None if stages is None else _normalise_stages(stages))
+        if noise_fill:  # absent when off: configs, and the hashes of containers written before, stay as they were
+            params["noise_fill"] = True
+        super().__init__(**params)
         self.lossless = max_error == 0
 
     def _stages_for(self, num_channels):
@@ -140,12 +155,23 @@ class BroadbandCodec(Codec):
         return tuple(tuple(stage) for stage in stages)
 
     def encode(self, traces):
-        traces = self.check_traces(traces)
+        traces = np.ascontiguousarray(self.check_traces(traces))
         _say_if_compiling()
-        return encode_chunk(np.ascontiguousarray(traces), self.params["max_error"], self._stages_for(traces.shape[1]),
-                            self.params["lpc_order"])
+        arguments = (traces, self.params["max_error"], self._stages_for(traces.shape[1]), self.params["lpc_order"])
+        if not self.params.get("noise_fill"):
+            return encode_chunk(*arguments)
+        core, rebuilt = encode_chunk(*arguments, return_reconstruction=True)
+        return noise.wrap(core, *noise.side_information(traces, rebuilt))
 
     def decode(self, data, num_samples, num_channels, dtype):
+        if self.params.get("noise_fill"):
+            core, taps, levels = noise.unwrap(data, num_channels, self.codec_id)
+            traces = self._decode_core(core, num_samples, num_channels).astype(np.int64)
+            traces += noise.synthesise(noise.seed_of(core), taps, levels, num_samples, self.params["max_error"])
+            return np.clip(traces, -32768, 32767).astype(dtype)
+        return self._decode_core(data, num_samples, num_channels).astype(dtype, copy=False)
+
+    def _decode_core(self, data, num_samples, num_channels):
         header = read_chunk_header(data, self.codec_id)
         if header["num_samples"] != num_samples or header["num_channels"] != num_channels:
             raise CorruptDataError(
@@ -153,13 +179,12 @@ class BroadbandCodec(Codec):
                 f"container says {num_samples} x {num_channels}; the data is damaged"
             )
         _say_if_compiling()
-        traces = decode_chunk(data, self.codec_id)
-        return traces.astype(dtype, copy=False)
+        return decode_chunk(data, self.codec_id)
 
     @property
     def max_error(self) -> int:
-        """Guaranteed largest absolute error per sample, in stored units."""
-        return self.params["max_error"]
+        """Guaranteed largest absolute error per sample, in stored units (twice ``max_error`` with noise fill)."""
+        return self.params["max_error"] * (2 if self.params.get("noise_fill") else 1)
 
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):
         lpc_order = self.params["lpc_order"]

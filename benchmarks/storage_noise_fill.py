@@ -1,0 +1,136 @@
+"""Noise fill for lossy storage (issue 29): does putting the quantised-away noise back keep the sorters' units?
+
+Past about the noise MAD, ``broadband``'s ``max_error`` quantises the background to near silence, the
+sorters' noise-relative thresholds fall with it and they cut extra units. ``noise_fill=True`` adds
+back noise of the removed shape and level (``spikeinterface_vqcompress/core/codecs/broadband/noise.py``).
+Each point is measured with and without it, in one run per recording, raw sorted in the same run:
+
+- ratio vs int16; band-passed (300-6000 Hz) noise MAD of the decoded recording / the raw one (the
+  statistic sorters' thresholds follow); maximum error;
+- tridesclous2 and spykingcircus2 (seeds in ``--plan``): mean accuracy, units sorted, false-positive units.
+
+Stages (``--stage``):
+
+- ``tuning``: ``nn32_tuning_seed401`` (Neuronexus-32, 20 units, 60 s, template library seed 8), the
+  recording settings are chosen on; never reported as an evaluation;
+- ``heldout``: the spike-vq benchmark's held-out recordings (``nn32_seed301-303``, ``np64_seed311-313``,
+  never used for tuning anything here).
+
+Resumable: rows are written after each recording; a recording already in the results is skipped
+(``--force`` runs it again). ::
+
+    python benchmarks/storage_noise_fill.py --stage tuning
+    python benchmarks/storage_noise_fill.py --stage heldout --plan tridesclous2:0,1,2 spykingcircus2:0,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from common import RESULTS, WORK, command_line, load_simulated, write_results
+
+NAME = "storage_noise_fill"
+TUNING = [{"name": "nn32_tuning_seed401", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 401,
+           "templates_seed": 8, "num_templates_per_cell": 10}]
+HELDOUT = [
+    *({"name": f"nn32_seed{seed}", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": seed,
+       "templates_seed": 0, "num_templates_per_cell": 10} for seed in (301, 302, 303)),
+    *({"name": f"np64_seed{seed}", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 60.0, "seed": seed,
+       "templates_seed": 7, "num_templates_per_cell": 10} for seed in (311, 312, 313)),
+]
+POINTS = [{"id": "broadband", "max_error": max_error, **({"noise_fill": True} if fill else {})}
+          for max_error in (32, 48, 64) for fill in (False, True)]
+
+
+def bandpassed_mad(recording, duration_s: float = 10.0) -> float:
+    """Median over channels of the 300-6000 Hz band-passed noise level (MAD / 0.6745) of the first seconds."""
+    import scipy.signal
+
+    fs = recording.sampling_frequency
+    traces = recording.get_traces(start_frame=0, end_frame=int(min(duration_s * fs, recording.get_num_samples(0)))).astype(float)
+    sos = scipy.signal.butter(3, [300, min(6000, 0.45 * fs)], btype="band", fs=fs, output="sos")
+    filtered = scipy.signal.sosfiltfilt(sos, traces, axis=0)
+    return float(np.median(np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745))
+
+
+def parse_plan(items):
+    plan = []
+    for item in items:
+        sorter, _, seeds = item.partition(":")
+        plan.append((sorter, [int(seed) for seed in seeds.split(",")] if seeds else [0]))
+    return plan
+
+
+def run_recording(spec, plan, n_jobs):
+    from spikeinterface_vqcompress import compress
+    from spikeinterface_vqcompress.evaluation import codec_label, evaluate_codecs
+
+    recording, gt_sorting = load_simulated(WORK / f"{spec['name']}.h5", spec)
+    raw_mad = bandpassed_mad(recording)
+    signal = {}
+    for config in POINTS:
+        compressed = compress(recording, codec=config, progress_bar=False)
+        signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad}
+    rows = []
+    for sorter, seeds in plan:
+        t0 = time.perf_counter()
+        results = evaluate_codecs(recording, gt_sorting, POINTS, sorter=sorter, seeds=seeds,
+                                  output_folder=WORK / f"{NAME}_{spec['name']}_{sorter}", adc_bits=16,
+                                  n_jobs=n_jobs, progress_bar=False, verbose=True)
+        for config, result in zip(POINTS, results):
+            result.update(signal[codec_label(config)], recording=spec["name"], raw_mad=raw_mad)
+            rows.append(result)
+        print(f"{spec['name']} {sorter}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return rows
+
+
+def markdown(rows) -> str:
+    lines = ["# Noise fill for lossy storage (broadband)", "",
+             "Each row: one recording, one sorter (mean over its seeds; raw sorted in the same run). MAD: band-passed "
+             "noise level of the decoded recording / the raw one. Units: sorted (false positive), raw -> rebuilt.", "",
+             "| recording | sorter (seeds) | codec | ratio | MAD / raw | max error | accuracy raw -> rebuilt | units raw -> rebuilt |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        raw, rebuilt = row["raw"], row["compressed"]
+        lines.append(
+            f"| {row['recording']} | {row['sorter']} ({','.join(map(str, row['seeds']))}) | {row['codec']} | "
+            f"{row['compression_ratio']:.1f} | {row['mad_ratio']:.2f} | {row.get('max_abs_error_stored', float('nan')):.0f} | "
+            f"{raw['accuracy_mean']:.3f} -> {rebuilt['accuracy_mean']:.3f} | "
+            f"{raw['num_sorted_units']:.1f} ({raw['num_false_positive']:.1f}) -> "
+            f"{rebuilt['num_sorted_units']:.1f} ({rebuilt['num_false_positive']:.1f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", choices=["tuning", "heldout"], default="tuning")
+    parser.add_argument("--plan", nargs="+", default=["tridesclous2:0,1", "spykingcircus2:0"],
+                        help="SORTER:SEED,SEED ... (default: tridesclous2 seeds 0-1, spykingcircus2 seed 0)")
+    parser.add_argument("--only", nargs="+", default=None, help="recording names of the stage to run")
+    parser.add_argument("--force", action="store_true")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    path = RESULTS / f"{NAME}.json"
+    saved = json.loads(path.read_text()) if path.is_file() else {"rows": [], "commands": []}
+    rows = saved["rows"]
+    for spec in TUNING if args.stage == "tuning" else HELDOUT:
+        if args.only and spec["name"] not in args.only:
+            continue
+        if any(row["recording"] == spec["name"] for row in rows) and not args.force:
+            print(f"{spec['name']}: in the results already (--force runs it again)")
+            continue
+        new = run_recording(spec, parse_plan(args.plan), args.n_jobs)
+        for row in new:
+            row["stage"] = args.stage
+        rows = [row for row in rows if row["recording"] != spec["name"]] + new
+        commands = saved["commands"] + [command_line("benchmarks/storage_noise_fill.py", argv)]
+        write_results(args.output, NAME, {"rows": rows, "commands": commands}, markdown=lambda: markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
