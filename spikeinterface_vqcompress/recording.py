@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,12 @@ from spikeinterface_vqcompress.core.container import ContainerReader, ContainerW
 from spikeinterface_vqcompress.core.jsonio import json_value
 
 DEFAULT_CHUNK_DURATION_S = 1.0
+
+#: In-memory containers of this process, by (source fingerprint, codec config, chunk length): a
+#: recording rebuilt from its provenance in the same process (SpikeInterface's ``run_sorter`` dumps the
+#: recording to JSON and loads it back) decodes these bytes instead of encoding its parent again.
+_RECENT_CONTAINERS: "OrderedDict[tuple, bytes]" = OrderedDict()
+_RECENT_CONTAINERS_MAX_BYTES = 2 * 2**30
 
 
 def _json_safe(value):
@@ -272,13 +279,27 @@ class _CompressionStatsMixin:
             self.add_recording_segment(CompressedRecordingSegment(self._reader, segment_index, times_kwargs))
 
 
+def _remember_container(key: tuple, data: bytes) -> None:
+    """Keep ``data`` in :data:`_RECENT_CONTAINERS` (least recently added dropped first, 2 GiB at most)."""
+    _RECENT_CONTAINERS[key] = data
+    _RECENT_CONTAINERS.move_to_end(key)
+    while sum(len(value) for value in _RECENT_CONTAINERS.values()) > _RECENT_CONTAINERS_MAX_BYTES and len(_RECENT_CONTAINERS) > 1:
+        _RECENT_CONTAINERS.popitem(last=False)
+
+
+def forget_in_memory_containers() -> None:
+    """Drop the in-memory containers kept for reloads in this process (the next ``compress`` encodes)."""
+    _RECENT_CONTAINERS.clear()
+
+
 class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
     """A recording rebuilt from the real compressed bytes of its parent.
 
     The parent is encoded once, at construction, chunk by chunk (``n_jobs`` in parallel); ``get_traces``
     then decodes from the container only the chunks a window needs. The result serializes with its
     parent and codec config: ``si.load(compressed.to_dict())`` encodes again (codecs are deterministic),
-    or reuses ``file_path`` when it holds the same parent encoded with the same codec.
+    or reuses ``file_path`` when it holds the same parent encoded with the same codec, or, in the
+    process that encoded it, the in-memory container (what a sorter's reload from JSON gets).
 
     Parameters
     ----------
@@ -311,13 +332,18 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
         chunk_duration_s = chunk_duration_for_codec(codec_object, chunk_duration_s)
         BasePreprocessor.__init__(self, recording)
         reader = None
+        chunk_num_samples = max(int(round(chunk_duration_s * recording.sampling_frequency)), 1)
+        fingerprint = recording_fingerprint(recording)
+        memory_key = (fingerprint, json.dumps(codec_object.get_config(), sort_keys=True), chunk_num_samples)
+        if container is None and file_path is None:
+            container = _RECENT_CONTAINERS.get(memory_key)
         source = container if container is not None else file_path if file_path is not None and Path(file_path).is_file() else None
         if source is not None:
             reader = ContainerReader(source)
             same = (
                 reader.header.get("codec") == codec_object.get_config()
-                and reader.header.get("source_fingerprint") == recording_fingerprint(recording)
-                and reader.header.get("chunk_num_samples") == max(int(round(chunk_duration_s * recording.sampling_frequency)), 1)
+                and reader.header.get("source_fingerprint") == fingerprint
+                and reader.header.get("chunk_num_samples") == chunk_num_samples
             )
             if not same and container is not None:
                 raise ValueError("CompressedRecording: the container given is not this recording encoded with this codec "
@@ -331,6 +357,8 @@ class CompressedRecording(BasePreprocessor, _CompressionStatsMixin):
                 adc_bits=adc_bits, **(job_kwargs or {}),
             )
             reader = ContainerReader(source)
+            if file_path is None:
+                _remember_container(memory_key, source)
         self._reader = reader
         self._add_segments([segment.get_times_kwargs() for segment in recording._recording_segments])
         self.annotate(vqcompress_codec=codec_object.get_config(), vqcompress_lossless=bool(codec_object.lossless))

@@ -226,17 +226,25 @@ print("ok")
     assert output.stdout.strip().endswith("ok")
 
 
-def test_pickled_copy_decodes_without_encoding_again(recording):
+def test_pickled_copy_and_reload_decode_without_encoding_again(recording):
     """What worker processes receive (a sorter's, a job's): the encoded bytes, not a recipe to encode."""
     import pickle
 
+    from spikeinterface_vqcompress import recording as recording_module
+
+    recording_module.forget_in_memory_containers()  # earlier tests encoded this recording with this codec
     compressed = vq.compress(recording, "wavpack", bps=2.5, progress_bar=False)
     assert compressed.encode_time_s > 0
     copy = pickle.loads(pickle.dumps(compressed))
     assert copy.encode_time_s == 0.0 and copy.encoded_nbytes == compressed.encoded_nbytes
     np.testing.assert_array_equal(copy.get_traces(segment_index=1), compressed.get_traces(segment_index=1))
     assert "container" not in compressed.to_dict()["kwargs"] and "container" not in copy.to_dict()["kwargs"]
-    assert si.load(compressed.to_dict()).encode_time_s > 0  # the provenance still rebuilds from the parent
+    # a reload from the provenance in this process (run_sorter dumps to JSON and loads back) decodes the
+    # same in-memory bytes; elsewhere, or once forgotten, it rebuilds them from the parent
+    reloaded = si.load(compressed.to_dict())
+    assert reloaded.encode_time_s == 0.0 and reloaded.encoded_nbytes == compressed.encoded_nbytes
+    recording_module.forget_in_memory_containers()
+    assert si.load(compressed.to_dict()).encode_time_s > 0
     other = vq.compress(recording, "flac", progress_bar=False)
     with pytest.raises(ValueError, match="not this recording encoded with this codec"):
         vq.CompressedRecording(recording, codec="wavpack", codec_params={"bps": 2.5}, container=other._reader._buffer)

@@ -151,7 +151,7 @@ def measure_codec(recording, codec, gt_sorting=None, file_path=None, chunk_durat
     """
     from pathlib import Path
 
-    from spikeinterface_vqcompress.recording import compress
+    from spikeinterface_vqcompress.recording import compress, forget_in_memory_containers
 
     codec_object = get_codec(codec)
     config = codec_object.get_config()
@@ -161,6 +161,7 @@ def measure_codec(recording, codec, gt_sorting=None, file_path=None, chunk_durat
         Path(file_path).unlink()  # a file already there would be reused without encoding (and timing) it
     if warm_up:
         _warm_up(codec_object, recording, chunk_duration_s)
+    forget_in_memory_containers()  # a measurement encodes (and times) the recording, never reuses bytes kept in memory
     with measure_peak_memory() as encode_memory:
         compressed = compress(recording, codec=config, file_path=file_path, chunk_duration_s=chunk_duration_s,
                               adc_bits=adc_bits, **job_kwargs)
