@@ -123,7 +123,8 @@ def main(argv=None):
         end_frame = int(args.duration_s * recording.sampling_frequency)
         recording, gt_sorting = recording.frame_slice(0, end_frame), gt_sorting.frame_slice(0, end_frame)
         for setting in settings:
-            if any(row["recording"] == spec["name"] and row["setting"] == setting for row in rows):
+            if any(row["recording"] == spec["name"] and row["setting"] == setting
+                   and row.get("duration_s", 30.0) == args.duration_s for row in rows):
                 continue
             t0 = time.perf_counter()
             if setting.startswith("tridesclous2"):
