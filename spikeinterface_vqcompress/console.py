@@ -11,11 +11,10 @@ Example
 -------
 >>> with QuietConsole("run.log") as console:              # doctest: +SKIP
 ...     console.say("[1/2] simulating")
-...     with console.progress(total=3, desc="[2/2] codecs") as bar:
+...     with console.steps(total=3, desc="[2/2] codecs") as step:
 ...         for codec in codecs:
 ...             ...
-...             bar.write(f"  {codec}: done")           # a line above the bar
-...             bar.update()
+...             step(f"  {codec}: done")                # a line above the bar, which advances
 """
 
 from __future__ import annotations
@@ -130,3 +129,14 @@ class QuietConsole:
 
         return tqdm(total=total, desc=desc, file=self.terminal, disable=not self.show_progress, leave=True,
                     dynamic_ncols=True)
+
+    @contextlib.contextmanager
+    def steps(self, total: int, desc: str):
+        """A progress bar of ``total`` steps, as a callback: ``step(line)`` prints the line above the bar
+        and advances it (what ``evaluate_codecs(progress=...)`` takes)."""
+        with self.progress(total=total, desc=desc) as bar:
+            def step(line: str) -> None:
+                self.say(line)
+                bar.update()
+
+            yield step

@@ -61,3 +61,16 @@ def test_disabled_console_passes_everything_through(tmp_path):
     """)
     assert output.stdout.splitlines() == ["python print", "ours"]
     assert not (tmp_path / "run.log").exists()
+
+
+def test_steps_print_a_line_per_step_above_the_bar(tmp_path):
+    output = run_script(tmp_path, """
+        with QuietConsole(log_path, progress_bar=False) as console:
+            with console.steps(total=2, desc="codecs") as step:
+                print("sorter noise")
+                step("  first done")
+                step("  second done")
+    """)
+    assert output.returncode == 0, output.stderr
+    assert output.stdout.splitlines() == ["  first done", "  second done"]
+    assert "sorter noise" in (tmp_path / "run.log").read_text()

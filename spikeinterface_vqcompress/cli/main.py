@@ -316,11 +316,7 @@ def command_evaluate(args):
         console.say(f"evaluating {len(codecs)} codec(s) on {args.input}" + (f", sorting with {sorter}" if sorter else "")
                     + ("" if args.verbose else f" (details: {log_path})"))
         steps = len(codecs) + (1 if sorter is not None else 0)
-        with console.progress(total=steps, desc="evaluate") as bar:
-            def step(line):
-                console.say(line)
-                bar.update()
-
+        with console.steps(total=steps, desc="evaluate") as step:
             results = evaluate_codecs(recording, gt_sorting, codecs, sorter=sorter, seeds=args.seeds, output_folder=args.output,
                                       adc_bits=args.adc_bits, reuse_raw_sorting_if_exact=not args.sort_exact, progress=step,
                                       n_jobs=args.n_jobs, progress_bar=bool(args.verbose and not args.no_progress))
@@ -350,14 +346,9 @@ def command_demo(args):
         console.say(f"      simulated in {simulated_s:.0f} s")
         console.say(f"[2/3] compressing with {len(codecs)} codecs, rebuilding from the real bytes and sorting with "
                     f"{args.sorter} (seed {args.sorter_seed})")
-        with warnings.catch_warnings(), console.progress(total=len(codecs) + 1, desc="      sort raw + codecs") as bar:
+        with warnings.catch_warnings(), console.steps(total=len(codecs) + 1, desc="      sort raw + codecs") as step:
             # SpikeInterface's internal notices (template peak sign, provenance of temporary objects) are noise here
             warnings.simplefilter("ignore", UserWarning)
-
-            def step(line):
-                console.say(line)
-                bar.update()
-
             results = evaluate_codecs(recording, gt_sorting, codecs, sorter=args.sorter, seeds=[args.sorter_seed],
                                       output_folder=output / "work", adc_bits=16, reuse_raw_sorting_if_exact=True,
                                       n_jobs=args.n_jobs, progress_bar=False, progress=step)

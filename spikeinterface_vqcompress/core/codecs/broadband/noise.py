@@ -17,8 +17,8 @@ background loses most of its noise, so a variance match leaves the background MA
 (29.6). On strongly low-passed data it adds more high-frequency noise than the original had (``e`` is
 whiter than the signal).
 
-Everything at decode is integer arithmetic (a counter-based hash for white noise, integer
-convolution), so noise-filled chunks decode to the same samples on every machine. The noise is
+Everything at decode is exact integer arithmetic (a counter-based hash for white noise, a float64
+convolution of integers that stays exact), so noise-filled chunks decode to the same samples on every machine. The noise is
 seeded by the chunk's own checksum: it is fixed by the bytes, not drawn at each read.
 
 What it costs: the decoded samples are no longer within ``max_error`` of the original but within
