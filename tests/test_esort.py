@@ -215,29 +215,65 @@ def test_synthetic_windows_add_the_mean_waveform_at_the_labelled_shift():
         fine_tune(ESortNet(num_channels, 2), training_set, epochs=1, synthetic_fraction=-1)
 
 
-def test_fine_tune_learns_a_planted_waveform():
-    """Two units with distinct waveforms on different channels, noise elsewhere: learned from 15 spikes each."""
-    rng = np.random.default_rng(0)
-    num_samples, num_channels = 16000, 4
+def _planted_units(num_samples=16000, num_channels=4, num_spikes=40, seed=0):
+    """Noise traces with two units of distinct waveforms on channels 0 and 2: ``(traces, trains)``."""
+    rng = np.random.default_rng(seed)
     traces = rng.normal(size=(num_samples, num_channels)).astype(np.float32)
     shape = -8 * np.exp(-0.5 * ((np.arange(60) - 30) / 3.0) ** 2)
-    trains = [np.sort(rng.choice(np.arange(100, num_samples - 200, 200), 40, replace=False)) + offset
+    trains = [np.sort(rng.choice(np.arange(100, num_samples - 200, 200), num_spikes, replace=False)) + offset
               for offset in (0, 100)]
     for unit, train in enumerate(trains):
         for spike in train:
             traces[spike - 30:spike + 30, unit * 2] += shape
-    labelled = [train[:15] for train in trains]
-    known = [int(train[14]) + 6 for train in trains]
-    training_set = TrainingSet(traces, labelled, known, seed=0, min_random=500)
-    model = ESortNet(num_channels, 2)
-    history = fine_tune(model, training_set, epochs=15, seed=0)
-    assert history["loss"][-1] < history["loss"][0]
-    samples, units = detect_spikes(model, lambda a, b: traces[a:b], num_samples, stride=2)
+    return traces, trains
+
+
+def _assert_finds_planted_units(model, traces, trains):
+    samples, units = detect_spikes(model, lambda a, b: traces[a:b], len(traces), stride=2)
     for unit, train in enumerate(trains):
         found = samples[units == unit]
         distance = np.abs(found[:, None] - train[None, :]).min(axis=1)
         recall = np.mean(np.abs(train[:, None] - found[None, :]).min(axis=1) <= 5)
         assert recall > 0.9 and np.mean(distance <= 5) > 0.9
+
+
+def test_fine_tune_learns_a_planted_waveform():
+    """Two units with distinct waveforms on different channels, noise elsewhere: learned from 15 spikes each."""
+    traces, trains = _planted_units()
+    labelled = [train[:15] for train in trains]
+    known = [int(train[14]) + 6 for train in trains]
+    training_set = TrainingSet(traces, labelled, known, seed=0, min_random=500)
+    model = ESortNet(traces.shape[1], 2)
+    history = fine_tune(model, training_set, epochs=15, seed=0)
+    assert history["loss"][-1] < history["loss"][0]
+    _assert_finds_planted_units(model, traces, trains)
+
+
+def test_fine_tune_budget_bounds_steps_and_windows_and_still_learns():
+    """Many labels (every spike of 32 s at 30 kHz-like density): the step budget and the per-unit cap
+    bound the work, whatever the number of labels, and the planted units are still learned."""
+    traces, trains = _planted_units(num_samples=60000, num_spikes=250, seed=1)
+    known = [len(traces)] * 2
+    full = TrainingSet(traces, trains, known, seed=0, min_random=500)
+    capped = TrainingSet(traces, trains, known, seed=0, min_random=500, max_spikes_per_unit=20)
+    np.testing.assert_array_equal(full.num_window_spikes, [250, 250])
+    np.testing.assert_array_equal(capped.num_window_spikes, [20, 20])
+    np.testing.assert_array_equal(capped.num_labelled_spikes, [250, 250])
+    assert len(capped) < len(full) / 5
+    # labels stay complete: a window on any spike of a unit (drawn or not) is positive for it
+    labels, mask = capped.label(trains[0])
+    assert labels[:, 0].all() and mask.all()
+    model = ESortNet(traces.shape[1], 2)
+    history = fine_tune(model, full, epochs=30, batch_size=64, max_steps=80, seed=0)
+    assert history["num_steps"] == 80 and len(history["loss"]) < 30
+    _assert_finds_planted_units(model, traces, trains)
+    # without a budget, the epochs run to the end: more steps than the budget
+    batches = len(capped) // 64 + (len(capped) % 64 >= 2)  # a last batch of one window is skipped (BatchNorm)
+    assert fine_tune(ESortNet(traces.shape[1], 2), capped, epochs=2, batch_size=64, seed=0)["num_steps"] == 2 * batches
+    with pytest.raises(ValueError, match="max_steps"):
+        fine_tune(model, full, max_steps=0)
+    with pytest.raises(ValueError, match="max_spikes_per_unit"):
+        TrainingSet(traces, trains, known, max_spikes_per_unit=0)
 
 
 def test_backbone_transfer_rules(tmp_path):
@@ -356,16 +392,24 @@ def test_run_sorter_esort_with_ground_truth_labels(ground_truth_file, tmp_path):
         ss.run_sorter("esort", recording, folder=tmp_path / "bad", label_source="sorting")
 
 
-@pytest.mark.slow
-def test_run_sorter_esort_labels_from_tridesclous2(ground_truth_file, tmp_path):
-    """The real-data mode: no ground truth, labels from tridesclous2 on the first seconds."""
+def test_run_sorter_esort_real_data_mode_defaults(ground_truth_file, tmp_path):
+    """The real-data mode with the sorter's defaults: labels from spykingcircus2 on the first 10 s,
+    fine-tuning bounded by the step budget, whatever the number of labels."""
     import spikeinterface.sorters as ss
 
+    from spikeinterface_vqcompress.esort.defaults import DEFAULT_LABEL_SORTER, DEFAULT_MAX_STEPS
     from spikeinterface_vqcompress.evaluation.sorting import score_sorting
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     recording, gt_sorting = load_ground_truth(ground_truth_file)
-    sorting = ss.run_sorter("esort", recording, folder=tmp_path / "esort", label_duration_s=6.0, epochs=10)
-    assert (tmp_path / "esort" / "sorter_output" / "labels_sorting").is_dir()
+    params = ss.get_default_sorter_params("esort")
+    assert params["label_sorter"] == DEFAULT_LABEL_SORTER and params["max_steps"] == DEFAULT_MAX_STEPS
+    sorting = ss.run_sorter("esort", recording, folder=tmp_path / "esort", max_steps=40, num_threads=2)
+    output = tmp_path / "esort" / "sorter_output"
+    assert (output / "labels_sorting").is_dir()
+    info = json.loads((output / "esort_info.json").read_text())
+    assert info["params"]["label_sorter"] == DEFAULT_LABEL_SORTER
+    assert info["history"]["num_steps"] == 40  # hundreds of labelled spikes: many more batches than that
+    assert info["num_training_windows"] > 40 * 256
     assert len(sorting.unit_ids) >= 1
     assert score_sorting(gt_sorting, sorting)["accuracy_mean"] > 0.5

@@ -31,10 +31,11 @@ def command_esort(args):
     if args.gate_peak_sign is not None:
         gate["gate_peak_sign"] = args.gate_peak_sign
     recording, gt_sorting = load_with_ground_truth(args.input)
-    params = {**gate, "label_duration_s": args.label_duration_s, "num_spikes_per_unit": args.num_spikes_per_unit,
-              "label_sorter": args.label_sorter, "device": args.device, "threshold": args.threshold}
-    if args.epochs is not None:
-        params["epochs"] = args.epochs
+    params = {**gate, "num_spikes_per_unit": args.num_spikes_per_unit, "device": args.device, "threshold": args.threshold}
+    # options left out keep the sorter's defaults (one place: ESortSorter._default_params)
+    for name in ("label_sorter", "label_duration_s", "epochs", "max_steps"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
     if args.labels_from_ground_truth:
         if gt_sorting is None:
             raise SystemExit("error: --labels-from-ground-truth needs a MEArec .h5 recording")
@@ -53,10 +54,10 @@ def add_cli_commands(commands, trainers):
     train = trainers.add_parser("esort", help="pretrain the E-Sort backbone on simulated MEArec recordings")
     train.add_argument("--steps", type=int, default=None,
                        help="pretraining steps (batches of 256 windows; default: the shipped backbone's 12000)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--num-threads", type=int, default=2)
-    train.add_argument("--device", default="auto")
-    train.add_argument("--name", default="esort_backbone")
+    train.add_argument("--seed", type=int, default=0, help="pretraining seed")
+    train.add_argument("--num-threads", type=int, default=2, help="torch CPU threads")
+    train.add_argument("--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:N")
+    train.add_argument("--name", default="esort_backbone", help="name of the backbone file and model card")
     train.add_argument("--output-folder", default=None, help="default: the package's models folder")
     train.add_argument("--work-folder", default=None, help="where training recordings are simulated "
                                                            "(default: benchmarks/work/esort_training)")
@@ -65,12 +66,17 @@ def add_cli_commands(commands, trainers):
     sort = commands.add_parser("esort", help="sort a recording with E-Sort (labels from a sorter or ground truth)")
     sort.add_argument("input", help="a recording (any format load_recording reads; MEArec .h5 gives ground truth)")
     sort.add_argument("output", help="sorter folder")
-    sort.add_argument("--label-sorter", default="tridesclous2")
-    sort.add_argument("--label-duration-s", type=float, default=60.0)
-    sort.add_argument("--num-spikes-per-unit", type=int, default=None)
+    sort.add_argument("--label-sorter", default=None,
+                      help="SpikeInterface sorter that labels the first seconds (default: the sorter's)")
+    sort.add_argument("--label-duration-s", type=float, default=None,
+                      help="seconds at the start labelled by the label sorter (default: the sorter's)")
+    sort.add_argument("--num-spikes-per-unit", type=int, default=None,
+                      help="fine-tune on each unit's first N labelled spikes (default: every labelled spike)")
     sort.add_argument("--labels-from-ground-truth", action="store_true",
                       help="benchmark mode: fine-tune on the MEArec ground truth's first spikes")
     sort.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs (default: the sorter's, 60)")
+    sort.add_argument("--max-steps", type=int, default=None,
+                      help="at most this many fine-tuning optimiser steps (default: the sorter's)")
     sort.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                       help=f"minimum smoothed probability of a spike (default: {DEFAULT_THRESHOLD})")
     sort.add_argument("--gate-threshold", default=None,
@@ -79,6 +85,6 @@ def add_cli_commands(commands, trainers):
     sort.add_argument("--gate-peak-sign", default=None, choices=["neg", "pos", "both"],
                       help="which crossings open the gate: 'neg' (below -gate), 'pos' or 'both' "
                            "(default: the sorter's)")
-    sort.add_argument("--device", default="auto")
-    sort.add_argument("--overwrite", action="store_true")
+    sort.add_argument("--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:N")
+    sort.add_argument("--overwrite", action="store_true", help="replace the sorter folder if it exists")
     sort.set_defaults(function=command_esort)

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from spikeinterface_vqcompress.core import weights
-from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
+from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_PEAK_SIGN, DEFAULT_MAX_SPIKES_PER_UNIT, DEFAULT_MAX_STEPS,
+                                                      DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD)
 from spikeinterface_vqcompress.esort.model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
 from spikeinterface_vqcompress.esort.postprocessing import detect_spikes
 from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
@@ -194,8 +195,14 @@ def build_model(prepared, num_units: int, pretrained=DEFAULT_BACKBONE, transfer_
 def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACKBONE, transfer_spatial="auto",
                         epochs: int = 60, batch_size: int = 256, learning_rate: float = 1e-3,
                         backbone_learning_rate: float | None = None, synthetic_fraction: float = DEFAULT_SYNTHETIC_FRACTION,
+                        max_steps: int | None = DEFAULT_MAX_STEPS, max_spikes_per_unit: int | None = DEFAULT_MAX_SPIKES_PER_UNIT,
                         device="auto", seed: int = 0, verbose: bool = False):
     """Build the network for ``prepared`` and fine-tune it on ``labels``.
+
+    ``max_steps`` bounds the optimiser steps (:func:`~spikeinterface_vqcompress.esort.training.fine_tune`)
+    and ``max_spikes_per_unit`` the labelled spikes of each unit that make training windows
+    (:class:`~spikeinterface_vqcompress.esort.training.TrainingSet`), so that the fine-tuning time
+    does not grow with the number of labels; the other parameters are :func:`fine_tune`'s.
 
     Returns
     -------
@@ -206,11 +213,12 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
     torch.manual_seed(seed)
     device = resolve_device(device)
     t0 = time.perf_counter()
-    training_set = training_set_from_recording(prepared, noise, labels, seed=seed)
+    training_set = training_set_from_recording(prepared, noise, labels, seed=seed,
+                                               max_spikes_per_unit=max_spikes_per_unit)
     model, transfer = build_model(prepared, len(labels.unit_ids), pretrained, transfer_spatial)
     history = fine_tune(model, training_set, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                         backbone_learning_rate=backbone_learning_rate, synthetic_fraction=synthetic_fraction,
-                        device=device, seed=seed, verbose=verbose)
+                        max_steps=max_steps, device=device, seed=seed, verbose=verbose)
     info = {"transfer": transfer, "history": history, "device": str(device),
             "fine_tune_time_s": time.perf_counter() - t0, "num_units": len(labels.unit_ids),
             "num_training_windows": len(training_set)}

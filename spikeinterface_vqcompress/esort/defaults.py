@@ -23,3 +23,20 @@ DEFAULT_GATE_PEAK_SIGN = "neg"
 #: (``benchmarks/esort_finetune.py --experiment synthetic``, ``benchmarks/results/esort_synthetic.md``):
 #: 1.0 raised the accuracy at every N, most with few labels, for the pretrained and the random backbone.
 DEFAULT_SYNTHETIC_FRACTION = 1.0
+
+#: Fine-tuning budget: at most this many optimiser steps (batches), whatever the number of labels
+#: (None: every epoch runs to its end, as before issue 31: ~17 600 steps, 4 minutes, on 3000 labelled
+#: spikes). Chosen on the tuning recording (``benchmarks/esort_budget.py``,
+#: ``benchmarks/results/esort_budget.md``, Neuronexus-32 templates seed 8): 600 steps stayed within
+#: 0.01 of 60 full epochs with every label source (ground truth, tridesclous2 or spykingcircus2 on
+#: 10, 20 or 60 s) in 7-11 s of fine-tuning instead of 24-320 s; 300 lost 0.03 on spykingcircus2's
+#: 10-s labels; capping the windows of each unit at 100 or 30 spikes lost up to 0.03 and gained nothing.
+DEFAULT_MAX_STEPS = 600
+#: Labelled spikes of each unit that make training windows (None: every one, up to 3000 in all).
+DEFAULT_MAX_SPIKES_PER_UNIT = None
+
+#: The label sorter and the seconds at the start it labels (real-data mode). Chosen on the same tuning
+#: recording: spykingcircus2 on the first 10 s labels in ~4 s, and E-Sort fine-tuned on it (600 steps)
+#: scored 0.913 against 0.914 with 60 epochs, where tridesclous2 on 10 s gave 0.807 and on 20 s 0.882.
+DEFAULT_LABEL_SORTER = "spykingcircus2"
+DEFAULT_LABEL_DURATION_S = 10.0

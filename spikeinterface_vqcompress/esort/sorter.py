@@ -5,7 +5,7 @@
     import spikeinterface.sorters as ss
     import spikeinterface_vqcompress  # registers "esort"
 
-    sorting = ss.run_sorter("esort", recording, folder="esort_output")               # labels from TDC2
+    sorting = ss.run_sorter("esort", recording, folder="esort_output")               # labels from spykingcircus2
     sorting = ss.run_sorter("esort", recording, folder="esort_output",                # benchmark mode
                             label_source="sorting", label_sorting_path="gt.h5", num_spikes_per_unit=10)
 
@@ -22,7 +22,10 @@ from pathlib import Path
 
 from spikeinterface.sorters import BaseSorter
 
-from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD, DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD
+from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD,
+                                                      DEFAULT_LABEL_DURATION_S, DEFAULT_LABEL_SORTER, DEFAULT_MAX_SPIKES_PER_UNIT,
+                                                      DEFAULT_MAX_STEPS, DEFAULT_SYNTHETIC_FRACTION,
+                                                      DEFAULT_THRESHOLD)
 
 
 class ESortSorter(BaseSorter):
@@ -30,8 +33,8 @@ class ESortSorter(BaseSorter):
 
     A pretrained backbone (temporal layers shared by every channel + a spatial layer) gets a new
     head, fine-tuned on labelled spikes from the beginning of the recording; the labels come from a
-    conventional SpikeInterface sorter run on the first ``label_duration_s`` seconds (default
-    tridesclous2) or from a given sorting (ground truth in benchmarks). The network then runs over
+    conventional SpikeInterface sorter run on the first ``label_duration_s`` seconds (default 10 s of
+    spykingcircus2) or from a given sorting (ground truth in benchmarks). The network then runs over
     the whole recording and each unit's probability trace is smoothed (17-point triangular kernel),
     thresholded and peak-picked, in chunks.
     """
@@ -43,10 +46,10 @@ class ESortSorter(BaseSorter):
 
     _default_params = {
         "label_source": "sorter",
-        "label_sorter": "tridesclous2",
+        "label_sorter": DEFAULT_LABEL_SORTER,
         "label_sorter_params": {},
         "label_sorting_path": None,
-        "label_duration_s": 60.0,
+        "label_duration_s": DEFAULT_LABEL_DURATION_S,
         "num_spikes_per_unit": None,
         "min_spikes_per_unit": 5,
         "pretrained": "esort_backbone",
@@ -56,6 +59,8 @@ class ESortSorter(BaseSorter):
         "learning_rate": 1e-3,
         "backbone_learning_rate": None,
         "synthetic_fraction": DEFAULT_SYNTHETIC_FRACTION,
+        "max_steps": DEFAULT_MAX_STEPS,
+        "max_spikes_per_unit": DEFAULT_MAX_SPIKES_PER_UNIT,
         "apply_filter": True,
         "freq_min": 300.0,
         "freq_max": 6000.0,
@@ -76,11 +81,14 @@ class ESortSorter(BaseSorter):
     _params_description = {
         "label_source": "'sorter': labels from `label_sorter` run on the first `label_duration_s` seconds (real data); "
                         "'sorting': labels from the sorting saved at `label_sorting_path` (e.g. ground truth)",
-        "label_sorter": "SpikeInterface sorter that labels the first `label_duration_s` seconds (label_source='sorter')",
+        "label_sorter": "SpikeInterface sorter that labels the first `label_duration_s` seconds (label_source='sorter'; "
+                        "spykingcircus2: chosen on a tuning recording, benchmarks/results/esort_budget.md)",
         "label_sorter_params": "Parameters passed to `label_sorter`",
         "label_sorting_path": "Sorting used as labels when label_source='sorting': a SpikeInterface sorting folder/file "
                               "(si.load) or a MEArec .h5 file (its ground truth)",
-        "label_duration_s": "Labels are taken from the first `label_duration_s` seconds of segment 0",
+        "label_duration_s": "Labels are taken from the first `label_duration_s` seconds of segment 0 (10: chosen on a "
+                            "tuning recording; lengthen it for sparse firing, units with fewer than "
+                            "`min_spikes_per_unit` labelled spikes are left out)",
         "num_spikes_per_unit": "Labelled spikes per unit used for fine-tuning (the first N); None: every spike of the "
                                "label period",
         "min_spikes_per_unit": "Label units with fewer spikes are left out",
@@ -96,6 +104,10 @@ class ESortSorter(BaseSorter):
                               "window of the label period, shifted and scaled at random) per real window in each "
                               "fine-tuning batch; 0: none (1.0: chosen on a tuning recording, "
                               "benchmarks/results/esort_synthetic.md)",
+        "max_steps": "At most this many fine-tuning optimiser steps in all (None: `epochs` full passes); bounds the "
+                     "fine-tuning time whatever the number of labels (benchmarks/results/esort_budget.md)",
+        "max_spikes_per_unit": "At most this many labelled spikes of each unit make training windows (None: no cap; "
+                               "every labelled spike still counts as a label)",
         "apply_filter": "Band-pass the recording (freq_min-freq_max) before everything",
         "freq_min": "High-pass cut-off in Hz",
         "freq_max": "Low-pass cut-off in Hz",
@@ -201,6 +213,7 @@ class ESortSorter(BaseSorter):
             prepared, noise, labels, pretrained=params["pretrained"], transfer_spatial=params["transfer_spatial"],
             epochs=params["epochs"], batch_size=params["batch_size"], learning_rate=params["learning_rate"],
             backbone_learning_rate=params["backbone_learning_rate"], synthetic_fraction=params["synthetic_fraction"],
+            max_steps=params["max_steps"], max_spikes_per_unit=params["max_spikes_per_unit"],
             device=params["device"], seed=params["seed"],
             verbose=verbose)
         info.update(fine_tune_info)

@@ -60,12 +60,17 @@ class TrainingSet:
     max_spikes : int, default: 3000
         At most this many labelled spikes (chosen at random, every unit kept) make windows, so that
         fine-tuning on long label periods stays short.
+    max_spikes_per_unit : int | None, default: None
+        At most this many labelled spikes of each unit (chosen at random) make windows: a label
+        sorter's big units then do not outnumber its small ones. None: no per-unit cap. Labels stay
+        complete either way (every labelled spike still marks its windows positive).
     seed : int, default: 0
     """
 
     def __init__(self, traces, spike_trains, known_until, window_num_samples=WINDOW_NUM_SAMPLES,
                  tolerance_samples=LABEL_TOLERANCE_SAMPLES, near_miss_samples=20, positives_per_spike=None,
-                 near_misses_per_spike=6, random_per_spike=8.0, min_random=2000, max_spikes=3000, seed=0):
+                 near_misses_per_spike=6, random_per_spike=8.0, min_random=2000, max_spikes=3000,
+                 max_spikes_per_unit=None, seed=0):
         traces = np.ascontiguousarray(traces, dtype=np.float32)
         if traces.ndim != 2:
             raise ValueError(f"traces must be (num_samples, num_channels), got shape {traces.shape}")
@@ -83,6 +88,12 @@ class TrainingSet:
         rng = np.random.default_rng(seed)
 
         labelled = [train[(train >= low) & (train < high)] for train in self.spike_trains]
+        self.num_labelled_spikes = np.array([len(t) for t in labelled])
+        if max_spikes_per_unit is not None:
+            if int(max_spikes_per_unit) < 1:
+                raise ValueError(f"max_spikes_per_unit must be >= 1 or None, got {max_spikes_per_unit}")
+            labelled = [np.sort(rng.choice(t, size=int(max_spikes_per_unit), replace=False))
+                        if len(t) > max_spikes_per_unit else t for t in labelled]
         spikes = np.concatenate(labelled) if any(len(t) for t in labelled) else np.zeros(0, dtype=np.int64)
         if len(spikes) > max_spikes:  # keep every unit: draw with weights favouring small units
             owner = np.concatenate([np.full(len(t), k) for k, t in enumerate(labelled)])
@@ -105,7 +116,7 @@ class TrainingSet:
         centres = centres[(centres >= low) & (centres < high)]
         self.centres = centres
         self.labels, self.mask = self.label(centres)
-        self.num_labelled_spikes = np.array([len(t) for t in labelled])
+        self.num_window_spikes = np.array([len(t) for t in labelled])
         self.near_miss_samples = int(near_miss_samples)
         self._templates(labelled, low, high)
 
@@ -200,8 +211,8 @@ def _batches(num_items, batch_size, rng):
 
 def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batch_size: int = 256,
               learning_rate: float = 1e-3, backbone_learning_rate: float | None = None,
-              amplitude_jitter: float = 0.1, synthetic_fraction: float = 0.0, device="cpu", seed: int = 0,
-              verbose: bool = False) -> dict:
+              amplitude_jitter: float = 0.1, synthetic_fraction: float = 0.0, max_steps: int | None = None,
+              device="cpu", seed: int = 0, verbose: bool = False) -> dict:
     """Train ``model`` (typically a new head on a pretrained backbone) on one training set.
 
     Parameters
@@ -210,7 +221,7 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
         The network to train, in place.
     training_set : TrainingSet
     epochs : int, default: 30
-        Passes over the training set's windows.
+        Passes over the training set's windows (the last one cut short by ``max_steps``).
     batch_size : int, default: 256
     learning_rate : float, default: 1e-3
         Adam learning rate of the head.
@@ -221,6 +232,9 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
     synthetic_fraction : float, default: 0.0
         Each batch gets ``synthetic_fraction * batch_size`` synthetic windows besides its real ones
         (:meth:`TrainingSet.synthetic`: a unit's mean labelled waveform on a random background window).
+    max_steps : int | None, default: None
+        At most this many optimiser steps (batches) in all, whatever the number of windows: bounds
+        the fine-tuning time when the label sorter labelled many spikes. None: ``epochs`` full passes.
     device : str | torch.device, default: "cpu"
     seed : int, default: 0
     verbose : bool, default: False
@@ -228,8 +242,10 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
     Returns
     -------
     history : dict
-        ``{"loss": [...per epoch], "training_time_s": float, "num_windows": int}``.
+        ``{"loss": [...per epoch], "training_time_s": float, "num_windows": int, "num_steps": int}``.
     """
+    if max_steps is not None and int(max_steps) < 1:
+        raise ValueError(f"max_steps must be >= 1 or None, got {max_steps}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = torch.device(device)
@@ -249,12 +265,18 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
         raise ValueError(f"synthetic_fraction must be >= 0, got {synthetic_fraction}")
     num_synthetic = int(round(synthetic_fraction * batch_size))
     history = {"loss": []}
+    steps, step_budget = 0, np.inf if max_steps is None else int(max_steps)
     t0 = time.perf_counter()
     for epoch in range(int(epochs)):
+        if steps >= step_budget:
+            break
         total, count = 0.0, 0
         for indices in _batches(len(training_set), batch_size, rng):
+            if steps >= step_budget:
+                break
             if len(indices) < 2:  # BatchNorm needs two windows
                 continue
+            steps += 1
             windows = training_set.windows(indices)
             if amplitude_jitter:
                 windows = windows * (1 + amplitude_jitter * (2 * torch.rand(len(indices), 1, 1) - 1))
@@ -279,6 +301,7 @@ def fine_tune(model: ESortNet, training_set: TrainingSet, epochs: int = 30, batc
     model.eval()
     history["training_time_s"] = time.perf_counter() - t0
     history["num_windows"] = len(training_set)
+    history["num_steps"] = steps
     return history
 
 
