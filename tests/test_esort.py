@@ -346,7 +346,7 @@ def test_sorter_is_registered():
     defaults = ss.get_default_sorter_params("esort")
     descriptions = ss.get_sorter_params_description("esort")
     assert set(defaults) == set(descriptions)
-    assert defaults["label_sorter"] == "tridesclous2" and defaults["device"] == "auto"
+    assert defaults["label_sorter"] == "spykingcircus2" and defaults["device"] == "auto"
     assert defaults["gate_threshold"] == 4.0 and defaults["gate_margin_samples"] == 8
     assert defaults["gate_peak_sign"] == "neg"
     assert defaults["threshold"] == 0.25
