@@ -184,10 +184,9 @@ def main(argv=None):
 
 
 def _scored(row, gt_sorting, sorting):
-    from spikeinterface_vqcompress.evaluation import score_sorting
-
-    row.update({key: value for key, value in score_sorting(gt_sorting, sorting).items()
-                if key in ("accuracy_mean", "num_well_detected", "num_false_positive", "num_sorted_units")})
+    """``row`` with the accuracy and unit counts of ``sorting`` against the ground truth."""
+    scores = score(gt_sorting, sorting)
+    row.update({key: scores[key] for key in ("accuracy_mean", "num_well_detected", "num_false_positive", "num_sorted_units")})
     return row
 
 
@@ -202,11 +201,9 @@ def heldout(args, argv):
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     results_path = Path(args.output) / "esort_e2e.json"
-    payload = json.loads(results_path.read_text()) if results_path.is_file() else {"rows": []}
+    payload = json.loads(results_path.read_text()) if results_path.is_file() and not args.force else {"rows": []}
     rows = payload["rows"]
-    key = lambda row: (row["recording"], row["method"], row.get("seed"))  # noqa: E731
-    done = {key(row) for row in rows} if not args.force else set()
-    rows = [row for row in rows if key(row) in done]
+    done = {(row["recording"], row["method"], row["seed"]) for row in rows}
     defaults = ss.get_default_sorter_params("esort")
 
     def save():
