@@ -1,9 +1,16 @@
-"""Noise fill for lossy storage (issue 29): does putting the quantised-away noise back keep the sorters' units?
+"""Noise fill and spike windows for lossy storage (issue 29): do they keep the sorters' units?
 
 Past about the noise MAD, ``broadband``'s ``max_error`` quantises the background to near silence, the
 sorters' noise-relative thresholds fall with it and they cut extra units. ``noise_fill=True`` adds
 back noise of the removed shape and level (``spikeinterface_vqcompress/core/codecs/broadband/noise.py``).
-Each point is measured with and without it, in one run per recording, raw sorted in the same run:
+Experiments (``--experiment``):
+
+- ``noise-fill`` (``results/storage_noise_fill``): each ``max_error`` with and without noise fill;
+- ``spike-windows`` (``results/storage_spike_windows``): spike windows (``spike_error``, the samples
+  around each channel's spike events coded tighter, :mod:`spikeinterface_vqcompress.core.codecs.broadband.spikes`)
+  with a loose, noise-filled background, against the uniform bound at the same ratios.
+
+Every point is measured in one run per recording, raw sorted in the same run:
 
 - ratio vs int16; band-passed (300-6000 Hz) noise MAD of the decoded recording / the raw one (the
   statistic sorters' thresholds follow); maximum error;
@@ -20,6 +27,7 @@ Resumable: rows are written after each recording; a recording already in the res
 (``--force`` runs it again). ::
 
     python benchmarks/storage_noise_fill.py --stage tuning
+    python benchmarks/storage_noise_fill.py --experiment spike-windows --stage tuning
     python benchmarks/storage_noise_fill.py --stage heldout --plan tridesclous2:0,1,2 spykingcircus2:0,1,2
 """
 
@@ -44,6 +52,34 @@ HELDOUT = [
 ]
 POINTS = [{"id": "broadband", "max_error": max_error, **({"noise_fill": True} if fill else {})}
           for max_error in (32, 48, 64) for fill in (False, True)]
+SPIKE_WINDOW_POINTS = [
+    {"id": "broadband", "max_error": 48, "noise_fill": True},  # the uniform bound at ~30x
+    {"id": "broadband", "max_error": 64, "spike_error": 8, "noise_fill": True},
+    {"id": "broadband", "max_error": 96, "spike_error": 8, "noise_fill": True},
+    {"id": "broadband", "max_error": 96, "spike_error": 16, "noise_fill": True},
+    {"id": "broadband", "max_error": 96, "spike_error": 16},  # the same windows, background not filled
+]
+EXPERIMENTS = {
+    "noise-fill": {"name": NAME, "points": POINTS, "title": "Noise fill for lossy storage (broadband)"},
+    "spike-windows": {"name": "storage_spike_windows", "points": SPIKE_WINDOW_POINTS,
+                      "title": "Spike windows for lossy storage (broadband)"},
+}
+
+
+def spike_window_fraction(recording, config, duration_s: float = 10.0) -> float | None:
+    """Fraction of the first seconds' samples inside spike windows (None without ``spike_error``)."""
+    if config.get("spike_error") is None:
+        return None
+    from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
+
+    fs = recording.sampling_frequency
+    chunk = int(fs)  # the codec's default chunk: one second
+    fractions = []
+    for start in range(0, int(min(duration_s * fs, recording.get_num_samples(0))) - chunk + 1, chunk):
+        traces = recording.get_traces(start_frame=start, end_frame=start + chunk)
+        events = detect_events(traces, config.get("spike_threshold", 3.5), fs)
+        fractions.append(zone_mask(events, chunk, config.get("spike_before", 30), config.get("spike_after", 60)).mean())
+    return float(np.mean(fractions))
 
 
 def bandpassed_mad(recording, duration_s: float = 10.0) -> float:
@@ -65,40 +101,45 @@ def parse_plan(items):
     return plan
 
 
-def run_recording(spec, plan, n_jobs):
+def run_recording(spec, plan, n_jobs, experiment):
     from spikeinterface_vqcompress import compress
     from spikeinterface_vqcompress.evaluation import codec_label, evaluate_codecs
 
     recording, gt_sorting = load_simulated(WORK / f"{spec['name']}.h5", spec)
     raw_mad = bandpassed_mad(recording)
+    points, name = EXPERIMENTS[experiment]["points"], EXPERIMENTS[experiment]["name"]
     signal = {}
-    for config in POINTS:
+    for config in points:
         compressed = compress(recording, codec=config, progress_bar=False)
-        signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad}
+        signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad,
+                                       "spike_window_fraction": spike_window_fraction(recording, config)}
     rows = []
     for sorter, seeds in plan:
         t0 = time.perf_counter()
-        results = evaluate_codecs(recording, gt_sorting, POINTS, sorter=sorter, seeds=seeds,
-                                  output_folder=WORK / f"{NAME}_{spec['name']}_{sorter}", adc_bits=16,
+        results = evaluate_codecs(recording, gt_sorting, points, sorter=sorter, seeds=seeds,
+                                  output_folder=WORK / f"{name}_{spec['name']}_{sorter}", adc_bits=16,
                                   n_jobs=n_jobs, progress_bar=False, verbose=True)
-        for config, result in zip(POINTS, results):
+        for config, result in zip(points, results):
             result.update(signal[codec_label(config)], recording=spec["name"], raw_mad=raw_mad)
             rows.append(result)
         print(f"{spec['name']} {sorter}: {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
-def markdown(rows) -> str:
-    lines = ["# Noise fill for lossy storage (broadband)", "",
+def markdown(rows, title) -> str:
+    lines = [f"# {title}", "",
              "Each row: one recording, one sorter (mean over its seeds; raw sorted in the same run). MAD: band-passed "
-             "noise level of the decoded recording / the raw one. Units: sorted (false positive), raw -> rebuilt.", "",
-             "| recording | sorter (seeds) | codec | ratio | MAD / raw | max error | accuracy raw -> rebuilt | units raw -> rebuilt |",
-             "|---|---|---|---|---|---|---|---|"]
+             "noise level of the decoded recording / the raw one. Windows: fraction of the samples inside spike windows "
+             "(first 10 s). Units: sorted (false positive), raw -> rebuilt.", "",
+             "| recording | sorter (seeds) | codec | ratio | MAD / raw | windows | max error | accuracy raw -> rebuilt | units raw -> rebuilt |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         raw, rebuilt = row["raw"], row["compressed"]
+        fraction = row.get("spike_window_fraction")
         lines.append(
             f"| {row['recording']} | {row['sorter']} ({','.join(map(str, row['seeds']))}) | {row['codec']} | "
-            f"{row['compression_ratio']:.1f} | {row['mad_ratio']:.2f} | {row.get('max_abs_error_stored', float('nan')):.0f} | "
+            f"{row['compression_ratio']:.1f} | {row['mad_ratio']:.2f} | {'' if fraction is None else f'{fraction:.3f}'} | "
+            f"{row.get('max_abs_error_stored', float('nan')):.0f} | "
             f"{raw['accuracy_mean']:.3f} -> {rebuilt['accuracy_mean']:.3f} | "
             f"{raw['num_sorted_units']:.1f} ({raw['num_false_positive']:.1f}) -> "
             f"{rebuilt['num_sorted_units']:.1f} ({rebuilt['num_false_positive']:.1f}) |")
@@ -107,6 +148,7 @@ def markdown(rows) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="noise-fill")
     parser.add_argument("--stage", choices=["tuning", "heldout"], default="tuning")
     parser.add_argument("--plan", nargs="+", default=["tridesclous2:0,1", "spykingcircus2:0"],
                         help="SORTER:SEED,SEED ... (default: tridesclous2 seeds 0-1, spykingcircus2 seed 0)")
@@ -115,7 +157,8 @@ def main(argv=None):
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
-    path = RESULTS / f"{NAME}.json"
+    experiment = EXPERIMENTS[args.experiment]
+    path = RESULTS / f"{experiment['name']}.json"
     saved = json.loads(path.read_text()) if path.is_file() else {"rows": [], "commands": []}
     rows = saved["rows"]
     for spec in TUNING if args.stage == "tuning" else HELDOUT:
@@ -124,12 +167,13 @@ def main(argv=None):
         if any(row["recording"] == spec["name"] for row in rows) and not args.force:
             print(f"{spec['name']}: in the results already (--force runs it again)")
             continue
-        new = run_recording(spec, parse_plan(args.plan), args.n_jobs)
+        new = run_recording(spec, parse_plan(args.plan), args.n_jobs, args.experiment)
         for row in new:
             row["stage"] = args.stage
         rows = [row for row in rows if row["recording"] != spec["name"]] + new
         commands = saved["commands"] + [command_line("benchmarks/storage_noise_fill.py", argv)]
-        write_results(args.output, NAME, {"rows": rows, "commands": commands}, markdown=lambda: markdown(rows))
+        write_results(args.output, experiment["name"], {"rows": rows, "commands": commands},
+                      markdown=lambda: markdown(rows, experiment["title"]))
 
 
 if __name__ == "__main__":

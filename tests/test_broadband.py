@@ -98,6 +98,67 @@ def test_noise_fill_restores_the_noise_level_at_the_same_rate():
     assert filled.get_config()["noise_fill"] is True and "noise_fill" not in plain.get_config()
 
 
+def _spiky_traces(num_samples=30000, num_channels=6, seed=3):
+    """White noise (std 30) with up to 60 large spikes on the first three channels."""
+    rng = np.random.default_rng(seed)
+    traces = rng.normal(0, 30, (num_samples, num_channels))
+    lags = np.arange(-30, 60)
+    shape = -400 * np.exp(-0.5 * (lags / 6.0) ** 2) + 150 * np.exp(-0.5 * ((lags - 20) / 10.0) ** 2)
+    slots = np.arange(100, num_samples - 100, 150)
+    times = np.sort(rng.choice(slots, min(60, slots.size // 2), replace=False))
+    for time in times:
+        traces[time - 30 : time + 60, :3] += shape[:, None] * np.array([1.0, 0.8, 0.6])
+    return np.round(traces).astype(np.int16), times
+
+
+def test_spike_windows_hold_the_tight_bound_where_the_spikes_are():
+    from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
+
+    traces, times = _spiky_traces()
+    uniform, windowed = BroadbandCodec(max_error=48), BroadbandCodec(max_error=48, spike_error=6)
+    uniform_bytes, windowed_bytes = uniform.encode(traces), windowed.encode(traces)
+    assert windowed_bytes[4] == 3 and uniform_bytes[4] == 2  # only chunks with windows use the new version
+    decoded = windowed.decode(windowed_bytes, *traces.shape, np.int16)
+    error = np.abs(decoded.astype(int) - traces)
+    zone = zone_mask(detect_events(traces, 3.5), traces.shape[0], 30, 60).astype(bool)
+    # every spike's trough on its three channels lies in a window, and the windows are a small part of the chunk
+    assert zone[times[:, None], np.arange(3)[None, :]].all()
+    assert 0.01 < zone.mean() < 0.15
+    assert error[zone].max() <= 6 and error.max() <= 48 and error[~zone].max() > 6
+    uniform_error = np.abs(uniform.decode(uniform_bytes, *traces.shape, np.int16).astype(int) - traces)
+    spikes = (times[:, None] + np.arange(-30, 60)[None, :]).ravel()
+    assert error[spikes, :3].std() < 0.3 * uniform_error[spikes, :3].std()  # the spikes come back much closer
+    assert len(windowed_bytes) < 1.5 * len(uniform_bytes)  # at a fraction of the cost of coding everything at 6
+    assert len(windowed_bytes) < 0.5 * len(BroadbandCodec(max_error=6).encode(traces))
+    config = windowed.get_config()
+    assert config["spike_error"] == 6 and "spike_error" not in uniform.get_config()
+    # with noise fill: the background is filled, the windows are not
+    filled = BroadbandCodec(max_error=48, spike_error=6, noise_fill=True)
+    filled_out = filled.decode(filled.encode(traces), *traces.shape, np.int16)
+    filled_error = np.abs(filled_out.astype(int) - traces)
+    assert filled_error[zone].max() <= 6 and filled_error.max() <= 96
+    assert _mad(filled_out[:, 3:]) > 0.85 * _mad(traces[:, 3:]) > _mad(decoded[:, 3:])
+
+
+def test_spike_window_chunks_reject_damage_and_bad_parameters():
+    traces, _ = _spiky_traces(num_samples=6000)
+    with pytest.raises(ValueError, match="spike_error needs max_error > 0"):
+        BroadbandCodec(spike_error=2)
+    with pytest.raises(ValueError, match="'spike_error'.*between 0 and 15"):
+        BroadbandCodec(max_error=16, spike_error=16)
+    with pytest.raises(ValueError, match="'spike_after'.*between 0 and 255"):
+        BroadbandCodec(max_error=16, spike_error=2, spike_after=300)
+    data = BroadbandCodec(max_error=32, spike_error=4).encode(traces)
+    for position in (len(data) // 3, len(data) // 2, len(data) - 5):
+        damaged = bytearray(data)
+        damaged[position] ^= 0x5A
+        with pytest.raises(CorruptDataError):
+            BroadbandCodec(max_error=32, spike_error=4).decode(bytes(damaged), *traces.shape, np.int16)
+    # the decoder needs nothing from the codec's parameters: a plain near-lossless codec reads the chunk
+    np.testing.assert_array_equal(BroadbandCodec(max_error=32).decode(data, *traces.shape, np.int16),
+                                  BroadbandCodec(max_error=32, spike_error=4).decode(data, *traces.shape, np.int16))
+
+
 def test_noise_fill_errors_are_clear():
     with pytest.raises(ValueError, match="noise_fill needs max_error > 0"):
         BroadbandCodec(noise_fill=True)
@@ -175,9 +236,9 @@ def test_code_width_table_is_not_sent_for_equal_codes():
 def test_older_and_newer_chunk_versions():
     traces = _noise_traces(num_channels=1)
     data = bytearray(encode_chunk(traces))
-    assert data[4] == 2  # this package writes format version 2 and reads 1 and 2 (tested by the fixtures)
-    data[4] = 3
-    with pytest.raises(CorruptDataError, match="version 3 is not supported.*upgrade"):
+    assert data[4] == 2  # this package writes format version 2 (3 with spike windows) and reads 1-3 (tested by the fixtures)
+    data[4] = 4
+    with pytest.raises(CorruptDataError, match="version 4 is not supported.*upgrade"):
         decode_chunk(bytes(data))
 
 
@@ -249,7 +310,7 @@ def _fixture_input(version=1):
     return module.INPUTS[version]()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_committed_bitstreams_decode_to_the_committed_output(version):
     manifest = json.loads((FIXTURES / f"broadband_v{version}_manifest.json").read_text())
     traces = _fixture_input(version)

@@ -33,8 +33,9 @@ from spikeinterface_vqcompress.core.entropy.binary_range import decode_bit, deco
 FRACTION_BITS = 14
 MAX_BIT_LENGTH = 24
 NUM_ENERGY_CONTEXTS = 52
-NUM_RECENT_CONTEXTS = 1
-NUM_CONTEXTS = NUM_ENERGY_CONTEXTS * NUM_RECENT_CONTEXTS
+#: coding zones (format version 3): 0 everywhere, or 1 within a chunk's spike windows (tighter step, own contexts)
+NUM_ZONES = 2
+NUM_CONTEXTS = NUM_ENERGY_CONTEXTS * NUM_ZONES
 NUM_BIAS_CONTEXTS = 3 * 17
 ENERGY_EPSILON = 8
 TREE_BITS = 7
@@ -224,8 +225,8 @@ def get_value(rc, data, p_length, p_first, p_second, p_rest, p_sign, context):
 
 
 @numba.njit(cache=True)
-def code_samples(decoding, values, order, reference, low, high, step, fixed_weights, stage_orders, stage_rates,
-                 widths, widths_start, widths_length, rc, buffer, p_length, p_first, p_second, p_rest, p_sign):
+def code_samples(decoding, values, order, reference, low, high, step, zone, zone_step, fixed_weights, stage_orders,
+                 stage_rates, widths, widths_start, widths_length, rc, buffer, p_length, p_first, p_second, p_rest, p_sign):
     """Run the prediction loop over ``values`` (num_samples, num_channels), int64, in place.
 
     Encoding: ``values`` holds the samples in the coding domain and is overwritten with the
@@ -241,6 +242,11 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
         Range of valid values per channel in the coding domain.
     step : int64 array (num_channels,)
         Quantisation step ``2 * delta + 1`` per channel (1 = lossless).
+    zone : uint8 array (num_samples, num_channels) or (0, 0)
+        Per sample, 1 where it lies in a spike window (coded with ``zone_step`` and its own contexts:
+        residual energy and probability tables); shape (0, 0): no zones, every sample in zone 0.
+    zone_step : int64 array (num_channels,)
+        Quantisation step of zone 1 per channel.
     fixed_weights : int64 array (num_channels, lpc_order)
         Per-channel linear predictor of ``d`` from its past, Q12 (sent by the encoder; 0 columns: none).
     widths, widths_start, widths_length : int64 arrays (num_channels, n + 1), (num_channels,), (num_channels,)
@@ -264,7 +270,8 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
     previous = np.zeros(num_channels, np.int64)
     difference = np.zeros(num_channels, np.int64)
     last_difference = np.zeros(num_channels, np.int64)
-    average = np.full(num_channels, 16 * 4, np.int64)
+    average = np.full((NUM_ZONES, num_channels), 16 * 4, np.int64)  # per zone: its own residual scale
+    zoned = zone.shape[0] > 0
     last_sign = np.ones(num_channels, np.int64)
     last_magnitude = np.zeros(num_channels, np.int64)
     predictions = np.zeros(num_stages, np.int64)
@@ -308,8 +315,12 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                 prediction = low[c]
             elif prediction > high[c]:
                 prediction = high[c]
-            context = energy_context(average[c])
+            z = 0
             quantum = step[c]
+            if zoned and zone[t, c]:
+                z = 1
+                quantum = zone_step[c]
+            context = energy_context(average[z, c]) + z * NUM_ENERGY_CONTEXTS
             centre = prediction - widths_start[c]
             if decoding:
                 if widths_length[c] > 0:
@@ -379,7 +390,7 @@ def code_samples(decoding, values, order, reference, low, high, step, fixed_weig
                     history[c, s, 0] = stage_input
                 target = error
             magnitude = q if q >= 0 else -q
-            average[c] += magnitude - (average[c] >> 4)
+            average[z, c] += magnitude - (average[z, c] >> 4)
             last_magnitude[c] = magnitude
             if q > 0:
                 last_sign[c] = 2

@@ -3,15 +3,23 @@
 Layout of one chunk (all integers little-endian)::
 
     magic "VQBB" | version u8 | flags u8 | num_samples u32 | num_channels u16 | max_error u16
-    | num_stages u8 | (order u8, rate u8) * num_stages | crc32 u32 of the decoded int16 samples
+    | lpc_order u8 | num_stages u8 | (order u8, rate u8) * num_stages | crc32 u32 of the decoded int16 samples
+    | (version 3 only) spike_error u16 | spike_before u8 | spike_after u8
     | range-coded payload
 
 The range-coded payload holds, in order: per channel the value lattice (type 0 identity, 1 affine
 ``value = offset + spacing * k``, 2 table of used levels ``(index gap, value gap)``), then for
 multi-channel chunks a flag and, when adaptive stages are used, the coding order and each channel's
 reference channel, then per channel the Q12 predictor coefficients, then (version 2) per channel a
-flag and, when set, the code-width table, then the samples (:func:`._kernel.code_samples`). Every
-chunk is independent (random access by chunk).
+flag and, when set, the code-width table, then (version 3) per channel the spike events, then the
+samples (:func:`._kernel.code_samples`). Every chunk is independent (random access by chunk).
+
+Spike windows (version 3). A chunk may carry, per channel, a list of spike events (sample indices,
+chosen by the encoder: :func:`.spikes.detect_events`). The samples from ``spike_before`` before to
+``spike_after`` after each event of a channel form that channel's spike windows (zone 1): their
+residuals are quantised with the step of ``spike_error`` instead of ``max_error`` and coded with
+their own contexts. The bound is then ``spike_error`` inside the windows and ``max_error`` elsewhere.
+Chunks without events are written as version 2, byte for byte as before.
 
 Code widths (version 2). An ADC's codes are not equally wide (differential non-linearity): on the
 N1 files some codes are hit 1.8x as often as their neighbours and others 0.4x, the same pattern in
@@ -36,10 +44,13 @@ import numpy as np
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
 from spikeinterface_vqcompress.core.codecs.broadband._kernel import code_samples, get_value, new_residual_model, put_value
+from spikeinterface_vqcompress.core.codecs.broadband.spikes import NO_ZONE, SpikeWindows, zone_mask
 
 MAGIC = b"VQBB"
 VERSION = 2
-READABLE_VERSIONS = (1, 2)
+ZONED_VERSION = 3  # chunks with spike windows
+READABLE_VERSIONS = (1, 2, 3)
+_ZONE_HEADER = struct.Struct("<HBB")  # spike_error, spike_before, spike_after
 _HEADER = struct.Struct("<4sBBIHH")
 _CRC = struct.Struct("<I")
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -279,8 +290,11 @@ def fit_lpc(values: np.ndarray, lpc_order: int, step: int = 1) -> np.ndarray:
 
 
 def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default"], lpc_order: int = 32,
-                 return_reconstruction: bool = False):
+                 return_reconstruction: bool = False, spike_windows: SpikeWindows | None = None):
     """Encode an int16 chunk ``(num_samples, num_channels)``; ``max_error`` 0 is lossless.
+
+    ``spike_windows`` (optional): per-channel spike events and the tighter bound inside their windows
+    (:class:`.spikes.SpikeWindows`); a chunk with at least one event is written as version 3.
 
     Returns the bytes, or ``(bytes, reconstruction)`` with ``return_reconstruction`` (the int16
     samples the decoder will give back).
@@ -296,10 +310,15 @@ def encode_chunk(traces: np.ndarray, max_error: int = 0, stages=PRESETS["default
     max_error = int(max_error)
     if not 0 <= max_error <= 4096:
         raise ValueError(f"broadband: max_error must be between 0 and 4096 stored units, got {max_error}")
+    if spike_windows is not None:
+        spike_windows.check(num_samples, num_channels, max_error)
+        if spike_windows.num_events == 0:
+            spike_windows = None
     columns = np.ascontiguousarray(traces.T)  # channel-major: the per-channel analysis reads rows, not strided columns
-    data, rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=False)
+    data, rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=False, spike_windows=spike_windows)
     if max_error > 0 and num_samples and any(_exact_may_be_smaller(column, max_error) for column in columns):
-        exact, exact_rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=True)
+        exact, exact_rebuilt = _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables=True,
+                                             spike_windows=spike_windows)
         if len(exact) < len(data):
             data, rebuilt = exact, exact_rebuilt
     return (data, rebuilt) if return_reconstruction else data
@@ -313,7 +332,7 @@ def _exact_may_be_smaller(column, max_error):
     return kind == LATTICE_TABLE and parameters[2] < 2 * max_error + 1 < 2 * parameters[2]
 
 
-def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
+def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, spike_windows=None):
     """Encode ``traces`` (num_samples, num_channels); ``columns`` is the same data channel-major."""
     num_samples, num_channels = traces.shape
     out = np.zeros(num_samples * num_channels * 6 + 64 * num_channels + 4096, dtype=np.uint8)
@@ -323,6 +342,7 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
     low = np.empty(num_channels, np.int64)
     high = np.empty(num_channels, np.int64)
     step = np.empty(num_channels, np.int64)
+    zone_step = np.ones(num_channels, np.int64)
     lattices = []
     for channel in range(num_channels):
         kind, parameters = (_analyse_lattice(columns[channel], max_error, exact_tables) if num_samples
@@ -342,6 +362,8 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
                 side.put(rc, out, value_gap - index_gap * smallest, 5)
         lattices.append((kind, parameters))
         domain_rows[channel], low[channel], high[channel], step[channel] = _to_domain(columns[channel], kind, parameters, max_error)
+        if spike_windows is not None:
+            zone_step[channel] = _to_domain(columns[channel][:0], kind, parameters, spike_windows.spike_error)[3]
     domain = np.ascontiguousarray(domain_rows.T)  # the kernel runs sample by sample across channels
     if stages and num_channels > 1:  # only the adaptive stages use a reference channel
         order, reference = _coding_order(domain)
@@ -369,13 +391,20 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
             side.put(rc, out, symbols.size - 1, 12)
             for symbol in symbols.tolist():
                 side.put(rc, out, symbol - WIDTH_SYMBOL_ONE, 13)
+    zone = NO_ZONE
+    if spike_windows is not None:
+        for events in spike_windows.events:
+            side.put(rc, out, len(events), 14)
+            for gap in np.diff(events, prepend=-1).tolist():
+                side.put(rc, out, gap - 1, 15)
+        zone = zone_mask(spike_windows.events, num_samples, spike_windows.before, spike_windows.after)
     orders, rates = _stages_array(stages)
-    code_samples(False, domain, order, reference, low, high, step, fixed_weights, orders, rates,
+    code_samples(False, domain, order, reference, low, high, step, zone, zone_step, fixed_weights, orders, rates,
                  *_widths_arrays(tables, num_channels), rc, out, *new_residual_model())
     size = encoder_flush(rc, out)
     if size > out.size:  # cannot happen with the bound above; refuse rather than emit a cut stream
         raise RuntimeError("broadband: internal output buffer overflow")
-    if np.all(step == 1):  # lossless: the reconstruction is the input
+    if np.all(step == 1) and np.all(zone_step == 1):  # lossless: the reconstruction is the input
         rebuilt = traces
     else:
         rebuilt_rows = np.empty((num_channels, num_samples), dtype=np.int16)
@@ -389,9 +418,11 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables):
                 parameters = table
             rebuilt_rows[channel] = _from_domain(domain_rows[channel], kind, parameters, "broadband")
         rebuilt = np.ascontiguousarray(rebuilt_rows.T)
-    header = _HEADER.pack(MAGIC, VERSION, 0, num_samples, num_channels, max_error)
+    header = _HEADER.pack(MAGIC, VERSION if spike_windows is None else ZONED_VERSION, 0, num_samples, num_channels, max_error)
     header += bytes([lpc_order, len(stages)]) + b"".join(bytes([order, rate]) for order, rate in stages)
     header += _CRC.pack(zlib.crc32(rebuilt.tobytes()))
+    if spike_windows is not None:
+        header += _ZONE_HEADER.pack(spike_windows.spike_error, spike_windows.before, spike_windows.after)
     return header + out[:size].tobytes(), rebuilt
 
 
@@ -419,6 +450,14 @@ def read_chunk_header(data, codec_id: str = "broadband") -> dict:
     offset += 2 * num_stages
     (crc,) = _CRC.unpack_from(data, offset)
     offset += _CRC.size
+    spike_error = spike_before = spike_after = None
+    if version >= ZONED_VERSION:
+        if len(data) < offset + _ZONE_HEADER.size:
+            raise CorruptDataError(f"{codec_id}: chunk of {len(data)} bytes is too short to hold its spike-window header")
+        spike_error, spike_before, spike_after = _ZONE_HEADER.unpack_from(data, offset)
+        offset += _ZONE_HEADER.size
+        if spike_error > max_error:
+            raise CorruptDataError(f"{codec_id}: chunk header fields are invalid; the data is damaged")
     if flags != 0 or num_channels == 0 and num_samples != 0 or max_error > 4096:
         raise CorruptDataError(f"{codec_id}: chunk header fields are invalid; the data is damaged")
     if num_samples * num_channels > (len(data) + 16) * MAX_SAMPLES_PER_BYTE:
@@ -427,12 +466,16 @@ def read_chunk_header(data, codec_id: str = "broadband") -> dict:
             "the data is damaged or forged"
         )
     return {"version": version, "num_samples": num_samples, "num_channels": num_channels, "max_error": max_error,
-            "stages": stages, "lpc_order": lpc_order,
-            "crc32": crc, "payload_offset": offset}
+            "stages": stages, "lpc_order": lpc_order, "spike_error": spike_error, "spike_before": spike_before,
+            "spike_after": spike_after, "crc32": crc, "payload_offset": offset}
 
 
-def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
-    """Decode a chunk written by :func:`encode_chunk` into int16 ``(num_samples, num_channels)``."""
+def decode_chunk(data, codec_id: str = "broadband", return_zone: bool = False):
+    """Decode a chunk written by :func:`encode_chunk` into int16 ``(num_samples, num_channels)``.
+
+    With ``return_zone``: ``(traces, zone)``, ``zone`` the uint8 spike-window mask of the chunk
+    (1 inside a window; shape (0, 0) when the chunk has none).
+    """
     header = read_chunk_header(data, codec_id)
     buffer = np.frombuffer(bytes(data), dtype=np.uint8).copy()  # writable: one kernel serves both directions
     num_samples, num_channels = header["num_samples"], header["num_channels"]
@@ -442,12 +485,16 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
     low = np.empty(num_channels, np.int64)
     high = np.empty(num_channels, np.int64)
     step = np.empty(num_channels, np.int64)
+    zone_step = np.ones(num_channels, np.int64)
+    spike_error = header["spike_error"]
     lattices = []
     for channel in range(num_channels):
         kind = side.get(rc, buffer, 0)
         if kind == LATTICE_NONE:
             parameters = None
             low[channel], high[channel], step[channel] = INT16_MIN, INT16_MAX, 2 * max_error + 1
+            if spike_error is not None:
+                zone_step[channel] = 2 * spike_error + 1
         elif kind == LATTICE_AFFINE:
             offset, spacing = side.get(rc, buffer, 1), side.get(rc, buffer, 2)
             if not (INT16_MIN <= offset <= INT16_MAX and 2 <= spacing <= 65535):
@@ -456,6 +503,8 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
             low[channel] = -((offset - INT16_MIN) // spacing)
             high[channel] = (INT16_MAX - offset) // spacing
             step[channel] = 2 * (max_error // spacing) + 1
+            if spike_error is not None:
+                zone_step[channel] = 2 * (spike_error // spacing) + 1
         elif kind == LATTICE_TABLE:
             first, smallest, count = side.get(rc, buffer, 1), side.get(rc, buffer, 2), side.get(rc, buffer, 3)
             if not (INT16_MIN <= first <= INT16_MAX and 2 <= smallest <= 65535 and 0 <= count <= 65535):
@@ -520,9 +569,22 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
             if symbols.min() < 0 or symbols.max() >= WIDTH_Q6.size or rc[3] > 8:
                 raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
             tables[channel] = (first, symbols)
+    zone = NO_ZONE
+    if spike_error is not None:
+        events = []
+        for channel in range(num_channels):
+            count = side.get(rc, buffer, 14)
+            if not 0 <= count <= num_samples or rc[3] > 8:
+                raise CorruptDataError(f"{codec_id}: invalid spike-event count in the chunk; the data is damaged")
+            gaps = np.array([side.get(rc, buffer, 15) + 1 for _ in range(count)], dtype=np.int64)
+            channel_events = np.cumsum(gaps) - 1
+            if count and (gaps.min() < 1 or channel_events[-1] >= num_samples):
+                raise CorruptDataError(f"{codec_id}: invalid spike events in the chunk; the data is damaged")
+            events.append(channel_events)
+        zone = zone_mask(events, num_samples, header["spike_before"], header["spike_after"])
     orders, rates = _stages_array(header["stages"])
     values = np.zeros((num_samples, num_channels), dtype=np.int64)
-    status = code_samples(True, values, order, reference, low, high, step, fixed_weights, orders, rates,
+    status = code_samples(True, values, order, reference, low, high, step, zone, zone_step, fixed_weights, orders, rates,
                           *_widths_arrays(tables, num_channels), rc, buffer, *new_residual_model())
     if status != 0:
         raise CorruptDataError(f"{codec_id}: decoded samples leave the valid range; the data is damaged")
@@ -538,7 +600,7 @@ def decode_chunk(data, codec_id: str = "broadband") -> np.ndarray:
         traces = np.ascontiguousarray(trace_rows.T)
     if zlib.crc32(traces.tobytes()) != header["crc32"]:
         raise CorruptDataError(f"{codec_id}: decoded samples do not match the chunk's CRC32; the data is damaged")
-    return traces
+    return (traces, zone) if return_zone else traces
 
 
 __all__ = ["encode_chunk", "decode_chunk", "read_chunk_header", "PRESETS", "MAGIC", "VERSION"]

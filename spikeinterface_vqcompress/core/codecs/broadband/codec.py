@@ -12,6 +12,8 @@ Decoding uses integer arithmetic only: it is bit-exact and deterministic on ever
 ``2 * max_error + 1`` inside the prediction loop, so every decoded sample is within ``max_error``
 stored units of the original (guaranteed, not statistical). ``noise_fill=True`` adds back noise of
 the shape and level the quantiser removed (:mod:`.noise`); the bound becomes ``2 * max_error``.
+``spike_error`` codes the samples around each channel's spike events within that tighter bound and
+the rest within ``max_error`` (:mod:`.spikes`).
 
 This module must not import spikeinterface.
 """
@@ -27,6 +29,7 @@ import numpy as np
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.codecs.broadband import noise
+from spikeinterface_vqcompress.core.codecs.broadband.spikes import SpikeWindows, detect_events, zone_mask
 from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk, read_chunk_header
 
 
@@ -125,6 +128,19 @@ class BroadbandCodec(Codec):
         statistic the sorters' thresholds follow); side information ~140 bytes per second of 32
         channels. Every decoded sample is then within ``2 * max_error`` of the original (the
         quantiser's error plus noise of the same bound). See :mod:`.noise`.
+    spike_error : int | None, default: None
+        With ``max_error > 0``: the largest error inside spike windows (``0 <= spike_error <
+        max_error``; None: no windows, one bound everywhere). Per chunk and channel the encoder finds
+        where the 300 Hz high-passed trace falls below ``-spike_threshold`` noise levels; the samples
+        from ``spike_before`` before to ``spike_after`` after each such event are coded within
+        ``spike_error`` and with their own statistics, the rest within ``max_error`` (and noise-filled
+        with ``noise_fill``). The events are sent in the chunk (a few bytes per event, counted in the
+        ratio). The guaranteed bound is ``spike_error`` inside the windows and ``max_error`` (or ``2 *
+        max_error`` with ``noise_fill``) elsewhere. See :mod:`.spikes`.
+    spike_threshold : float, default: 3.5
+        Detection threshold of the spike events, in noise levels (MAD / 0.6745 of the high-passed chunk).
+    spike_before, spike_after : int, default: 30, 60
+        Samples each window covers before and after its event (0-255; 1 and 2 ms at 30 kHz).
     """
 
     codec_id = "broadband"
@@ -133,7 +149,8 @@ class BroadbandCodec(Codec):
     description = "our broadband codec: lattice + LPC/NLMS prediction + adaptive binary range coding; lossless or max-error"
 
     def __init__(self, max_error: int = 0, lpc_order: int = 32, stages: list[tuple[int, int]] | None = None,
-                 noise_fill: bool = False):
+                 noise_fill: bool = False, spike_error: int | None = None, spike_threshold: float = 3.5,
+                 spike_before: int = 30, spike_after: int = 60):
         max_error = int(max_error)
         check_range(self.codec_id, "max_error", max_error, 0, 4096, unit="stored units", note="0 is lossless")
         lpc_order = int(lpc_order)
@@ -145,6 +162,18 @@ class BroadbandCodec(Codec):
         params = dict(max_error=max_error, lpc_order=lpc_order, stages=None if stages is None else _normalise_stages(stages))
         if noise_fill:  # absent when off: configs, and the hashes of containers written before, stay as they were
             params["noise_fill"] = True
+        if spike_error is not None:  # likewise absent when off
+            spike_error = int(spike_error)
+            if max_error == 0:
+                raise ValueError("codec 'broadband': spike_error needs max_error > 0 (lossless coding is exact everywhere)")
+            check_range(self.codec_id, "spike_error", spike_error, 0, max_error - 1, unit="stored units",
+                        note="the bound inside spike windows, below max_error")
+            check_range(self.codec_id, "spike_threshold", float(spike_threshold), 0, 100, exclusive_minimum=True,
+                        unit="noise levels")
+            check_range(self.codec_id, "spike_before", int(spike_before), 0, 255, unit="samples")
+            check_range(self.codec_id, "spike_after", int(spike_after), 0, 255, unit="samples")
+            params.update(spike_error=spike_error, spike_threshold=float(spike_threshold),
+                          spike_before=int(spike_before), spike_after=int(spike_after))
         super().__init__(**params)
         self.lossless = max_error == 0
 
@@ -158,20 +187,31 @@ class BroadbandCodec(Codec):
         traces = np.ascontiguousarray(self.check_traces(traces))
         _say_if_compiling()
         arguments = (traces, self.params["max_error"], self._stages_for(traces.shape[1]), self.params["lpc_order"])
+        windows = None
+        if self.params.get("spike_error") is not None:
+            windows = SpikeWindows(detect_events(traces, self.params["spike_threshold"]), self.params["spike_error"],
+                                   self.params["spike_before"], self.params["spike_after"])
         if not self.params.get("noise_fill"):
-            return encode_chunk(*arguments)
-        core, rebuilt = encode_chunk(*arguments, return_reconstruction=True)
-        return noise.wrap(core, *noise.side_information(traces, rebuilt))
+            return encode_chunk(*arguments, spike_windows=windows)
+        core, rebuilt = encode_chunk(*arguments, return_reconstruction=True, spike_windows=windows)
+        background = None
+        if windows is not None and windows.num_events:
+            background = zone_mask(windows.events, traces.shape[0], windows.before, windows.after) == 0
+        return noise.wrap(core, *noise.side_information(traces, rebuilt, background))
 
     def decode(self, data, num_samples, num_channels, dtype):
         if self.params.get("noise_fill"):
             core, taps, levels = noise.unwrap(data, num_channels, self.codec_id)
-            traces = self._decode_core(core, num_samples, num_channels).astype(np.int64)
-            traces += noise.synthesise(noise.seed_of(core), taps, levels, num_samples, self.params["max_error"])
+            traces, zone = self._decode_core(core, num_samples, num_channels, return_zone=True)
+            traces = traces.astype(np.int64)
+            fill = noise.synthesise(noise.seed_of(core), taps, levels, num_samples, self.params["max_error"])
+            if zone.size:
+                fill[zone.astype(bool)] = 0  # spike windows keep their own (tighter) error, unfilled
+            traces += fill
             return np.clip(traces, -32768, 32767).astype(dtype)
         return self._decode_core(data, num_samples, num_channels).astype(dtype, copy=False)
 
-    def _decode_core(self, data, num_samples, num_channels):
+    def _decode_core(self, data, num_samples, num_channels, return_zone=False):
         header = read_chunk_header(data, self.codec_id)
         if header["num_samples"] != num_samples or header["num_channels"] != num_channels:
             raise CorruptDataError(
@@ -179,7 +219,7 @@ class BroadbandCodec(Codec):
                 f"container says {num_samples} x {num_channels}; the data is damaged"
             )
         _say_if_compiling()
-        return decode_chunk(data, self.codec_id)
+        return decode_chunk(data, self.codec_id, return_zone=return_zone)
 
     @property
     def max_error(self) -> int:

@@ -94,12 +94,24 @@ def _shape_filter(error: np.ndarray) -> np.ndarray:
     return np.clip(np.round(taps * (1 << TAP_FRACTION_BITS)), -32768, 32767).astype(np.int16)
 
 
-def side_information(original: np.ndarray, rebuilt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(taps, levels)``: the removed noise's shape (int16 Q12) and per-channel level (uint16, 1/16 units):
-    the spectrum and standard deviation of ``original - rebuilt``."""
+    the spectrum and standard deviation of ``original - rebuilt``.
+
+    ``where`` (optional, bool like the traces): only these samples are filled, so only they are
+    measured (the spectrum from the error with the others set to zero, scaled back by the fraction kept).
+    """
     error = original.astype(np.float64) - rebuilt.astype(np.float64)
-    taps = _shape_filter(error)
-    levels = np.clip(np.round(error.std(axis=0) * (1 << LEVEL_FRACTION_BITS)), 0, 65535).astype(np.uint16)
+    if where is None:
+        taps = _shape_filter(error)
+        levels = error.std(axis=0)
+    else:
+        error = np.where(where, error, 0.0)
+        taps = _shape_filter(error)
+        kept = np.maximum(where.sum(axis=0), 1)
+        mean = error.sum(axis=0) / kept
+        levels = np.sqrt(np.maximum((error ** 2).sum(axis=0) / kept - mean ** 2, 0.0))
+    levels = np.clip(np.round(levels * (1 << LEVEL_FRACTION_BITS)), 0, 65535).astype(np.uint16)
     return taps, levels
 
 

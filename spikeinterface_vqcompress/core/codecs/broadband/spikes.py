@@ -1,0 +1,106 @@
+"""Spike windows for the near-lossless broadband mode (``broadband``, ``spike_error=...``).
+
+Sorters look at two things in a recording: the background, whose noise level sets their detection
+thresholds, and the few milliseconds around each spike, whose shape sets their clusters. A uniform
+``max_error`` spends its bits evenly on both. Spike windows let the encoder spend them where the
+sorter looks: per channel it finds the spike events (:func:`detect_events`), and the samples from
+``before`` before to ``after`` after each event (the channel's *spike windows*) are coded within the
+tight ``spike_error``, the rest within the loose ``max_error`` (with ``noise_fill``, the loose part's
+quantised-away noise is put back, :mod:`.noise`). The events travel in the chunk (version 3, see
+:mod:`.chunk`), so the decoder rebuilds the same windows; detection is the encoder's choice and does
+not have to be reproduced.
+
+This module must not import spikeinterface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: the kernel's "no spike windows" mask
+NO_ZONE = np.zeros((0, 0), dtype=np.uint8)
+
+
+@dataclass
+class SpikeWindows:
+    """Per-channel spike events of one chunk and the bound inside their windows.
+
+    Parameters
+    ----------
+    events : list of int64 arrays
+        Per channel, sorted distinct sample indices of its spike events.
+    spike_error : int
+        Largest error per sample inside the windows (stored units), ``<= max_error``.
+    before, after : int
+        Samples before and after each event that its window covers (0-255).
+    """
+
+    events: list
+    spike_error: int
+    before: int
+    after: int
+
+    @property
+    def num_events(self) -> int:
+        return int(sum(len(channel_events) for channel_events in self.events))
+
+    def check(self, num_samples: int, num_channels: int, max_error: int):
+        if len(self.events) != num_channels:
+            raise ValueError(f"broadband: spike events for {len(self.events)} channels, the chunk has {num_channels}")
+        if not 0 <= self.spike_error <= max_error:
+            raise ValueError(f"broadband: spike_error must be between 0 and max_error ({max_error}), got {self.spike_error}")
+        if not (0 <= self.before <= 255 and 0 <= self.after <= 255):
+            raise ValueError(f"broadband: spike windows reach 0-255 samples before and after an event, got "
+                             f"{self.before} and {self.after}")
+        for channel_events in self.events:
+            channel_events = np.asarray(channel_events)
+            if channel_events.size and (channel_events[0] < 0 or channel_events[-1] >= num_samples
+                                        or np.any(np.diff(channel_events) < 1)):
+                raise ValueError("broadband: spike events must be sorted, distinct sample indices inside the chunk")
+
+
+def zone_mask(events, num_samples: int, before: int, after: int) -> np.ndarray:
+    """``(num_samples, num_channels)`` uint8: 1 within ``[event - before, event + after]`` of a channel's events."""
+    num_channels = len(events)
+    cover = np.zeros((num_channels, num_samples + 1), dtype=np.int32)
+    for channel, channel_events in enumerate(events):
+        channel_events = np.asarray(channel_events, dtype=np.int64)
+        if channel_events.size:
+            np.add.at(cover[channel], np.maximum(channel_events - before, 0), 1)
+            np.add.at(cover[channel], np.minimum(channel_events + after + 1, num_samples), -1)
+    return np.ascontiguousarray((np.cumsum(cover[:, :num_samples], axis=1) > 0).T.astype(np.uint8))
+
+
+def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: float = 30000.0) -> list:
+    """Per-channel spike events of a chunk: where its high-passed trace falls below ``-threshold`` noise levels.
+
+    The trace is high-passed (2nd-order Butterworth, 300 Hz, causal, as an implant would), its noise
+    level is the median absolute deviation / 0.6745 over the chunk, and each run of samples below
+    ``-threshold`` noise levels gives one event at its first sample.
+
+    Parameters
+    ----------
+    traces : array (num_samples, num_channels)
+    threshold : float
+        In noise levels (below the sorters' usual 4-5, so that a spike's weaker channels are kept too).
+    sampling_frequency : float, default: 30000.0
+        Only sets the high-pass corner (300 Hz); the codec itself does not know it.
+
+    Returns
+    -------
+    list of int64 arrays
+    """
+    import scipy.signal
+
+    num_samples, num_channels = traces.shape
+    if num_samples < 64:
+        return [np.zeros(0, dtype=np.int64) for _ in range(num_channels)]
+    sos = scipy.signal.butter(2, min(300.0, 0.4 * sampling_frequency), btype="highpass", fs=sampling_frequency, output="sos")
+    filtered = scipy.signal.sosfilt(sos, traces.astype(np.float32), axis=0)
+    filtered[:32] = 0  # the filter's start-up transient
+    noise = np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745
+    below = filtered < -threshold * np.maximum(noise, 1e-6)
+    starts = below & ~np.vstack([np.zeros((1, num_channels), dtype=bool), below[:-1]])
+    return [np.flatnonzero(starts[:, channel]).astype(np.int64) for channel in range(num_channels)]
