@@ -8,7 +8,10 @@ Experiments (``--experiment``):
 - ``noise-fill`` (``results/storage_noise_fill``): each ``max_error`` with and without noise fill;
 - ``spike-windows`` (``results/storage_spike_windows``): spike windows (``spike_error``, the samples
   around each channel's spike events coded tighter, :mod:`spikeinterface_vqcompress.core.codecs.broadband.spikes`)
-  with a loose, noise-filled background, against the uniform bound at the same ratios.
+  with a loose, noise-filled background, against the uniform bound at the same ratios;
+- ``lowpass-background`` (``results/storage_lowpass_background``): the same windows with only the low band
+  of the coarse background kept and the rest synthesised (``lowpass_background``), against noise fill
+  on the coarse background; windows spread to the spikes' weaker channels (``spike_spread``).
 
 Every point is measured in one run per recording, raw sorted in the same run:
 
@@ -28,6 +31,7 @@ Resumable: rows are written after each recording; a recording already in the res
 
     python benchmarks/storage_noise_fill.py --stage tuning
     python benchmarks/storage_noise_fill.py --experiment spike-windows --stage tuning
+    python benchmarks/storage_noise_fill.py --experiment lowpass-background --stage tuning
     python benchmarks/storage_noise_fill.py --stage heldout --plan tridesclous2:0,1,2 spykingcircus2:0,1,2
 """
 
@@ -59,10 +63,20 @@ SPIKE_WINDOW_POINTS = [
     {"id": "broadband", "max_error": 96, "spike_error": 16, "noise_fill": True},
     {"id": "broadband", "max_error": 96, "spike_error": 16},  # the same windows, background not filled
 ]
+LOWPASS_POINTS = [
+    {"id": "broadband", "max_error": 96, "spike_error": 8, "noise_fill": True},  # noise fill on the coarse background
+    {"id": "broadband", "max_error": 96, "spike_error": 8, "noise_fill": True, "lowpass_background": True},
+    {"id": "broadband", "max_error": 96, "spike_error": 16, "noise_fill": True, "lowpass_background": True,
+     "spike_spread": 2.5, "spike_before": 20, "spike_after": 45},
+    {"id": "broadband", "max_error": 96, "spike_error": 24, "noise_fill": True, "lowpass_background": True,
+     "spike_spread": 2.0, "spike_before": 15, "spike_after": 40},
+]
 EXPERIMENTS = {
     "noise-fill": {"name": NAME, "points": POINTS, "title": "Noise fill for lossy storage (broadband)"},
     "spike-windows": {"name": "storage_spike_windows", "points": SPIKE_WINDOW_POINTS,
                       "title": "Spike windows for lossy storage (broadband)"},
+    "lowpass-background": {"name": "storage_lowpass_background", "points": LOWPASS_POINTS,
+                           "title": "Low-pass background for lossy storage (broadband)"},
 }
 
 
@@ -77,7 +91,7 @@ def spike_window_fraction(recording, config, duration_s: float = 10.0) -> float 
     fractions = []
     for start in range(0, int(min(duration_s * fs, recording.get_num_samples(0))) - chunk + 1, chunk):
         traces = recording.get_traces(start_frame=start, end_frame=start + chunk)
-        events = detect_events(traces, config.get("spike_threshold", 3.5), fs)
+        events = detect_events(traces, config.get("spike_threshold", 3.5), fs, spread_threshold=config.get("spike_spread", 0.0))
         fractions.append(zone_mask(events, chunk, config.get("spike_before", 30), config.get("spike_after", 60)).mean())
     return float(np.mean(fractions))
 

@@ -140,6 +140,112 @@ def test_spike_windows_hold_the_tight_bound_where_the_spikes_are():
     assert _mad(filled_out[:, 3:]) > 0.85 * _mad(traces[:, 3:]) > _mad(decoded[:, 3:])
 
 
+def test_lowpass_background_keeps_the_windows_and_drops_the_correction_steps():
+    from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
+
+    traces, _ = _spiky_traces()
+    zone = zone_mask(detect_events(traces, 3.5), traces.shape[0], 30, 60).astype(bool)
+    outputs = {}
+    for lowpass in (False, True):
+        codec = BroadbandCodec(max_error=96, spike_error=6, noise_fill=True, lowpass_background=lowpass)
+        data = codec.encode(traces)
+        assert data[4] == (2 if lowpass else 1)  # the noise-fill format: version 1 stays byte for byte as it was
+        out = outputs[lowpass] = codec.decode(data, *traces.shape, np.int16)
+        error = np.abs(out.astype(int) - traces)
+        assert error[zone].max() <= 6 and error.max() <= codec.max_error == (288 if lowpass else 192)
+        assert 0.85 < _mad(out[:, 3:]) / _mad(traces[:, 3:]) < 1.15  # the background keeps its noise level
+        np.testing.assert_array_equal(BroadbandCodec(max_error=96, spike_error=6, noise_fill=True,
+                                                     lowpass_background=lowpass).decode(data, *traces.shape, np.int16), out)
+    # channels 3-5 hold white noise (std 30) only: no sample reaches 4.5 noise levels in the original; the
+    # coarse background's correction steps (+/- 193) do, noise added or not; its low band plus noise does not
+    def loud(out):
+        return int((np.abs(out[:, 3:].astype(int)) > 135).sum())
+    assert loud(traces) == 0 and loud(outputs[False]) > 30 and loud(outputs[True]) <= 2
+    lowpass_config = BroadbandCodec(max_error=96, spike_error=6, noise_fill=True, lowpass_background=True).get_config()
+    assert lowpass_config["lowpass_background"] is True
+    assert "lowpass_background" not in BroadbandCodec(max_error=96, spike_error=6, noise_fill=True).get_config()
+
+
+def test_lowpass_background_errors_are_clear():
+    for parameters in ({"max_error": 32, "noise_fill": True}, {"max_error": 32, "spike_error": 4}):
+        with pytest.raises(ValueError, match="lowpass_background needs spike windows and noise fill"):
+            BroadbandCodec(lowpass_background=True, **parameters)
+    with pytest.raises(ValueError, match="'lowpass_background' is true or false"):
+        BroadbandCodec(max_error=32, spike_error=4, noise_fill=True, lowpass_background="yes")
+    traces, _ = _spiky_traces(num_samples=6000)
+    codec = BroadbandCodec(max_error=32, spike_error=4, noise_fill=True, lowpass_background=True)
+    data = codec.encode(traces)
+    for position, value, message in ((10, 0x80, "unknown flags"), (4, 9, "not readable by this version")):
+        damaged = bytearray(data)
+        damaged[position] = value
+        with pytest.raises(CorruptDataError, match=message):
+            codec.decode(bytes(damaged), *traces.shape, np.int16)
+    with pytest.raises(CorruptDataError, match="damaged"):
+        codec.decode(data[:-1], *traces.shape, np.int16)
+
+
+def test_spike_spread_opens_windows_on_a_spike_s_weaker_channels():
+    from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
+
+    rng = np.random.default_rng(3)
+    traces = rng.normal(0, 30, (30000, 6))  # channel 0: 60 large spikes; 1: the same at 0.3; 2-5: noise only
+    lags = np.arange(-30, 60)
+    shape = -400 * np.exp(-0.5 * (lags / 6.0) ** 2) + 150 * np.exp(-0.5 * ((lags - 20) / 10.0) ** 2)
+    times = np.arange(200, 29800, 500)
+    for time in times:
+        traces[time - 30 : time + 60, :2] += shape[:, None] * np.array([1.0, 0.3])
+    traces = np.round(traces).astype(np.int16)
+    own = zone_mask(detect_events(traces, 3.5), 30000, 30, 60).astype(bool)
+    spread = zone_mask(detect_events(traces, 3.5, spread_threshold=2.0), 30000, 30, 60).astype(bool)
+    assert own[times, 0].all() and own[times, 1].mean() < 0.5  # the weak channel rarely crosses on its own
+    assert spread[times, 1].all() and (spread >= own).all()  # spread: every spike's weak channel is covered
+    assert spread[:, 2:].mean() < 0.25  # noise-only channels join only by chance coincidence
+    codec = BroadbandCodec(max_error=48, spike_error=4, spike_spread=2.0)
+    error = np.abs(codec.decode(codec.encode(traces), *traces.shape, np.int16).astype(int) - traces)
+    assert error[spread].max() <= 4 and error.max() <= 48
+    assert codec.get_config()["spike_spread"] == 2.0
+    assert "spike_spread" not in BroadbandCodec(max_error=48, spike_error=4).get_config()
+
+
+def test_bits_per_sample_picks_the_smallest_bound_that_fits():
+    from spikeinterface_vqcompress.core.codecs.broadband.chunk import read_chunk_header
+
+    traces = _noise_traces(num_samples=8000, num_channels=4, seed=5, scale=30.0)
+    for bits, noise_fill in ((2.0, False), (0.8, True)):
+        codec = BroadbandCodec(max_error=96, bits_per_sample=bits, noise_fill=noise_fill)
+        data = codec.encode(traces)
+        core = data[10:] if noise_fill else data  # past the noise-fill header
+        chosen = read_chunk_header(core)["max_error"]
+        assert 8 * len(data) <= bits * traces.size and 1 < chosen < 96  # it fits, below the cap
+        tighter = BroadbandCodec(max_error=int(0.75 * chosen), noise_fill=noise_fill).encode(traces)
+        assert 8 * len(tighter) > bits * traces.size  # and a clearly smaller bound would not
+        decoded = codec.decode(data, *traces.shape, np.int16)
+        assert np.abs(decoded.astype(int) - traces).max() <= (2 if noise_fill else 1) * chosen <= codec.max_error
+        # the decoder needs nothing but the chunk: the codec without the knob reads it the same
+        np.testing.assert_array_equal(BroadbandCodec(max_error=96, noise_fill=noise_fill).decode(data, *traces.shape, np.int16),
+                                      decoded)
+    # a rate the cap cannot reach: coded at the cap, over the rate, the bound kept
+    capped = BroadbandCodec(max_error=8, bits_per_sample=0.1).encode(traces)
+    assert read_chunk_header(capped)["max_error"] == 8 and 8 * len(capped) > 0.1 * traces.size
+    assert BroadbandCodec(max_error=8, bits_per_sample=0.1).get_config()["bits_per_sample"] == 0.1
+    assert "bits_per_sample" not in BroadbandCodec(max_error=8).get_config()
+    with pytest.raises(ValueError, match="bits_per_sample needs max_error > 0"):
+        BroadbandCodec(bits_per_sample=1.0)
+    with pytest.raises(ValueError, match="'bits_per_sample'"):
+        BroadbandCodec(max_error=8, bits_per_sample=0)
+
+
+def test_lowpass_is_exact_integer_running_means():
+    from spikeinterface_vqcompress.core.codecs.broadband.noise import lowpass
+
+    traces = np.random.default_rng(4).integers(-32768, 32768, size=(700, 3))
+    expected = traces.astype(float).T
+    for _ in range(3):  # three centred running means of 51 samples, edges repeated
+        expected = np.stack([np.convolve(np.pad(row, 25, mode="edge"), np.ones(51), mode="valid") for row in expected])
+    np.testing.assert_array_equal(lowpass(traces), np.floor(expected.T / 51 ** 3 + 0.5).astype(np.int64))
+    assert (lowpass(np.full((200, 2), -7)) == -7).all()
+
+
 def test_spike_window_chunks_reject_damage_and_bad_parameters():
     traces, _ = _spiky_traces(num_samples=6000)
     with pytest.raises(ValueError, match="spike_error needs max_error > 0"):

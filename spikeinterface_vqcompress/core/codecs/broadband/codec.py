@@ -13,7 +13,8 @@ Decoding uses integer arithmetic only: it is bit-exact and deterministic on ever
 stored units of the original (guaranteed, not statistical). ``noise_fill=True`` adds back noise of
 the shape and level the quantiser removed (:mod:`.noise`); the bound becomes ``2 * max_error``.
 ``spike_error`` codes the samples around each channel's spike events within that tighter bound and
-the rest within ``max_error`` (:mod:`.spikes`).
+the rest within ``max_error`` (:mod:`.spikes`); ``lowpass_background`` then keeps only the low band of
+that coarse background and synthesises the rest (bound ``3 * max_error`` there, :mod:`.noise`).
 
 This module must not import spikeinterface.
 """
@@ -92,6 +93,10 @@ def _normalise_stages(stages):
     return normalised
 
 
+#: bisection steps of ``bits_per_sample``'s search, after the encode at ``max_error``
+RATE_SEARCH_STEPS = 5
+
+
 class BroadbandCodec(Codec):
     """Lossless (``max_error=0``) or near-lossless broadband codec for int16 recordings.
 
@@ -141,6 +146,24 @@ class BroadbandCodec(Codec):
         Detection threshold of the spike events, in noise levels (MAD / 0.6745 of the high-passed chunk).
     spike_before, spike_after : int, default: 30, 60
         Samples each window covers before and after its event (0-255; 1 and 2 ms at 30 kHz).
+    spike_spread : float, default: 0.0
+        In noise levels: each event also opens a window on every channel that falls below
+        ``-spike_spread`` noise levels within 10 samples of it (the spike's weaker channels, found
+        without the probe geometry); 0: each channel's own events only.
+    bits_per_sample : float | None, default: None
+        The rate knob: per chunk, the encoder picks the smallest bound (geometric search, up to 6
+        encodes of the chunk) whose coded chunk fits this many bits per stored sample, all side
+        information included (``16 / bits_per_sample`` is the ratio vs int16); ``max_error`` is then
+        the largest bound it may choose, and the guaranteed one. Where even ``max_error`` does not fit,
+        the chunk is coded at ``max_error`` and takes more. The bound chosen travels in each chunk.
+        None: the bound is ``max_error`` everywhere.
+    lowpass_background : bool, default: False
+        With ``spike_error`` and ``noise_fill``: outside the spike windows the decoder keeps only the
+        low band of the coded signal (below ~1/200 of the sampling rate) and synthesises the rest as
+        noise of the measured shape and level. The coarse background's correction steps no longer
+        reach the sorters as spike-like transients (the extra units that ``noise_fill`` alone leaves
+        past ``max_error`` ~32); the spikes of units too weak to open a window on a channel are lost
+        there. The bound outside the windows is ``3 * max_error``. See :mod:`.noise`.
     """
 
     codec_id = "broadband"
@@ -150,7 +173,8 @@ class BroadbandCodec(Codec):
 
     def __init__(self, max_error: int = 0, lpc_order: int = 32, stages: list[tuple[int, int]] | None = None,
                  noise_fill: bool = False, spike_error: int | None = None, spike_threshold: float = 3.5,
-                 spike_before: int = 30, spike_after: int = 60):
+                 spike_before: int = 30, spike_after: int = 60, spike_spread: float = 0.0,
+                 lowpass_background: bool = False, bits_per_sample: float | None = None):
         max_error = int(max_error)
         check_range(self.codec_id, "max_error", max_error, 0, 4096, unit="stored units", note="0 is lossless")
         lpc_order = int(lpc_order)
@@ -172,8 +196,26 @@ class BroadbandCodec(Codec):
                         unit="noise levels")
             check_range(self.codec_id, "spike_before", int(spike_before), 0, 255, unit="samples")
             check_range(self.codec_id, "spike_after", int(spike_after), 0, 255, unit="samples")
+            check_range(self.codec_id, "spike_spread", float(spike_spread), 0, 100, unit="noise levels",
+                        note="0 is off")
             params.update(spike_error=spike_error, spike_threshold=float(spike_threshold),
                           spike_before=int(spike_before), spike_after=int(spike_after))
+            if spike_spread:  # absent when off
+                params["spike_spread"] = float(spike_spread)
+        if lowpass_background not in (True, False, 0, 1):
+            raise ValueError(f"codec 'broadband': parameter 'lowpass_background' is true or false, got {lowpass_background!r}")
+        if lowpass_background:
+            if spike_error is None or not noise_fill:
+                raise ValueError("codec 'broadband': lowpass_background needs spike windows and noise fill (set spike_error "
+                                 "and noise_fill=True): without windows the low band alone would drop every spike")
+            params["lowpass_background"] = True  # absent when off
+        if bits_per_sample is not None:  # absent when off
+            if max_error == 0:
+                raise ValueError("codec 'broadband': bits_per_sample needs max_error > 0, the largest bound it may choose "
+                                 "(e.g. max_error=96, bits_per_sample=0.5)")
+            check_range(self.codec_id, "bits_per_sample", float(bits_per_sample), 0, 16, exclusive_minimum=True,
+                        unit="bits per stored sample", note="16 / the ratio vs int16")
+            params["bits_per_sample"] = float(bits_per_sample)
         super().__init__(**params)
         self.lossless = max_error == 0
 
@@ -186,29 +228,64 @@ class BroadbandCodec(Codec):
     def encode(self, traces):
         traces = np.ascontiguousarray(self.check_traces(traces))
         _say_if_compiling()
-        arguments = (traces, self.params["max_error"], self._stages_for(traces.shape[1]), self.params["lpc_order"])
         windows = None
         if self.params.get("spike_error") is not None:
-            windows = SpikeWindows(detect_events(traces, self.params["spike_threshold"]), self.params["spike_error"],
+            events = detect_events(traces, self.params["spike_threshold"], spread_threshold=self.params.get("spike_spread", 0.0))
+            windows = SpikeWindows(events, self.params["spike_error"],
                                    self.params["spike_before"], self.params["spike_after"])
+        if self.params.get("bits_per_sample") is None:
+            return self._encode_at(traces, self.params["max_error"], windows)
+        return self._encode_to_rate(traces, windows)
+
+    def _encode_to_rate(self, traces, windows):
+        """The chunk at the smallest bound (on a geometric search, at most ``RATE_SEARCH_STEPS`` + 1
+        encodes) whose bytes fit ``bits_per_sample``; at ``max_error`` when even that does not fit.
+        The choice depends on the chunk alone: the same bytes whatever the order chunks are coded in."""
+        budget = self.params["bits_per_sample"] * traces.size / 8
+        high = self.params["max_error"]
+        best = self._encode_at(traces, high, windows)
+        if len(best) > budget:
+            return best  # the bound is the cap: keep it, over the rate
+        low = self.params.get("spike_error") or 0  # below the smallest bound allowed: treated as not fitting
+        for _ in range(RATE_SEARCH_STEPS):
+            if high - low <= 1:
+                break
+            middle = min(max(int(round(np.sqrt(max(low, 1) * high))), low + 1), high - 1)
+            data = self._encode_at(traces, middle, windows)
+            if len(data) <= budget:
+                best, high = data, middle
+            else:
+                low = middle
+        return best
+
+    def _encode_at(self, traces, max_error, windows):
+        arguments = (traces, max_error, self._stages_for(traces.shape[1]), self.params["lpc_order"])
         if not self.params.get("noise_fill"):
             return encode_chunk(*arguments, spike_windows=windows)
         core, rebuilt = encode_chunk(*arguments, return_reconstruction=True, spike_windows=windows)
         background = None
         if windows is not None and windows.num_events:
             background = zone_mask(windows.events, traces.shape[0], windows.before, windows.after) == 0
-        return noise.wrap(core, *noise.side_information(traces, rebuilt, background))
+        lowpass_background = bool(self.params.get("lowpass_background"))
+        if lowpass_background:  # the noise replaces all but the low band of the coded background
+            rebuilt = noise.lowpass(rebuilt)
+        return noise.wrap(core, *noise.side_information(traces, rebuilt, background), lowpass_background=lowpass_background)
 
     def decode(self, data, num_samples, num_channels, dtype):
         if self.params.get("noise_fill"):
-            core, taps, levels = noise.unwrap(data, num_channels, self.codec_id)
+            core, taps, levels, lowpass_background = noise.unwrap(data, num_channels, self.codec_id)
             traces, zone = self._decode_core(core, num_samples, num_channels, return_zone=True)
             traces = traces.astype(np.int64)
-            fill = noise.synthesise(noise.seed_of(core), taps, levels, num_samples, self.params["max_error"])
-            if zone.size:
-                fill[zone.astype(bool)] = 0  # spike windows keep their own (tighter) error, unfilled
-            traces += fill
-            return np.clip(traces, -32768, 32767).astype(dtype)
+            max_error = read_chunk_header(core, self.codec_id)["max_error"]  # the chunk's own (bits_per_sample)
+            if lowpass_background:
+                # the low band plus noise of up to 3 max_error, kept within 2 max_error of the coded samples
+                fill = noise.synthesise(noise.seed_of(core), taps, levels, num_samples, 3 * max_error)
+                filled = np.clip(noise.lowpass(traces) + fill, traces - 2 * max_error, traces + 2 * max_error)
+            else:
+                filled = traces + noise.synthesise(noise.seed_of(core), taps, levels, num_samples, max_error)
+            if zone.size:  # spike windows keep their own (tighter) error, unfilled
+                filled[zone.astype(bool)] = traces[zone.astype(bool)]
+            return np.clip(filled, -32768, 32767).astype(dtype)
         return self._decode_core(data, num_samples, num_channels).astype(dtype, copy=False)
 
     def _decode_core(self, data, num_samples, num_channels, return_zone=False):
@@ -223,7 +300,10 @@ class BroadbandCodec(Codec):
 
     @property
     def max_error(self) -> int:
-        """Guaranteed largest absolute error per sample, in stored units (twice ``max_error`` with noise fill)."""
+        """Guaranteed largest absolute error per sample, in stored units (twice ``max_error`` with noise fill,
+        three times with ``lowpass_background``)."""
+        if self.params.get("lowpass_background"):
+            return 3 * self.params["max_error"]
         return self.params["max_error"] * (2 if self.params.get("noise_fill") else 1)
 
     def hardware_profile(self, num_channels=1, sampling_frequency=30000.0):

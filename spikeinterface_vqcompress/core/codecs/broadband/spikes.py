@@ -73,12 +73,17 @@ def zone_mask(events, num_samples: int, before: int, after: int) -> np.ndarray:
     return np.ascontiguousarray((np.cumsum(cover[:, :num_samples], axis=1) > 0).T.astype(np.uint8))
 
 
-def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: float = 30000.0) -> list:
+def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: float = 30000.0,
+                  spread_threshold: float = 0.0, spread_samples: int = 10) -> list:
     """Per-channel spike events of a chunk: where its high-passed trace falls below ``-threshold`` noise levels.
 
     The trace is high-passed (2nd-order Butterworth, 300 Hz, causal, as an implant would), its noise
     level is the median absolute deviation / 0.6745 over the chunk, and each run of samples below
     ``-threshold`` noise levels gives one event at its first sample.
+
+    With ``spread_threshold > 0`` an event also goes to every other channel whose trace falls below
+    ``-spread_threshold`` noise levels within ``spread_samples`` of it: the same spike's weaker
+    channels (which a sorter's features use), found without the probe geometry.
 
     Parameters
     ----------
@@ -87,6 +92,9 @@ def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: floa
         In noise levels (below the sorters' usual 4-5, so that a spike's weaker channels are kept too).
     sampling_frequency : float, default: 30000.0
         Only sets the high-pass corner (300 Hz); the codec itself does not know it.
+    spread_threshold : float, default: 0.0
+        In noise levels; 0: no spreading.
+    spread_samples : int, default: 10
 
     Returns
     -------
@@ -103,4 +111,13 @@ def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: floa
     noise = np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745
     below = filtered < -threshold * np.maximum(noise, 1e-6)
     starts = below & ~np.vstack([np.zeros((1, num_channels), dtype=bool), below[:-1]])
+    if spread_threshold > 0:
+        times = np.unique(np.flatnonzero(starts.any(axis=1)))
+        weak = filtered < -spread_threshold * np.maximum(noise, 1e-6)
+        if times.size:
+            # the lowest value of each channel within +- spread_samples of each event time
+            low = np.full((times.size, num_channels), False)
+            for lag in range(-spread_samples, spread_samples + 1):
+                low |= weak[np.clip(times + lag, 0, num_samples - 1)]
+            starts[times] |= low
     return [np.flatnonzero(starts[:, channel]).astype(np.int64) for channel in range(num_channels)]
