@@ -33,6 +33,8 @@ Resumable: rows are written after each recording; a recording already in the res
     python benchmarks/storage_noise_fill.py --experiment spike-windows --stage tuning
     python benchmarks/storage_noise_fill.py --experiment lowpass-background --stage tuning
     python benchmarks/storage_noise_fill.py --stage heldout --plan tridesclous2:0,1,2 spykingcircus2:0,1,2
+    python benchmarks/storage_noise_fill.py --experiment lowpass-background --stage heldout --points 3 \
+        --plan tridesclous2:0 spykingcircus2:0
 """
 
 from __future__ import annotations
@@ -115,13 +117,15 @@ def parse_plan(items):
     return plan
 
 
-def run_recording(spec, plan, n_jobs, experiment):
+def run_recording(spec, plan, n_jobs, experiment, point_indices=None):
     from spikeinterface_vqcompress import compress
     from spikeinterface_vqcompress.evaluation import codec_label, evaluate_codecs
 
     recording, gt_sorting = load_simulated(WORK / f"{spec['name']}.h5", spec)
     raw_mad = bandpassed_mad(recording)
     points, name = EXPERIMENTS[experiment]["points"], EXPERIMENTS[experiment]["name"]
+    if point_indices:
+        points = [points[index] for index in point_indices]
     signal = {}
     for config in points:
         compressed = compress(recording, codec=config, progress_bar=False)
@@ -132,7 +136,7 @@ def run_recording(spec, plan, n_jobs, experiment):
         t0 = time.perf_counter()
         results = evaluate_codecs(recording, gt_sorting, points, sorter=sorter, seeds=seeds,
                                   output_folder=WORK / f"{name}_{spec['name']}_{sorter}", adc_bits=16,
-                                  n_jobs=n_jobs, progress_bar=False, verbose=True)
+                                  n_jobs=n_jobs, progress_bar=False, verbose=True, rebuilt_to_binary=True)
         for config, result in zip(points, results):
             result.update(signal[codec_label(config)], recording=spec["name"], raw_mad=raw_mad)
             rows.append(result)
@@ -167,6 +171,8 @@ def main(argv=None):
     parser.add_argument("--plan", nargs="+", default=["tridesclous2:0,1", "spykingcircus2:0"],
                         help="SORTER:SEED,SEED ... (default: tridesclous2 seeds 0-1, spykingcircus2 seed 0)")
     parser.add_argument("--only", nargs="+", default=None, help="recording names of the stage to run")
+    parser.add_argument("--points", nargs="+", type=int, default=None,
+                        help="indices of the experiment's points to run (default: all)")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--output", default=str(RESULTS))
@@ -181,7 +187,7 @@ def main(argv=None):
         if any(row["recording"] == spec["name"] for row in rows) and not args.force:
             print(f"{spec['name']}: in the results already (--force runs it again)")
             continue
-        new = run_recording(spec, parse_plan(args.plan), args.n_jobs, args.experiment)
+        new = run_recording(spec, parse_plan(args.plan), args.n_jobs, args.experiment, args.points)
         for row in new:
             row["stage"] = args.stage
         rows = [row for row in rows if row["recording"] != spec["name"]] + new

@@ -49,6 +49,22 @@ def test_lossless_reuses_raw_sorting_only_when_verified_exact(ground_truth_file)
     assert "(= raw, bit-exact)" in format_table([result])
 
 
+def test_rebuilt_to_binary_sorts_the_decoded_samples_once_written(ground_truth_file, tmp_path):
+    recording, gt_sorting = load_ground_truth(ground_truth_file)
+    fake_raw = [{"accuracy_mean": 0.5, "accuracy_median": 0.5, "precision_mean": 0.5, "recall_mean": 0.5,
+                 "num_gt_units": 5, "num_sorted_units": 5, "num_well_detected": 2, "num_false_positive": 0,
+                 "num_redundant": 0, "sort_time_s": 1.0, "seed": 0}]
+    folder = tmp_path / "evaluation"
+    result = evaluate(recording, gt_sorting, codec="broadband", codec_params={"max_error": 4}, sorter="tridesclous2",
+                      seeds=[0], raw_scores=fake_raw, output_folder=folder, rebuilt_to_binary=True, n_jobs=1,
+                      progress_bar=False)
+    assert not result["exact"] and result["compressed"]["accuracy_mean"] > 0.6  # sorted for real
+    # the sorter read a binary folder of the decoded samples, removed once sorted
+    provenance = (folder / "broadband_tridesclous2_seed0" / "spikeinterface_recording.json").read_text()
+    assert "broadband_rebuilt_binary" in provenance and "BinaryFolderRecording" in provenance
+    assert not (folder / "broadband_rebuilt_binary").exists()
+
+
 def test_cli_compress_info_decompress_and_damage(ground_truth_file, tmp_path, capsys):
     output = tmp_path / "gt.vqc"
     assert cli.main(["compress", str(ground_truth_file), str(output), "--codec", "flac", "--no-progress"]) == 0
