@@ -202,6 +202,8 @@ class BroadbandCodec(Codec):
                           spike_before=int(spike_before), spike_after=int(spike_after))
             if spike_spread:  # absent when off
                 params["spike_spread"] = float(spike_spread)
+        elif spike_spread:
+            raise ValueError("codec 'broadband': spike_spread spreads spike windows: set spike_error too")
         if lowpass_background not in (True, False, 0, 1):
             raise ValueError(f"codec 'broadband': parameter 'lowpass_background' is true or false, got {lowpass_background!r}")
         if lowpass_background:
@@ -284,7 +286,8 @@ class BroadbandCodec(Codec):
             else:
                 filled = traces + noise.synthesise(noise.seed_of(core), taps, levels, num_samples, max_error)
             if zone.size:  # spike windows keep their own (tighter) error, unfilled
-                filled[zone.astype(bool)] = traces[zone.astype(bool)]
+                inside = zone.astype(bool)
+                filled[inside] = traces[inside]
             return np.clip(filled, -32768, 32767).astype(dtype)
         return self._decode_core(data, num_samples, num_channels).astype(dtype, copy=False)
 

@@ -108,16 +108,15 @@ def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: floa
     sos = scipy.signal.butter(2, min(300.0, 0.4 * sampling_frequency), btype="highpass", fs=sampling_frequency, output="sos")
     filtered = scipy.signal.sosfilt(sos, traces.astype(np.float32), axis=0)
     filtered[:32] = 0  # the filter's start-up transient
-    noise = np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745
-    below = filtered < -threshold * np.maximum(noise, 1e-6)
+    noise = np.maximum(np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745, 1e-6)
+    below = filtered < -threshold * noise
     starts = below & ~np.vstack([np.zeros((1, num_channels), dtype=bool), below[:-1]])
     if spread_threshold > 0:
-        times = np.unique(np.flatnonzero(starts.any(axis=1)))
-        weak = filtered < -spread_threshold * np.maximum(noise, 1e-6)
-        if times.size:
-            # the lowest value of each channel within +- spread_samples of each event time
-            low = np.full((times.size, num_channels), False)
-            for lag in range(-spread_samples, spread_samples + 1):
-                low |= weak[np.clip(times + lag, 0, num_samples - 1)]
-            starts[times] |= low
+        times = np.flatnonzero(starts.any(axis=1))  # every sample where some channel has an event
+        weak = filtered < -spread_threshold * noise
+        # each channel below -spread_threshold within +- spread_samples of such a time gets an event there
+        near = np.zeros((times.size, num_channels), dtype=bool)
+        for lag in range(-spread_samples, spread_samples + 1):
+            near |= weak[np.clip(times + lag, 0, num_samples - 1)]
+        starts[times] |= near
     return [np.flatnonzero(starts[:, channel]).astype(np.int64) for channel in range(num_channels)]
