@@ -184,6 +184,79 @@ def test_lowpass_background_errors_are_clear():
         codec.decode(data[:-1], *traces.shape, np.int16)
 
 
+def _correlated_background(num_samples=30000, num_channels=6, seed=7, share=0.6):
+    """Gaussian noise (std ~30) whose neighbouring channels correlate: each channel mixes its own
+    noise with a shared component travelling along the channel order (a real background's pattern)."""
+    rng = np.random.default_rng(seed)
+    own = rng.normal(size=(num_samples, num_channels))
+    common = rng.normal(size=(num_samples, num_channels + 2))
+    shared = (common[:, :-2] + common[:, 1:-1] + common[:, 2:]) / np.sqrt(3)  # neighbours share two of three
+    return np.round(30 * (np.sqrt(1 - share) * own + np.sqrt(share) * shared)).astype(np.int16)
+
+
+def _neighbour_correlation(traces):
+    correlation = np.corrcoef(traces.astype(float).T)
+    return float(np.mean(np.diag(correlation, 1)))
+
+
+def test_noise_neighbours_keep_the_background_correlation_across_channels():
+    traces = _correlated_background()
+    raw = _neighbour_correlation(traces)  # 0.6 * 2/3 = 0.4 by construction
+    outputs = {}
+    for neighbours in (0, 3):
+        codec = BroadbandCodec(max_error=96, noise_fill=True, noise_neighbours=neighbours)
+        data = codec.encode(traces)
+        out = outputs[neighbours] = codec.decode(data, *traces.shape, np.int16)
+        assert data[4] == (2 if neighbours else 1)  # format 1 byte for byte without it
+        assert np.abs(out.astype(int) - traces).max() <= codec.max_error == 192
+        assert 0.85 < _mad(out) / _mad(traces) < 1.15  # the level is kept either way
+        np.testing.assert_array_equal(BroadbandCodec(max_error=96, noise_fill=True, noise_neighbours=neighbours)
+                                      .decode(data, *traces.shape, np.int16), out)
+    assert 0.35 < raw < 0.45
+    assert _neighbour_correlation(outputs[0]) < raw - 0.2  # independent fill loses it
+    # the spatial model keeps most of it (the coarse reconstruction under the fill is uncorrelated: 0.31 of 0.40)
+    assert 0.7 * raw < _neighbour_correlation(outputs[3]) < raw + 0.05
+    assert BroadbandCodec(max_error=96, noise_fill=True, noise_neighbours=3).get_config()["noise_neighbours"] == 3
+    assert "noise_neighbours" not in BroadbandCodec(max_error=96, noise_fill=True).get_config()
+
+
+def test_noise_neighbours_with_lowpass_background_and_its_errors():
+    traces = _correlated_background(num_samples=12000)
+    traces[1000:1090, :3] += (-400 * np.hanning(90)[:, None]).astype(np.int16)  # one spike: a window
+    codec = BroadbandCodec(max_error=96, spike_error=8, noise_fill=True, lowpass_background=True, noise_neighbours=4)
+    data = codec.encode(traces)
+    assert data[4] == 2 and data[10] == 3  # low-pass and spatial flags
+    out = codec.decode(data, *traces.shape, np.int16)
+    assert np.abs(out.astype(int) - traces).max() <= 288
+    assert _neighbour_correlation(out[2000:]) > _neighbour_correlation(traces[2000:]) - 0.1
+    for parameters, message in (({"max_error": 32}, "set noise_fill=True too"),
+                                ({"max_error": 32, "noise_fill": True, "noise_neighbours": 17}, "noise_neighbours"),
+                                ({"max_error": 32, "noise_fill": True, "noise_neighbours": 2.5}, "whole number")):
+        with pytest.raises(ValueError, match=message):
+            BroadbandCodec(**{"noise_neighbours": 2, **parameters})
+    for damaged in (data[:-1], data + b"\0"):  # the spatial model's layout is checked
+        with pytest.raises(CorruptDataError, match="damaged"):
+            codec.decode(damaged, *traces.shape, np.int16)
+    unflagged = bytearray(data)
+    unflagged[10] = 1  # the spatial flag cleared: the extra bytes no longer fit the layout
+    with pytest.raises(CorruptDataError, match="damaged"):
+        codec.decode(bytes(unflagged), *traces.shape, np.int16)
+
+
+def test_lowpass_background_fills_at_the_robust_noise_level():
+    # a background with sparse large events (a real background's sub-threshold spikes): its standard
+    # deviation is well above its robust level, which is what the sorters' thresholds follow
+    rng = np.random.default_rng(11)
+    traces = rng.normal(0, 30, (30000, 4))
+    for start in rng.integers(0, 29900, size=600):
+        traces[start:start + 20] += rng.choice([-1, 1]) * 90 * np.hanning(20)[:, None]
+    traces = np.round(traces).astype(np.int16)
+    assert traces.std() > 1.2 * _mad(traces)
+    codec = BroadbandCodec(max_error=96, spike_error=8, spike_threshold=6.0, noise_fill=True, lowpass_background=True)
+    out = codec.decode(codec.encode(traces), *traces.shape, np.int16)
+    assert 0.85 < _mad(out) / _mad(traces) < 1.15
+
+
 def test_spike_spread_opens_windows_on_a_spike_s_weaker_channels():
     from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
 

@@ -65,7 +65,8 @@ def test_the_issue_examples():
         "codec 'broadband' has no parameter 'max_eror'; did you mean 'max_error'? Parameters: max_error (int, default 0), "
         "lpc_order (int, default 32), stages (list of [int, int] or None, default None), noise_fill (bool, default False), "
         "spike_error (int or None, default None), spike_threshold (float, default 3.5), spike_before (int, default 30), "
-        "spike_after (int, default 60), spike_spread (float, default 0.0), lowpass_background (bool, default False), bits_per_sample (float or None, default None)")
+        "spike_after (int, default 60), spike_spread (float, default 0.0), lowpass_background (bool, default False), bits_per_sample (float or None, default None), "
+        "noise_neighbours (int, default 0)")
     with pytest.raises(ValueError, match="codec 'broadband' has no parameter 'max_eror'; did you mean 'max_error'"):
         get_codec("storage", max_eror=3)  # through a preset: the codec it resolves to is named
 
