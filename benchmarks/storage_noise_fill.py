@@ -12,6 +12,11 @@ Experiments (``--experiment``):
 - ``lowpass-background`` (``results/storage_lowpass_background``): the same windows with only the low band
   of the coarse background kept and the rest synthesised (``lowpass_background``), against noise fill
   on the coarse background; windows spread to the spikes' weaker channels (``spike_spread``);
+- ``lowpass-spatial`` (``results/storage_lowpass_spatial``): the low-pass background setting again, with the
+  encoder's noise measured on the original's high band (after ``storage_lowpass_background`` was measured),
+  with and without ``noise_neighbours=8``;
+- ``storage-preset`` (``results/storage_preset_real``, stage ``real``): the ``storage`` preset as users get it
+  (a preset carries no bound to scale);
 - ``real-bounds`` (``results/storage_real_bounds``, stage ``real``): the uniform bound at about half and one
   noise level against tight spike windows (``spike_error`` ~0.25 noise levels) with and without the low-pass
   background, and with the background's spatial correlation kept (``noise_neighbours``), on the real recordings.
@@ -47,6 +52,7 @@ Resumable: rows are written after each recording; a recording already in the res
         --plan tridesclous2:0 spykingcircus2:0
     python benchmarks/storage_noise_fill.py --experiment lowpass-background --stage real --points 3 \
         --plan tridesclous2:0,1 spykingcircus2:0,1
+    python benchmarks/storage_noise_fill.py --experiment lowpass-spatial --stage heldout --only nn32_seed301
     python benchmarks/storage_noise_fill.py --experiment real-bounds --stage real --plan tridesclous2:0,1 spykingcircus2:0,1
 """
 
@@ -110,6 +116,11 @@ EXPERIMENTS = {
                       "title": "Spike windows for lossy storage (broadband)"},
     "lowpass-background": {"name": "storage_lowpass_background", "points": LOWPASS_POINTS,
                            "title": "Low-pass background for lossy storage (broadband)"},
+    "lowpass-spatial": {"name": "storage_lowpass_spatial",
+                        "points": [LOWPASS_POINTS[3], {**LOWPASS_POINTS[3], "noise_neighbours": 8}],
+                        "title": "Low-pass background after the noise-level fix, with and without noise_neighbours (broadband)"},
+    "storage-preset": {"name": "storage_preset_real", "points": [{"id": "storage"}],
+                       "title": "The storage preset (broadband max_error=16, not scaled) on real recordings"},
     "real-bounds": {"name": "storage_real_bounds", "points": REAL_POINTS,
                     "title": "Uniform bound and spike windows on real recordings (broadband)"},
 }

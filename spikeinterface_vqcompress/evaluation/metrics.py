@@ -97,6 +97,38 @@ def compare_traces(recording, rebuilt, chunk_duration_s: float = 1.0) -> dict:
     }
 
 
+def _snippets(recording, rebuilt, segment_index, frames_of: dict, half: int, gains, block_samples: int = 65536):
+    """``(originals, decoded)``: per unit, ``(num_spikes, 2 * half, num_channels)`` float64 snippets (in µV)
+    around its frames, read block by block in time order so that every chunk of a compressed
+    recording is decoded about once, whatever the number of units."""
+    units = list(frames_of)
+    if not units:
+        return {}, {}
+    owners = np.concatenate([np.full(frames_of[unit].size, index) for index, unit in enumerate(units)])
+    frames = np.concatenate([frames_of[unit] for unit in units])
+    order = np.argsort(frames, kind="stable")
+    num_channels = recording.get_num_channels()
+    originals = np.empty((frames.size, 2 * half, num_channels))
+    decoded = np.empty_like(originals)
+    position = 0
+    while position < order.size:
+        block_start = int(frames[order[position]]) - half
+        last = int(np.searchsorted(frames[order], block_start + half + block_samples, side="right"))
+        last = max(last, position + 1)
+        block_end = int(frames[order[last - 1]]) + half
+        blocks = [source.get_traces(segment_index=segment_index, start_frame=block_start, end_frame=block_end)
+                  for source in (recording, rebuilt)]
+        for slot in order[position:last]:
+            offset = int(frames[slot]) - half - block_start
+            originals[slot] = blocks[0][offset:offset + 2 * half]
+            decoded[slot] = blocks[1][offset:offset + 2 * half]
+        position = last
+    originals *= gains
+    decoded *= gains
+    return ({unit: originals[owners == index] for index, unit in enumerate(units)},
+            {unit: decoded[owners == index] for index, unit in enumerate(units)})
+
+
 def spike_window_fidelity(recording, rebuilt, sorting, window_ms: float = 1.0, num_channels_per_unit: int = 4,
                           max_spikes_per_unit: int = 500, seed: int = 0) -> dict:
     """Fidelity where it matters for sorting: windows around ground-truth spikes.
@@ -121,21 +153,17 @@ def spike_window_fidelity(recording, rebuilt, sorting, window_ms: float = 1.0, n
     exact_snippets = 0
     for segment_index in range(recording.get_num_segments()):
         num_samples = recording.get_num_samples(segment_index)
+        sampled = {}  # unit -> its (sampled) spike frames, drawn in unit order
         for unit_id in sorting.unit_ids:
             frames = sorting.get_unit_spike_train(unit_id, segment_index=segment_index)
             frames = frames[(frames >= half) & (frames < num_samples - half)]
-            if frames.size == 0:
-                continue
             if frames.size > max_spikes_per_unit:
                 frames = np.sort(rng.choice(frames, max_spikes_per_unit, replace=False))
-            originals = np.stack([
-                recording.get_traces(segment_index=segment_index, start_frame=frame - half, end_frame=frame + half)
-                for frame in frames
-            ]).astype(np.float64) * gains
-            decoded = np.stack([
-                rebuilt.get_traces(segment_index=segment_index, start_frame=frame - half, end_frame=frame + half)
-                for frame in frames
-            ]).astype(np.float64) * gains
+            if frames.size:
+                sampled[unit_id] = frames
+        originals_of, decoded_of = _snippets(recording, rebuilt, segment_index, sampled, half, gains)
+        for unit_id in sampled:
+            originals, decoded = originals_of[unit_id], decoded_of[unit_id]
             mean_waveform = originals.mean(axis=0)
             channels = np.argsort(np.ptp(mean_waveform, axis=0))[::-1][:num_channels_per_unit]
             originals = originals[:, :, channels]
