@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,42 @@ def write_results(folder, stem: str, payload, markdown=None, fallback=None) -> P
     if markdown is not None:
         (folder / f"{stem}.md").write_text(markdown() if callable(markdown) else markdown)
     return path
+
+
+# -- memory --------------------------------------------------------------------------------------
+class PeakMemory:
+    """Peak RSS of this process plus its children, sampled every 50 ms."""
+
+    def __init__(self):
+        import psutil
+
+        self.process = psutil.Process()
+        self.peak_MB = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _total_MB(self):
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:
+                pass
+        return total / 2**20
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak_MB = max(self.peak_MB, self._total_MB())
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self.peak_MB = self._total_MB()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 # -- recordings ----------------------------------------------------------------------------------

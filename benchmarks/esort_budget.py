@@ -27,9 +27,15 @@ never used for these choices): per recording, side by side in one run,
 
 Writes ``benchmarks/results/esort_e2e.{json,md}``, one row per recording and method, resumable.
 
+``--stage neuropixels`` is the same comparison at Neuropixels scale (issue 31, item 3): a MEArec
+Neuropixels-384 recording (30 units, 60 s, templates and seeds 321, simulated into
+``benchmarks/work/`` when absent), E-Sort against spykingcircus2, tridesclous2, lupin and kilosort4,
+every method's wall time and peak memory: ``benchmarks/results/esort_np384.{json,md}``.
+
     python benchmarks/esort_budget.py
     python benchmarks/esort_budget.py --variants "600 steps"
     python benchmarks/esort_budget.py --stage heldout
+    python benchmarks/esort_budget.py --stage neuropixels
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, WORK, command_line, score, write_results
+from common import RESULTS, WORK, PeakMemory, command_line, score, write_results
 
 RECORDINGS = {"nn32_tuning_seed401": WORK / "nn32_tuning_seed401.h5"}
 #: held-out recordings (simulated by benchmarks/spike_vq.py's held-out stage into benchmarks/work/)
@@ -92,10 +98,13 @@ def label_sorting(recording, sorter, seconds, folder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["tuning", "heldout"], default="tuning")
+    parser.add_argument("--stage", choices=["tuning", "heldout", "neuropixels"], default="tuning")
     parser.add_argument("--recording", default="nn32_tuning_seed401", choices=sorted(RECORDINGS),
                         help="the tuning recording (--stage tuning)")
     parser.add_argument("--recordings", nargs="*", default=HELDOUT, help="held-out recordings (--stage heldout)")
+    parser.add_argument("--sorters", nargs="*", default=None,
+                        help="the sorters beside esort (--stage heldout: spykingcircus2 tridesclous2; "
+                             "--stage neuropixels: also lupin kilosort4)")
     parser.add_argument("--today-recordings", nargs="*", default=["nn32_seed301", "np64_seed311"],
                         help="held-out recordings on which today's E-Sort also runs (minutes each)")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="a subset of the variants (names)")
@@ -121,7 +130,7 @@ def main(argv=None):
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     torch.set_num_threads(args.threads)
-    if args.stage == "heldout":
+    if args.stage in ("heldout", "neuropixels"):
         return heldout(args, argv)
     path = RECORDINGS[args.recording]
     recording, gt_sorting = load_ground_truth(path)
@@ -183,6 +192,21 @@ def main(argv=None):
     print(f"wall time {time.perf_counter() - t_start:.0f} s")
 
 
+#: --stage neuropixels: a 384-channel Neuropixels recording (templates and seeds never used for pretraining
+#: or for choosing settings), simulated into benchmarks/work/ when absent
+NEUROPIXELS = {"np384_seed321": {"probe": "Neuropixels-384", "num_units": 30, "duration_s": 60.0, "seed": 321,
+                                 "num_templates_per_cell": 10}}
+NEUROPIXELS_SORTERS = ["spykingcircus2", "tridesclous2", "lupin", "kilosort4"]
+#: what the results file of each end-to-end stage says about its recordings
+STAGE_NOTES = {
+    "heldout": "MEArec Neuronexus-32 (seeds 301-303, templates seed 0) and Neuropixels-64 (seeds 311-313, templates "
+               "seed 7), 20 units, 60 s, never used to choose E-Sort's settings.",
+    "neuropixels": "MEArec Neuropixels-384 (384 channels, recording and templates seed 321, 10 templates per cell, "
+                   "30 units: 40 could not be placed 25 um apart from the library, 60 s, 32 kHz), never used to pretrain E-Sort's backbone or to choose its settings. "
+                   "kilosort4 with its defaults and the recommended `dminx` (CPU torch).",
+}
+
+
 def _scored(row, gt_sorting, sorting):
     """``row`` with the accuracy and unit counts of ``sorting`` against the ground truth."""
     scores = score(gt_sorting, sorting)
@@ -190,17 +214,34 @@ def _scored(row, gt_sorting, sorting):
     return row
 
 
+def _end_to_end_recording(stage, name):
+    """``(recording, gt_sorting)`` of a recording of an end-to-end stage."""
+    from common import load_simulated
+
+    from spikeinterface_vqcompress.groundtruth import load_ground_truth
+
+    if stage == "neuropixels":
+        return load_simulated(WORK / f"{name}.h5", NEUROPIXELS[name])
+    return load_ground_truth(WORK / f"{name}.h5")
+
+
 def heldout(args, argv):
-    """End to end on the held-out recordings: the esort sorter, spykingcircus2, tridesclous2, today's E-Sort."""
+    """End to end, side by side: the esort sorter, the other sorters, today's E-Sort (``--stage heldout``
+    on the held-out recordings, ``--stage neuropixels`` on the 384-channel one); every row with its wall
+    time and the peak memory of the process and its children."""
     import spikeinterface.sorters as ss
 
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.esort import core
     from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD
     from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
-    from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
-    results_path = Path(args.output) / "esort_e2e.json"
+    neuropixels = args.stage == "neuropixels"
+    stem = "esort_np384" if neuropixels else "esort_e2e"
+    recordings = args.recordings if not neuropixels or args.recordings != HELDOUT else list(NEUROPIXELS)
+    sorters = args.sorters or (NEUROPIXELS_SORTERS if neuropixels else HELDOUT_SORTERS)
+    today_recordings = [] if neuropixels else args.today_recordings
+    results_path = Path(args.output) / f"{stem}.json"
     payload = json.loads(results_path.read_text()) if results_path.is_file() and not args.force else {"rows": []}
     rows = payload["rows"]
     done = {(row["recording"], row["method"], row["seed"]) for row in rows}
@@ -208,45 +249,59 @@ def heldout(args, argv):
 
     def save():
         out = {"package_version": vq.__version__, "command": command_line("benchmarks/esort_budget.py", argv),
-               "threads": args.threads, "esort_defaults": {k: defaults[k] for k in (
+               "stage": args.stage, "note": STAGE_NOTES[args.stage], "threads": args.threads,
+               "esort_defaults": {k: defaults[k] for k in (
                    "label_sorter", "label_duration_s", "epochs", "max_steps", "max_spikes_per_unit")}, "rows": rows}
-        write_results(args.output, "esort_e2e", out, markdown=e2e_markdown(out))
+        write_results(args.output, stem, out, markdown=e2e_markdown(out))
+
+    def measured(row, run):
+        """``row`` with ``run()``'s sorting scored, its wall time and peak memory."""
+        with PeakMemory() as memory:
+            t0 = time.perf_counter()
+            sorting = run()
+            row["total_s"] = time.perf_counter() - t0
+        row["peak_memory_MB"] = memory.peak_MB
+        return sorting
 
     # warm-up (not timed): the first run of a sorter in a process compiles its numba kernels
-    recording, _ = load_ground_truth(WORK / f"{args.recordings[0]}.h5")
+    recording, _ = _end_to_end_recording(args.stage, recordings[0])
     head = recording.frame_slice(0, int(5 * recording.get_sampling_frequency()))
-    for sorter in HELDOUT_SORTERS:
-        run_seeded_sorter(head, sorter, 0, Path(args.work_folder) / "warmup" / sorter)
+    for sorter in sorters:
+        if sorter != "kilosort4":  # no numba; its first run compiles nothing
+            run_seeded_sorter(head, sorter, 0, Path(args.work_folder) / "warmup" / sorter)
     ss.run_sorter("esort", head, folder=str(Path(args.work_folder) / "warmup" / "esort"), remove_existing_folder=True,
                   verbose=False, num_threads=args.threads)
-    for name in args.recordings:
-        recording, gt_sorting = load_ground_truth(WORK / f"{name}.h5")
+    for name in recordings:
+        recording, gt_sorting = _end_to_end_recording(args.stage, name)
+        info_row = {"recording": name, "num_channels": recording.get_num_channels(),
+                    "duration_s": recording.get_total_duration(), "num_units": len(gt_sorting.unit_ids)}
         work = Path(args.work_folder) / name
         sortings = {}
-        today = name in args.today_recordings and (name, "today's E-Sort", 0) not in done
-        for sorter in HELDOUT_SORTERS:
+        today = name in today_recordings and (name, "today's E-Sort", 0) not in done
+        for sorter in sorters:
             if (name, sorter, 0) in done and not (sorter == "tridesclous2" and today):
                 continue
-            sorting, elapsed = run_seeded_sorter(recording, sorter, 0, work / sorter)
-            sortings[sorter] = (sorting, elapsed)
+            row = {**info_row, "method": sorter, "seed": 0}
+            sorting = measured(row, lambda: run_seeded_sorter(recording, sorter, 0, work / sorter)[0])
+            sortings[sorter] = (sorting, row["total_s"])
             if (name, sorter, 0) not in done:
-                rows.append(_scored({"recording": name, "method": sorter, "seed": 0, "total_s": elapsed}, gt_sorting, sorting))
-                print(f"{name} {sorter}: acc {rows[-1]['accuracy_mean']:.3f} in {elapsed:.0f} s", flush=True)
+                rows.append(_scored(row, gt_sorting, sorting))
+                print(f"{name} {sorter}: acc {row['accuracy_mean']:.3f} in {row['total_s']:.0f} s, "
+                      f"{row['peak_memory_MB']:.0f} MB", flush=True)
                 save()
         for seed in args.seeds:
             if (name, "esort", seed) in done:
                 continue
             folder = work / f"esort_seed{seed}"
-            t0 = time.perf_counter()
-            sorting = ss.run_sorter("esort", recording, folder=str(folder), remove_existing_folder=True, verbose=False,
-                                    seed=seed, num_threads=args.threads)
-            elapsed = time.perf_counter() - t0
+            row = {**info_row, "method": "esort", "seed": seed}
+            sorting = measured(row, lambda: ss.run_sorter("esort", recording, folder=str(folder), remove_existing_folder=True,
+                                                          verbose=False, seed=seed, num_threads=args.threads))
             info = json.loads((folder / "sorter_output" / "esort_info.json").read_text())
-            rows.append(_scored({"recording": name, "method": "esort", "seed": seed, "total_s": elapsed,
-                                 "label_s": info["label_time_s"], "fine_tune_s": info["fine_tune_time_s"],
-                                 "sort_s": info["sort_time_s"], "num_label_units": len(info["labels"]["unit_ids"])},
-                                gt_sorting, sorting))
-            print(f"{name} esort seed {seed}: acc {rows[-1]['accuracy_mean']:.3f} in {elapsed:.0f} s", flush=True)
+            row.update({"label_s": info["label_time_s"], "fine_tune_s": info["fine_tune_time_s"],
+                        "sort_s": info["sort_time_s"], "num_label_units": len(info["labels"]["unit_ids"])})
+            rows.append(_scored(row, gt_sorting, sorting))
+            print(f"{name} esort seed {seed}: acc {row['accuracy_mean']:.3f} in {row['total_s']:.0f} s "
+                  f"(sort {row['sort_s']:.1f} s), {row['peak_memory_MB']:.0f} MB", flush=True)
             save()
         if today:
             label_sorting, label_s = sortings["tridesclous2"]
@@ -259,7 +314,7 @@ def heldout(args, argv):
             sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, stride=2,
                                           gate_threshold=DEFAULT_GATE_THRESHOLD, gate_margin_samples=DEFAULT_GATE_MARGIN_SAMPLES,
                                           gate_peak_sign=DEFAULT_GATE_PEAK_SIGN)
-            rows.append(_scored({"recording": name, "method": "today's E-Sort", "seed": 0,
+            rows.append(_scored({**info_row, "method": "today's E-Sort", "seed": 0,
                                  "total_s": label_s + time.perf_counter() - t0, "label_s": label_s,
                                  "fine_tune_s": info["fine_tune_time_s"], "sort_s": time.perf_counter() - t1,
                                  "num_label_units": len(labels.unit_ids)}, gt_sorting, sorting))
@@ -268,47 +323,57 @@ def heldout(args, argv):
 
 
 def e2e_markdown(payload) -> str:
-    methods = ["esort", "spykingcircus2", "tridesclous2", "today's E-Sort"]
+    rows = payload["rows"]
+    methods = list(dict.fromkeys(["esort", "spykingcircus2", "tridesclous2", *(row["method"] for row in rows)]))
+    memory = any("peak_memory_MB" in row for row in rows)
     d = payload["esort_defaults"]
-    lines = ["# E-Sort end to end vs the sorters (held-out recordings)", "",
-             "MEArec Neuronexus-32 (seeds 301-303, templates seed 0) and Neuropixels-64 (seeds 311-313, templates "
-             "seed 7), 20 units, 60 s, never used to choose E-Sort's settings. `esort`: `run_sorter('esort')` with its "
+    lines = ["# E-Sort end to end vs the sorters (" + ("384-channel Neuropixels" if payload.get("stage") == "neuropixels"
+                                                       else "held-out recordings") + ")", "",
+             payload.get("note", STAGE_NOTES["heldout"]) + " `esort`: `run_sorter('esort')` with its "
              f"defaults (labels: {d['label_sorter']} on the first {d['label_duration_s']:g} s; fine-tuning: at most "
              f"{d['max_steps']} steps, " + ("every labelled spike makes windows" if d['max_spikes_per_unit'] is None else
                                  f"at most {d['max_spikes_per_unit']} labelled spikes per unit make windows") + "), "
-             "wall time of the whole call, fine-tuning seeds as listed. spykingcircus2 / tridesclous2: seed 0, the whole "
-             "recording. Today's E-Sort (before issue 31): tridesclous2's labels of the whole recording (its time "
-             "counted), 60 epochs over every window, seed 0. Torch on "
-             f"{payload['threads']} threads, 2 CPU cores. Command: `{payload['command']}`.", "",
+             "wall time of the whole call, fine-tuning seeds as listed; `sort s` is its inference alone (band-pass, "
+             "network, peaks), `x RT` the recording's duration over it. The other sorters: seed 0, the whole "
+             "recording, recommended settings. Today's E-Sort (before issue 31): tridesclous2's labels of the whole "
+             "recording (its time counted), 60 epochs over every window, seed 0. "
+             + ("Peak memory: resident set of the process and its children, sampled every 50 ms. " if memory else "")
+             + f"Torch on {payload['threads']} threads, 2 CPU cores. Command: `{payload['command']}`.", "",
              "| recording | method | seeds | accuracy | well detected | sorted units | false-positive units | total s "
-             "| labels s | fine-tune s | sort s | vs spykingcircus2 time |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    recordings = list(dict.fromkeys(row["recording"] for row in payload["rows"]))
+             "| labels s | fine-tune s | sort s | x RT | vs spykingcircus2 time |" + (" peak memory MB |" if memory else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if memory else "")]
+    recordings = list(dict.fromkeys(row["recording"] for row in rows))
     for name in recordings:
-        sc2 = [row["total_s"] for row in payload["rows"] if row["recording"] == name and row["method"] == "spykingcircus2"]
+        sc2 = [row["total_s"] for row in rows if row["recording"] == name and row["method"] == "spykingcircus2"]
         for method in methods:
-            selected = [row for row in payload["rows"] if row["recording"] == name and row["method"] == method]
+            selected = [row for row in rows if row["recording"] == name and row["method"] == method]
             if not selected:
                 continue
             mean = lambda k: np.mean([row[k] for row in selected])  # noqa: E731
             cell = lambda k, fmt: format(mean(k), fmt) if k in selected[0] else ""  # noqa: E731
             accuracy = [row["accuracy_mean"] for row in selected]
             ratio = f"{mean('total_s') / np.mean(sc2):.2f}x" if sc2 else ""
+            duration = selected[0].get("duration_s", 60.0)
+            realtime = f"{duration / mean('sort_s'):.1f}" if "sort_s" in selected[0] else ""
             lines.append(f"| {name} | {method} | {','.join(str(row['seed']) for row in selected)} | "
                          f"{np.mean(accuracy):.3f} +/- {np.std(accuracy):.3f} | {mean('num_well_detected'):.1f} | "
                          f"{mean('num_sorted_units'):.1f} | {mean('num_false_positive'):.1f} | {mean('total_s'):.0f} | "
-                         f"{cell('label_s', '.0f')} | {cell('fine_tune_s', '.1f')} | {cell('sort_s', '.1f')} | {ratio} |")
-    lines += ["", "Per probe (mean over its recordings of each recording's mean; the time ratio is of the mean times):", "",
-              "| probe | method | accuracy | well detected | false-positive units | total s | vs spykingcircus2 time |",
-              "|---|---|---|---|---|---|---|"]
-    for probe in ("nn32", "np64"):
+                         f"{cell('label_s', '.0f')} | {cell('fine_tune_s', '.1f')} | {cell('sort_s', '.1f')} | {realtime} | "
+                         f"{ratio} |" + (f" {cell('peak_memory_MB', '.0f')} |" if memory else ""))
+    probes = list(dict.fromkeys(name.split("_")[0] for name in recordings))
+    if len(recordings) > len(probes):
+        lines += ["", "Per probe (mean over its recordings of each recording's mean; the time ratio is of the mean times):", "",
+                  "| probe | method | accuracy | well detected | false-positive units | total s | vs spykingcircus2 time |",
+                  "|---|---|---|---|---|---|---|"]
+    for probe in probes if len(recordings) > len(probes) else []:
         names = [name for name in recordings if name.startswith(probe)]
         per = {}
         for method in methods:
-            selected = {name: [row for row in payload["rows"] if row["recording"] == name and row["method"] == method]
+            selected = {name: [row for row in rows if row["recording"] == name and row["method"] == method]
                         for name in names}
-            selected = {name: rows for name, rows in selected.items() if rows}
+            selected = {name: rows_ for name, rows_ in selected.items() if rows_}
             if selected:
-                per[method] = {k: float(np.mean([np.mean([row[k] for row in rows]) for rows in selected.values()]))
+                per[method] = {k: float(np.mean([np.mean([row[k] for row in rows_]) for rows_ in selected.values()]))
                                for k in ("accuracy_mean", "num_well_detected", "num_false_positive", "total_s")}
                 per[method]["names"] = sorted(selected)
         for method, values in per.items():

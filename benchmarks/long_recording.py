@@ -30,50 +30,14 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, WORK, command_line, write_results
+from common import RESULTS, WORK, PeakMemory, command_line, write_results
 
 SAMPLING_FREQUENCY = 30000.0
-
-
-class PeakMemory:
-    """Peak RSS of this process plus its children, sampled every 50 ms."""
-
-    def __init__(self):
-        import psutil
-
-        self.process = psutil.Process()
-        self.peak_MB = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _total_MB(self):
-        total = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except Exception:
-                pass
-        return total / 2**20
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak_MB = max(self.peak_MB, self._total_MB())
-            self._stop.wait(0.05)
-
-    def __enter__(self):
-        self.peak_MB = self._total_MB()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def generated_recording(duration_s: float, num_channels: int, seed: int = 0):
