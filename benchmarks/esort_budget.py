@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, WORK, PeakMemory, command_line, score, write_results
+from common import RESULTS, WORK, PeakMemory, command_line, load_simulated, score, write_results
 
 RECORDINGS = {"nn32_tuning_seed401": WORK / "nn32_tuning_seed401.h5"}
 #: held-out recordings (simulated by benchmarks/spike_vq.py's held-out stage into benchmarks/work/)
@@ -101,7 +101,8 @@ def main(argv=None):
     parser.add_argument("--stage", choices=["tuning", "heldout", "neuropixels"], default="tuning")
     parser.add_argument("--recording", default="nn32_tuning_seed401", choices=sorted(RECORDINGS),
                         help="the tuning recording (--stage tuning)")
-    parser.add_argument("--recordings", nargs="*", default=HELDOUT, help="held-out recordings (--stage heldout)")
+    parser.add_argument("--recordings", nargs="*", default=None,
+                        help="the recordings of --stage heldout (default: the six held-out ones) or neuropixels")
     parser.add_argument("--sorters", nargs="*", default=None,
                         help="the sorters beside esort (--stage heldout: spykingcircus2 tridesclous2; "
                              "--stage neuropixels: also lupin kilosort4)")
@@ -216,8 +217,6 @@ def _scored(row, gt_sorting, sorting):
 
 def _end_to_end_recording(stage, name):
     """``(recording, gt_sorting)`` of a recording of an end-to-end stage."""
-    from common import load_simulated
-
     from spikeinterface_vqcompress.groundtruth import load_ground_truth
 
     if stage == "neuropixels":
@@ -238,7 +237,7 @@ def heldout(args, argv):
 
     neuropixels = args.stage == "neuropixels"
     stem = "esort_np384" if neuropixels else "esort_e2e"
-    recordings = args.recordings if not neuropixels or args.recordings != HELDOUT else list(NEUROPIXELS)
+    recordings = args.recordings or (list(NEUROPIXELS) if neuropixels else HELDOUT)
     sorters = args.sorters or (NEUROPIXELS_SORTERS if neuropixels else HELDOUT_SORTERS)
     today_recordings = [] if neuropixels else args.today_recordings
     results_path = Path(args.output) / f"{stem}.json"
@@ -361,11 +360,12 @@ def e2e_markdown(payload) -> str:
                          f"{cell('label_s', '.0f')} | {cell('fine_tune_s', '.1f')} | {cell('sort_s', '.1f')} | {realtime} | "
                          f"{ratio} |" + (f" {cell('peak_memory_MB', '.0f')} |" if memory else ""))
     probes = list(dict.fromkeys(name.split("_")[0] for name in recordings))
-    if len(recordings) > len(probes):
+    per_probe = len(recordings) > len(probes)  # a probe with several recordings
+    if per_probe:
         lines += ["", "Per probe (mean over its recordings of each recording's mean; the time ratio is of the mean times):", "",
                   "| probe | method | accuracy | well detected | false-positive units | total s | vs spykingcircus2 time |",
                   "|---|---|---|---|---|---|---|"]
-    for probe in probes if len(recordings) > len(probes) else []:
+    for probe in probes if per_probe else []:
         names = [name for name in recordings if name.startswith(probe)]
         per = {}
         for method in methods:
