@@ -257,6 +257,41 @@ def test_lowpass_background_fills_at_the_robust_noise_level():
     assert 0.85 < _mad(out) / _mad(traces) < 1.15
 
 
+def test_robust_levels_equal_numpy_s_median_absolute_deviation():
+    from spikeinterface_vqcompress.core.codecs.broadband.noise import _robust_levels
+
+    rng = np.random.default_rng(5)
+    error = np.round(rng.standard_t(3, (5001, 5)) * 40).astype(np.int64)  # odd and even counts, heavy tails
+    where = rng.random(error.shape) < 0.7
+    where[:, 4] = False  # a channel with no background sample
+    expected_all = np.median(np.abs(error - np.median(error, axis=0)), axis=0) / 0.6745
+    np.testing.assert_array_equal(_robust_levels(error), expected_all)
+    for channel in range(4):
+        kept = error[where[:, channel], channel].astype(np.float64)
+        expected = np.median(np.abs(kept - np.median(kept))) / 0.6745
+        assert _robust_levels(error, where)[channel] == expected
+    assert _robust_levels(error, where)[4] == 0
+
+
+def test_side_information_arrays_code_the_same_bits_as_values_one_by_one():
+    from spikeinterface_vqcompress.core.codecs.broadband.chunk import _SideModel
+    from spikeinterface_vqcompress.core.entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
+
+    values = np.random.default_rng(2).integers(-5000, 5000, size=300)
+    streams = []
+    for batched in (False, True):
+        rc, out, side = new_encoder_state(), np.zeros(4096, np.uint8), _SideModel()
+        if batched:
+            side.put_array(rc, out, values, 15)
+        else:
+            for value in values.tolist():
+                side.put(rc, out, value, 15)
+        streams.append(out[:encoder_flush(rc, out)].tobytes())
+    assert streams[0] == streams[1]
+    buffer = np.frombuffer(streams[1], np.uint8).copy()
+    np.testing.assert_array_equal(_SideModel().get_array(decoder_init(buffer, 0), buffer, values.size, 15), values)
+
+
 def test_spike_spread_opens_windows_on_a_spike_s_weaker_channels():
     from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
 

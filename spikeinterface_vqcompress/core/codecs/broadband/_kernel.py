@@ -225,6 +225,28 @@ def get_value(rc, data, p_length, p_first, p_second, p_rest, p_sign, context):
 
 
 @numba.njit(cache=True)
+def put_values(rc, out, p_length, p_first, p_second, p_rest, p_sign, context, values):
+    """:func:`put_value` of each of ``values`` (int64 array) in turn, in one call: the same bits."""
+    state = load_state(rc)
+    for i in range(values.size):
+        state = put_residual(state, out, p_length, p_first, p_second, p_rest, p_sign, context, 1, values[i],
+                             NO_WIDTHS, 0, 0, 0)
+    store_state(rc, state)
+
+
+@numba.njit(cache=True)
+def get_values(rc, data, p_length, p_first, p_second, p_rest, p_sign, context, count):
+    """``count`` values written by :func:`put_values` (or as many :func:`put_value`), int64 array."""
+    values = np.empty(count, np.int64)
+    state = load_state(rc)
+    for i in range(count):
+        state, values[i] = get_residual(state, data, p_length, p_first, p_second, p_rest, p_sign, context, 1,
+                                        NO_WIDTHS, 0, 0, 0)
+    store_state(rc, state)
+    return values
+
+
+@numba.njit(cache=True)
 def code_samples(decoding, values, order, reference, low, high, step, zone, zone_step, fixed_weights, stage_orders,
                  stage_rates, widths, widths_start, widths_length, rc, buffer, p_length, p_first, p_second, p_rest, p_sign):
     """Run the prediction loop over ``values`` (num_samples, num_channels), int64, in place.

@@ -43,7 +43,8 @@ import numpy as np
 
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.entropy.binary_range import decoder_init, encoder_flush, new_encoder_state
-from spikeinterface_vqcompress.core.codecs.broadband._kernel import code_samples, get_value, new_residual_model, put_value
+from spikeinterface_vqcompress.core.codecs.broadband._kernel import (code_samples, get_value, get_values, new_residual_model,
+                                                                     put_value, put_values)
 from spikeinterface_vqcompress.core.codecs.broadband.spikes import NO_ZONE, SpikeWindows, zone_mask
 
 MAGIC = b"VQBB"
@@ -81,6 +82,14 @@ class _SideModel:
 
     def get(self, rc, data, context=0):
         return int(get_value(rc, data, *self.tables, context))
+
+    def put_array(self, rc, out, values, context):
+        """Code each of ``values`` in turn with ``context`` (the bits of as many :meth:`put`, in one call)."""
+        put_values(rc, out, *self.tables, context, np.ascontiguousarray(values, dtype=np.int64))
+
+    def get_array(self, rc, data, count, context):
+        """``count`` values written by :meth:`put_array` (int64 array)."""
+        return get_values(rc, data, *self.tables, context, int(count))
 
 
 def _used_levels(column: np.ndarray) -> np.ndarray:
@@ -380,8 +389,7 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, s
     if lpc_order:
         for channel in range(num_channels):
             fixed_weights[channel] = fit_lpc(domain_rows[channel], lpc_order, int(step[channel]))
-            for coefficient in fixed_weights[channel].tolist():
-                side.put(rc, out, coefficient, 8)
+            side.put_array(rc, out, fixed_weights[channel], 8)
     tables = [_code_widths(domain_rows[channel], int(step[channel])) for channel in range(num_channels)]
     for table in tables:
         side.put(rc, out, 0 if table is None else 1, 10)
@@ -389,14 +397,12 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, s
             first, symbols = table
             side.put(rc, out, first, 11)
             side.put(rc, out, symbols.size - 1, 12)
-            for symbol in symbols.tolist():
-                side.put(rc, out, symbol - WIDTH_SYMBOL_ONE, 13)
+            side.put_array(rc, out, symbols - WIDTH_SYMBOL_ONE, 13)
     zone = NO_ZONE
     if spike_windows is not None:
         for events in spike_windows.events:
             side.put(rc, out, len(events), 14)
-            for gap in np.diff(events, prepend=-1).tolist():
-                side.put(rc, out, gap - 1, 15)
+            side.put_array(rc, out, np.diff(events, prepend=-1) - 1, 15)
         zone = zone_mask(spike_windows.events, num_samples, spike_windows.before, spike_windows.after)
     orders, rates = _stages_array(stages)
     code_samples(False, domain, order, reference, low, high, step, zone, zone_step, fixed_weights, orders, rates,
@@ -549,11 +555,10 @@ def decode_chunk(data, codec_id: str = "broadband", return_zone: bool = False):
     lpc_order = header["lpc_order"]
     fixed_weights = np.zeros((num_channels, lpc_order), dtype=np.int64)
     for channel in range(num_channels):
-        for i in range(lpc_order):
-            coefficient = side.get(rc, buffer, 8)
-            if not -32768 <= coefficient <= 32767:
-                raise CorruptDataError(f"{codec_id}: invalid predictor coefficient in the chunk; the data is damaged")
-            fixed_weights[channel, i] = coefficient
+        coefficients = side.get_array(rc, buffer, lpc_order, 8)
+        if lpc_order and not (-32768 <= coefficients.min() and coefficients.max() <= 32767):
+            raise CorruptDataError(f"{codec_id}: invalid predictor coefficient in the chunk; the data is damaged")
+        fixed_weights[channel] = coefficients
         if rc[3] > 8:
             raise CorruptDataError(f"{codec_id}: chunk payload is truncated")
     tables = [None] * num_channels
@@ -565,7 +570,7 @@ def decode_chunk(data, codec_id: str = "broadband", return_zone: bool = False):
             first, num_width_codes = side.get(rc, buffer, 11), side.get(rc, buffer, 12) + 1
             if not (low[channel] <= first and 1 <= num_width_codes <= MAX_WIDTH_CODES and first + num_width_codes - 1 <= high[channel]):
                 raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
-            symbols = np.array([side.get(rc, buffer, 13) + WIDTH_SYMBOL_ONE for _ in range(num_width_codes)], dtype=np.int64)
+            symbols = side.get_array(rc, buffer, num_width_codes, 13) + WIDTH_SYMBOL_ONE
             if symbols.min() < 0 or symbols.max() >= WIDTH_Q6.size or rc[3] > 8:
                 raise CorruptDataError(f"{codec_id}: invalid code-width table in the chunk; the data is damaged")
             tables[channel] = (first, symbols)
@@ -576,7 +581,7 @@ def decode_chunk(data, codec_id: str = "broadband", return_zone: bool = False):
             count = side.get(rc, buffer, 14)
             if not 0 <= count <= num_samples or rc[3] > 8:
                 raise CorruptDataError(f"{codec_id}: invalid spike-event count in the chunk; the data is damaged")
-            gaps = np.array([side.get(rc, buffer, 15) + 1 for _ in range(count)], dtype=np.int64)
+            gaps = side.get_array(rc, buffer, count, 15) + 1
             channel_events = np.cumsum(gaps) - 1
             if count and (gaps.min() < 1 or channel_events[-1] >= num_samples):
                 raise CorruptDataError(f"{codec_id}: invalid spike events in the chunk; the data is damaged")

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import math
 import struct
-import warnings
 import zlib
 
 import numpy as np
@@ -210,15 +209,16 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
     measured (the spectrum from the error with the others set to zero, scaled back by the fraction kept).
     ``robust_level``: the level is the median absolute deviation / 0.6745 instead of the standard deviation.
     """
+    if robust_level:  # integers: exact medians from histograms (numpy's float medians cost 30x more)
+        levels = _robust_levels(original.astype(np.int64) - rebuilt.astype(np.int64), where)
     error = original.astype(np.float64) - rebuilt.astype(np.float64)
     num_neighbours = min(num_neighbours, error.shape[1] - 1)  # a channel has at most num_channels - 1 predecessors
     spatial = SpatialModel.fit(error, where, num_neighbours) if num_neighbours > 0 else None
     if where is None:
         taps = _shape_filter(error)
-        levels = _robust_levels(error) if robust_level else error.std(axis=0)
+        if not robust_level:
+            levels = error.std(axis=0)
     else:
-        if robust_level:
-            levels = _robust_levels(np.where(where, error, np.nan))
         error = np.where(where, error, 0.0)
         taps = _shape_filter(error)
         if not robust_level:
@@ -229,12 +229,27 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
     return taps, levels, spatial
 
 
-def _robust_levels(error: np.ndarray) -> np.ndarray:
-    """Per-channel median absolute deviation / 0.6745 (NaN samples ignored; 0 for a channel with none)."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: no background sample
-        levels = np.nanmedian(np.abs(error - np.nanmedian(error, axis=0)), axis=0) / 0.6745
-    return np.nan_to_num(levels, nan=0.0)
+def _twice_median(values: np.ndarray) -> int:
+    """Twice the median of a non-empty int64 array, exactly (a histogram: O(n), no sort)."""
+    low = int(values.min())
+    cumulative = np.cumsum(np.bincount(values - low))
+    middle = np.searchsorted(cumulative, [(values.size - 1) // 2, values.size // 2], side="right")
+    return int(middle.sum()) + 2 * low
+
+
+def _robust_levels(error: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Per-channel median absolute deviation / 0.6745 of integer ``error`` (``(num_samples, num_channels)``),
+    over the samples in ``where`` when given (0 for a channel with none)."""
+    rows = np.ascontiguousarray(error.T)
+    keep = None if where is None else np.ascontiguousarray(where.T)
+    levels = np.zeros(rows.shape[0])
+    for channel, row in enumerate(rows):
+        if keep is not None:
+            row = row[keep[channel]]
+        if row.size:
+            deviations = np.abs(2 * row - _twice_median(row))  # twice |e - median|: integers
+            levels[channel] = _twice_median(deviations) / 4 / 0.6745
+    return levels
 
 
 def lowpass(traces: np.ndarray) -> np.ndarray:

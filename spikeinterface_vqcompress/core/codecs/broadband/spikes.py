@@ -64,13 +64,14 @@ class SpikeWindows:
 def zone_mask(events, num_samples: int, before: int, after: int) -> np.ndarray:
     """``(num_samples, num_channels)`` uint8: 1 within ``[event - before, event + after]`` of a channel's events."""
     num_channels = len(events)
-    cover = np.zeros((num_channels, num_samples + 1), dtype=np.int32)
+    cover = np.zeros((num_channels, num_samples + 1), dtype=np.int32)  # +1 at each window's start, -1 after its end
     for channel, channel_events in enumerate(events):
         channel_events = np.asarray(channel_events, dtype=np.int64)
         if channel_events.size:
-            np.add.at(cover[channel], np.maximum(channel_events - before, 0), 1)
-            np.add.at(cover[channel], np.minimum(channel_events + after + 1, num_samples), -1)
-    return np.ascontiguousarray((np.cumsum(cover[:, :num_samples], axis=1) > 0).T.astype(np.uint8))
+            cover[channel] = (np.bincount(np.maximum(channel_events - before, 0), minlength=num_samples + 1)
+                              - np.bincount(np.minimum(channel_events + after + 1, num_samples), minlength=num_samples + 1))
+    inside = np.cumsum(cover[:, :num_samples], axis=1, dtype=np.int32) > 0
+    return np.ascontiguousarray(inside.T).view(np.uint8)
 
 
 def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: float = 30000.0,
@@ -106,9 +107,11 @@ def detect_events(traces: np.ndarray, threshold: float, sampling_frequency: floa
     if num_samples < 64:
         return [np.zeros(0, dtype=np.int64) for _ in range(num_channels)]
     sos = scipy.signal.butter(2, min(300.0, 0.4 * sampling_frequency), btype="highpass", fs=sampling_frequency, output="sos")
-    filtered = scipy.signal.sosfilt(sos, traces.astype(np.float32), axis=0)
-    filtered[:32] = 0  # the filter's start-up transient
-    noise = np.maximum(np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745, 1e-6)
+    # channel-major (one contiguous row per channel): the filter and the medians run along rows
+    rows = scipy.signal.sosfilt(sos, np.ascontiguousarray(traces.T, dtype=np.float32), axis=1)
+    rows[:, :32] = 0  # the filter's start-up transient
+    noise = np.maximum(np.median(np.abs(rows - np.median(rows, axis=1, keepdims=True)), axis=1) / 0.6745, 1e-6)
+    filtered = rows.T
     below = filtered < -threshold * noise
     starts = below & ~np.vstack([np.zeros((1, num_channels), dtype=bool), below[:-1]])
     if spread_threshold > 0:
