@@ -19,7 +19,10 @@ Experiments (``--experiment``):
   (a preset carries no bound to scale);
 - ``real-bounds`` (``results/storage_real_bounds``, stage ``real``): the uniform bound at about half and one
   noise level against tight spike windows (``spike_error`` ~0.25 noise levels) with and without the low-pass
-  background, and with the background's spatial correlation kept (``noise_neighbours``), on the real recordings.
+  background, and with the background's spatial correlation kept (``noise_neighbours``), on the real recordings;
+- ``curve`` (``results/storage_curve``, ``.png``): the ratio-accuracy curve of every lossy mode (the uniform
+  bound, noise fill, spike windows with the low-pass background at three rates) next to WavPack hybrid
+  (bps 3, 2.25, 2) and bit truncation (5-8 bits dropped), in one run per recording, on one plot.
 
 Every point is measured in one run per recording, raw sorted in the same run:
 
@@ -54,6 +57,8 @@ Resumable: rows are written after each recording; a recording already in the res
         --plan tridesclous2:0,1 spykingcircus2:0,1
     python benchmarks/storage_noise_fill.py --experiment lowpass-spatial --stage heldout --only nn32_seed301
     python benchmarks/storage_noise_fill.py --experiment real-bounds --stage real --plan tridesclous2:0,1 spykingcircus2:0,1
+    python benchmarks/storage_noise_fill.py --experiment curve --stage heldout --plan tridesclous2:0,1 spykingcircus2:0,1,2
+    python benchmarks/storage_noise_fill.py --experiment curve --render   # markdown and plot from the JSON
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -110,7 +116,19 @@ REAL_POINTS = [
      "spike_spread": 2.0, "spike_before": 15, "spike_after": 40, "noise_neighbours": 8},
     {**LOWPASS_POINTS[3], "noise_neighbours": 8},
 ]
+#: one ratio-accuracy curve per lossy mode, next to the anchors (WavPack hybrid, bit truncation), in one run
+CURVE_POINTS = [
+    *({"id": "wavpack", "bps": bps} for bps in (3.0, 2.25, 2.0)),
+    *({"id": "bit-truncation", "num_bits": num_bits} for num_bits in (5, 6, 7, 8)),
+    *({"id": "broadband", "max_error": max_error} for max_error in (16, 32, 48)),
+    {"id": "broadband", "max_error": 48, "noise_fill": True},
+    LOWPASS_POINTS[2],
+    LOWPASS_POINTS[3],
+    {**LOWPASS_POINTS[3], "max_error": 160, "spike_error": 40},
+]
 EXPERIMENTS = {
+    "curve": {"name": "storage_curve", "points": CURVE_POINTS,
+              "title": "Ratio against sorting: every lossy mode next to WavPack hybrid and bit truncation (one run)"},
     "noise-fill": {"name": NAME, "points": POINTS, "title": "Noise fill for lossy storage (broadband)"},
     "spike-windows": {"name": "storage_spike_windows", "points": SPIKE_WINDOW_POINTS,
                       "title": "Spike windows for lossy storage (broadband)"},
@@ -250,6 +268,100 @@ def markdown(rows, title) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_family(config: dict) -> str:
+    """The lossy mode a point of :data:`CURVE_POINTS` belongs to (one line on the plot)."""
+    if config["id"] == "wavpack":
+        return "WavPack hybrid (bps)"
+    if config["id"] == "bit-truncation":
+        return "bit truncation (bits dropped)"
+    if config.get("lowpass_background"):
+        return "broadband spike windows + low-pass background"
+    if config.get("noise_fill"):
+        return "broadband max_error + noise fill"
+    return "broadband max_error"
+
+
+def curve_summary(rows) -> list[dict]:
+    """Per point and sorter, over the recordings: ratio, accuracy change and unit counts (means of the
+    recordings' seed means) and the spread of the accuracy change across recordings."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["sorter"], row["codec"]), []).append(row)
+    summary = []
+    for (sorter, codec), group in groups.items():
+        change = np.array([row["compressed"]["accuracy_mean"] - row["raw"]["accuracy_mean"] for row in group])
+        mean = lambda side, key: float(np.mean([row[side][key] for row in group]))  # noqa: E731
+        summary.append({
+            "sorter": sorter, "codec": codec, "family": curve_family(group[0]["codec_config"]),
+            "recordings": sorted(row["recording"] for row in group),
+            "seeds": group[0]["seeds"], "compression_ratio": float(np.mean([row["compression_ratio"] for row in group])),
+            "accuracy_change": float(change.mean()), "accuracy_change_min": float(change.min()),
+            "accuracy_change_max": float(change.max()),
+            "units_raw": mean("raw", "num_sorted_units"), "units_rebuilt": mean("compressed", "num_sorted_units"),
+            "false_positive_raw": mean("raw", "num_false_positive"),
+            "false_positive_rebuilt": mean("compressed", "num_false_positive"),
+        })
+    return sorted(summary, key=lambda item: (item["sorter"], item["family"], item["compression_ratio"]))
+
+
+def curve_markdown(rows, title) -> str:
+    lines = [f"# {title}", "",
+             "Held-out MEArec recordings, the raw recording sorted in the same run. Per point and sorter, over the "
+             "recordings listed: ratio vs int16, accuracy change (rebuilt - raw, mean of each recording's seed mean; "
+             "[lowest, highest] recording), units sorted and false-positive units (raw -> rebuilt). Targets (issue 29): "
+             ">= 30x, accuracy within 0.01, units within +10 %, false positives <= raw + 2. Plot: `storage_curve.png`.", "",
+             "| sorter (seeds) | mode | codec | recordings | ratio | accuracy change | units raw -> rebuilt | FP raw -> rebuilt |",
+             "|---|---|---|---|---|---|---|---|"]
+    for item in curve_summary(rows):
+        lines.append(
+            f"| {item['sorter']} ({','.join(map(str, item['seeds']))}) | {item['family']} | {item['codec']} | "
+            f"{len(item['recordings'])} | {item['compression_ratio']:.1f} | {item['accuracy_change']:+.3f} "
+            f"[{item['accuracy_change_min']:+.3f}, {item['accuracy_change_max']:+.3f}] | "
+            f"{item['units_raw']:.1f} -> {item['units_rebuilt']:.1f} | "
+            f"{item['false_positive_raw']:.1f} -> {item['false_positive_rebuilt']:.1f} |")
+    return "\n".join(lines) + "\n\n" + markdown(rows, "Per recording")
+
+
+def plot_curve(rows, path):
+    """One figure: per sorter (rows), accuracy change and units sorted (rebuilt / raw) against the ratio
+    vs int16, one line per lossy mode; the targets shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = curve_summary(rows)
+    sorters = sorted({item["sorter"] for item in summary})
+    families = sorted({item["family"] for item in summary})
+    markers = dict(zip(families, "osD^v<>"))
+    figure, axes = plt.subplots(len(sorters), 2, figsize=(12, 4 * len(sorters)), squeeze=False)
+    for axis_row, sorter in zip(axes, sorters):
+        for family in families:
+            points = [item for item in summary if item["sorter"] == sorter and item["family"] == family]
+            ratios = [item["compression_ratio"] for item in points]
+            change = np.array([item["accuracy_change"] for item in points])
+            spread = np.array([[item["accuracy_change"] - item["accuracy_change_min"] for item in points],
+                               [item["accuracy_change_max"] - item["accuracy_change"] for item in points]])
+            axis_row[0].errorbar(ratios, change, yerr=spread, marker=markers[family], capsize=3, label=family)
+            axis_row[1].plot(ratios, [item["units_rebuilt"] / item["units_raw"] for item in points],
+                             marker=markers[family], label=family)
+        recordings = len(points[0]["recordings"]) if points else 0
+        axis_row[0].axhspan(-0.01, 0.01, color="green", alpha=0.1)
+        axis_row[0].set_ylabel(f"{sorter}: accuracy change")
+        axis_row[1].axhspan(0.0, 1.10, color="green", alpha=0.1)
+        axis_row[1].set_ylabel(f"{sorter}: units sorted, rebuilt / raw")
+        for axis in axis_row:
+            axis.set_xscale("log")
+            axis.axvline(30, color="grey", linestyle=":")
+            axis.set_xlabel("compression ratio vs int16")
+            axis.grid(alpha=0.3)
+        axis_row[0].set_title(f"{sorter}, {recordings} held-out recordings (bars: lowest-highest recording)")
+    axes[0][1].legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), default="noise-fill")
@@ -260,6 +372,7 @@ def main(argv=None):
     parser.add_argument("--points", nargs="+", type=int, default=None,
                         help="indices of the experiment's points to run (default: all)")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--render", action="store_true", help="only rewrite the markdown (and plot) from the JSON")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -267,6 +380,9 @@ def main(argv=None):
     path = RESULTS / f"{experiment['name']}.json"
     saved = json.loads(path.read_text()) if path.is_file() else {"rows": [], "commands": []}
     rows = saved["rows"]
+    if args.render:
+        _write(args, experiment, rows, saved["commands"])
+        return
     for spec in {"tuning": TUNING, "heldout": HELDOUT, "real": REAL}[args.stage]:
         if args.only and spec["name"] not in args.only:
             continue
@@ -279,9 +395,17 @@ def main(argv=None):
         for row in new:
             row["stage"] = args.stage
         rows = [row for row in rows if row["recording"] != spec["name"]] + new
-        commands = saved["commands"] + [command_line("benchmarks/storage_noise_fill.py", argv)]
-        write_results(args.output, experiment["name"], {"rows": rows, "commands": commands},
-                      markdown=lambda: markdown(rows, experiment["title"]))
+        saved["commands"] = saved["commands"] + [command_line("benchmarks/storage_noise_fill.py", argv)]
+        _write(args, experiment, rows, saved["commands"])
+
+
+def _write(args, experiment, rows, commands):
+    """The experiment's JSON and markdown (and, for the curve, its plot)."""
+    render = curve_markdown if args.experiment == "curve" else markdown
+    write_results(args.output, experiment["name"], {"rows": rows, "commands": commands},
+                  markdown=lambda: render(rows, experiment["title"]))
+    if args.experiment == "curve":
+        plot_curve(rows, Path(args.output) / f"{experiment['name']}.png")
 
 
 if __name__ == "__main__":
