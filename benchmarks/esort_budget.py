@@ -35,6 +35,7 @@ every method's wall time and peak memory: ``benchmarks/results/esort_np384.{json
     python benchmarks/esort_budget.py
     python benchmarks/esort_budget.py --variants "600 steps"
     python benchmarks/esort_budget.py --stage heldout
+    python benchmarks/esort_budget.py --stage heldout --rerun-methods esort spykingcircus2 tridesclous2
     python benchmarks/esort_budget.py --stage neuropixels
 """
 
@@ -113,6 +114,9 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1], help="fine-tuning seeds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--force", action="store_true", help="measure rows already in the results file again")
+    parser.add_argument("--rerun-methods", nargs="*", default=None,
+                        help="end-to-end stages: measure these methods' rows again (e.g. esort spykingcircus2 "
+                             "tridesclous2), keeping the others'")
     parser.add_argument("--work-folder", default=str(WORK / "esort_budget"))
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
@@ -242,7 +246,7 @@ def heldout(args, argv):
     today_recordings = [] if neuropixels else args.today_recordings
     results_path = Path(args.output) / f"{stem}.json"
     payload = json.loads(results_path.read_text()) if results_path.is_file() and not args.force else {"rows": []}
-    rows = payload["rows"]
+    rows = [row for row in payload["rows"] if row["method"] not in (args.rerun_methods or ())]
     done = {(row["recording"], row["method"], row["seed"]) for row in rows}
     defaults = ss.get_default_sorter_params("esort")
 
