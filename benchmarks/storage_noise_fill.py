@@ -22,7 +22,7 @@ Experiments (``--experiment``):
   background, and with the background's spatial correlation kept (``noise_neighbours``), on the real recordings;
 - ``curve`` (``results/storage_curve``, ``.png``): the ratio-accuracy curve of every lossy mode (the uniform
   bound, noise fill, spike windows with the low-pass background at three rates) next to WavPack hybrid
-  (bps 3, 2.25, 2) and bit truncation (5-8 bits dropped), in one run per recording, on one plot.
+  (bps 3 and 2.25, WavPack's floor: 2.0 codes the same bytes) and bit truncation (5-8 bits dropped), in one run per recording, on one plot.
 
 Every point is measured in one run per recording, raw sorted in the same run:
 
@@ -44,8 +44,9 @@ Stages (``--stage``):
   (band-passed MAD) over the tuning recording's (:data:`TUNING_NOISE`): real recordings' noise in stored
   units differs 2-6x from MEArec's (locust ~52, Open Ephys ~195, MEArec ~30).
 
-Resumable: rows are written after each recording; a recording already in the results is skipped
-(``--force`` runs it again). ::
+Resumable: rows are written after each recording and sorter; a recording's sorter already in the results
+is skipped (``--force`` runs the recording again). A sorter that fails on a rebuilt recording (spykingcircus2
+finds nothing to cluster in 8 dropped bits) is scored as a sorting with no unit, its error kept. ::
 
     python benchmarks/storage_noise_fill.py --stage tuning
     python benchmarks/storage_noise_fill.py --experiment spike-windows --stage tuning
@@ -118,7 +119,7 @@ REAL_POINTS = [
 ]
 #: one ratio-accuracy curve per lossy mode, next to the anchors (WavPack hybrid, bit truncation), in one run
 CURVE_POINTS = [
-    *({"id": "wavpack", "bps": bps} for bps in (3.0, 2.25, 2.0)),
+    *({"id": "wavpack", "bps": bps} for bps in (3.0, 2.25)),  # 2.0 gives 2.25's bytes (7.03x, the same RMSE)
     *({"id": "bit-truncation", "num_bits": num_bits} for num_bits in (5, 6, 7, 8)),
     *({"id": "broadband", "max_error": max_error} for max_error in (16, 32, 48)),
     {"id": "broadband", "max_error": 48, "noise_fill": True},
@@ -205,7 +206,11 @@ def parse_plan(items):
     return plan
 
 
-def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False):
+def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False, signal=None):
+    """Rows of one recording: every point of the experiment, sorted with each ``(sorter, seeds)`` of
+    ``plan``; returns ``(rows, signal)`` (``signal``: per point, the decoded noise level and spike-window
+    fraction, measured when not given, so that a resumed run measures it once). A sorter that fails on a
+    rebuilt recording is scored as a sorting with no unit (its error kept in the repeat)."""
     from spikeinterface_vqcompress import compress
     from spikeinterface_vqcompress.evaluation import codec_label, evaluate_codecs
     from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
@@ -214,7 +219,7 @@ def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False
         recording, _ = load_real(spec["name"])
         if recording is None:
             print(f"{spec['name']}: not in {SHARED_DATA}, skipped")
-            return []
+            return [], signal
     else:
         recording, gt_sorting = load_simulated(WORK / f"{spec['name']}.h5", spec)
     raw_mad = bandpassed_mad(recording)
@@ -223,11 +228,12 @@ def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False
         points = [points[index] for index in point_indices]
     if real:
         points = [scaled_to_noise(config, raw_mad) for config in points]
-    signal = {}
-    for config in points:
-        compressed = compress(recording, codec=config, progress_bar=False)
-        signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad,
-                                       "spike_window_fraction": spike_window_fraction(recording, config)}
+    if signal is None:
+        signal = {}
+        for config in points:
+            compressed = compress(recording, codec=config, progress_bar=False)
+            signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad,
+                                           "spike_window_fraction": spike_window_fraction(recording, config)}
     rows = []
     for sorter, seeds in plan:
         t0 = time.perf_counter()
@@ -235,14 +241,15 @@ def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False
             gt_sorting = run_seeded_sorter(recording, sorter, seeds[0], WORK / f"{name}_{spec['name']}_{sorter}_reference")[0]
         results = evaluate_codecs(recording, gt_sorting, points, sorter=sorter, seeds=seeds,
                                   output_folder=WORK / f"{name}_{spec['name']}_{sorter}", adc_bits=16,
-                                  n_jobs=n_jobs, progress_bar=False, verbose=True, rebuilt_to_binary=True)
+                                  n_jobs=n_jobs, progress_bar=False, verbose=True, rebuilt_to_binary=True,
+                                  sorter_failure="score-empty")
         for config, result in zip(points, results):
             result.update(signal[codec_label(config)], recording=spec["name"], raw_mad=raw_mad,
                           scored_against=(f"the raw recording sorted by {sorter} seed {seeds[0]} (agreement; raw rows: "
                                           "raw vs raw)" if real else "ground truth"))
             rows.append(result)
         print(f"{spec['name']} {sorter}: {time.perf_counter() - t0:.0f} s", flush=True)
-    return rows
+    return rows, signal
 
 
 def markdown(rows, title) -> str:
@@ -322,10 +329,15 @@ def curve_markdown(rows, title) -> str:
     return "\n".join(lines) + "\n\n" + markdown(rows, "Per recording")
 
 
+#: the accuracy axis of the curve's plot stops here; points below are drawn on it with their value
+CURVE_FLOOR = -0.15
+
+
 def plot_curve(rows, path):
     """One figure: per sorter (rows), accuracy change and units sorted (rebuilt / raw) against the ratio
     vs int16, one line per lossy mode; the targets shaded."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -342,7 +354,13 @@ def plot_curve(rows, path):
             change = np.array([item["accuracy_change"] for item in points])
             spread = np.array([[item["accuracy_change"] - item["accuracy_change_min"] for item in points],
                                [item["accuracy_change_max"] - item["accuracy_change"] for item in points]])
-            axis_row[0].errorbar(ratios, change, yerr=spread, marker=markers[family], capsize=3, label=family)
+            shown = np.maximum(change, CURVE_FLOOR)  # a collapse (e.g. a sorter that finds nothing) sits on the floor
+            line = axis_row[0].errorbar(ratios, shown, yerr=np.where(change > CURVE_FLOOR, spread, 0), marker=markers[family],
+                                        capsize=3, label=family)
+            for ratio, value in zip(ratios, change):
+                if value < CURVE_FLOOR:
+                    axis_row[0].annotate(f"{value:+.2f}", (ratio, CURVE_FLOOR), textcoords="offset points", xytext=(0, 6),
+                                         ha="center", fontsize=7, color=line[0].get_color())
             axis_row[1].plot(ratios, [item["units_rebuilt"] / item["units_raw"] for item in points],
                              marker=markers[family], label=family)
         recordings = len(points[0]["recordings"]) if points else 0
@@ -350,12 +368,16 @@ def plot_curve(rows, path):
         axis_row[0].set_ylabel(f"{sorter}: accuracy change")
         axis_row[1].axhspan(0.0, 1.10, color="green", alpha=0.1)
         axis_row[1].set_ylabel(f"{sorter}: units sorted, rebuilt / raw")
+        axis_row[0].set_ylim(CURVE_FLOOR - 0.01, 0.06)
         for axis in axis_row:
             axis.set_xscale("log")
+            axis.set_xticks([5, 7, 10, 15, 20, 30, 40, 50])
+            axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             axis.axvline(30, color="grey", linestyle=":")
             axis.set_xlabel("compression ratio vs int16")
             axis.grid(alpha=0.3)
-        axis_row[0].set_title(f"{sorter}, {recordings} held-out recordings (bars: lowest-highest recording)")
+        axis_row[0].set_title(f"{sorter}, {recordings} held-out recording{'' if recordings == 1 else 's'} (bars: lowest-highest)")
     axes[0][1].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
@@ -386,17 +408,24 @@ def main(argv=None):
     for spec in {"tuning": TUNING, "heldout": HELDOUT, "real": REAL}[args.stage]:
         if args.only and spec["name"] not in args.only:
             continue
-        if any(row["recording"] == spec["name"] for row in rows) and not args.force:
-            print(f"{spec['name']}: in the results already (--force runs it again)")
-            continue
-        new = run_recording(spec, parse_plan(args.plan), args.n_jobs, args.experiment, args.points, args.stage == "real")
-        if not new:
-            continue
-        for row in new:
-            row["stage"] = args.stage
-        rows = [row for row in rows if row["recording"] != spec["name"]] + new
-        saved["commands"] = saved["commands"] + [command_line("benchmarks/storage_noise_fill.py", argv)]
-        _write(args, experiment, rows, saved["commands"])
+        if args.force:
+            rows = [row for row in rows if row["recording"] != spec["name"]]
+        signal = None
+        for sorter, seeds in parse_plan(args.plan):  # saved after each sorter: a resumed run skips the sorters done
+            if any(row["recording"] == spec["name"] and row["sorter"] == sorter for row in rows):
+                print(f"{spec['name']} {sorter}: in the results already (--force runs it again)")
+                continue
+            new, signal = run_recording(spec, [(sorter, seeds)], args.n_jobs, args.experiment, args.points,
+                                        args.stage == "real", signal)
+            if not new:
+                break
+            for row in new:
+                row["stage"] = args.stage
+            rows = rows + new
+            command = command_line("benchmarks/storage_noise_fill.py", argv)
+            if command not in saved["commands"]:
+                saved["commands"] = saved["commands"] + [command]
+            _write(args, experiment, rows, saved["commands"])
 
 
 def _write(args, experiment, rows, commands):

@@ -150,3 +150,25 @@ def test_spike_window_fidelity_reads_each_stretch_once_whatever_the_units():
     assert 0 < result["rmse_spike_windows_uV"] <= 8 * 0.05  # within the bound, in µV
     read = sum(calls)
     assert len(calls) <= 10 and read <= 1.1 * recording.get_num_samples()  # 300 spikes: a few blocks, each sample ~once
+
+
+def test_a_sorter_that_fails_on_a_rebuilt_recording_scores_empty_when_asked(tmp_path):
+    # spykingcircus2 fails outright on a silent recording (its clustering finds nothing to match):
+    # "score-empty" keeps a long benchmark going and records the run as a sorting with no unit
+    import spikeinterface.core as sc
+    from spikeinterface.sorters.utils.misc import SpikeSortingError
+
+    from spikeinterface_vqcompress.evaluation.sorting import sort_and_score, summarize_repeats
+
+    recording, gt_sorting = sc.generate_ground_truth_recording(durations=[3.0], num_channels=4, num_units=2, seed=0)
+    silent = sc.NumpyRecording(np.zeros((recording.get_num_samples(), 4), np.float32), recording.sampling_frequency)
+    silent.set_probe(recording.get_probe(), in_place=True)
+    silent = silent.save(folder=tmp_path / "silent", progress_bar=False)
+    scores = sort_and_score(silent, gt_sorting, "spykingcircus2", 0, tmp_path / "sc2", sorter_failure="score-empty")
+    assert scores["accuracy_mean"] == 0 and scores["num_sorted_units"] == 0 and scores["num_gt_units"] == 2
+    assert scores["sorter_error"] and not scores["sorter_error"].startswith("Spike sorting failed")
+    assert summarize_repeats([scores])["num_sorter_errors"] == 1
+    with pytest.raises(SpikeSortingError):
+        sort_and_score(silent, gt_sorting, "spykingcircus2", 0, tmp_path / "sc2_raise")
+    with pytest.raises(ValueError, match="sorter_failure"):
+        sort_and_score(silent, gt_sorting, "spykingcircus2", 0, tmp_path / "bad", sorter_failure="ignore")

@@ -90,7 +90,7 @@ def noise_levels(recording, seed: int = 0) -> np.ndarray:
     from spikeinterface.core import get_noise_levels
 
     levels = np.asarray(get_noise_levels(recording, return_in_uV=False, method="mad",
-                                         random_slices_kwargs={"seed": seed}), dtype=np.float32)
+                                         random_slices_kwargs={"seed": seed}, progress_bar=False), dtype=np.float32)
     return np.where(levels > 0, levels, 1.0).astype(np.float32)
 
 

@@ -24,7 +24,8 @@ from spikeinterface_vqcompress.core.jsonio import write_json
 def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridesclous2", seeds=(0,), codec_params=None,
              sorter_params=None, output_folder=None, adc_bits: int | None = None, chunk_duration_s: float | None = None,
              raw_scores: list[dict] | None = None, compute_fidelity: bool = True, reuse_raw_sorting_if_exact: bool = False,
-             hardware_kwargs: dict | None = None, rebuilt_to_binary: bool = False, **job_kwargs) -> dict:
+             hardware_kwargs: dict | None = None, rebuilt_to_binary: bool = False, sorter_failure: str = "raise",
+             **job_kwargs) -> dict:
     """Compress, rebuild, sort and score against ground truth; raw recording alongside.
 
     Parameters
@@ -65,6 +66,11 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
         (removed afterwards). Sorters read their input several times; without it each read decodes
         the chunks again (a sorter on a 60 s MEArec recording: ~3 min instead of ~1). Needs disk for
         the decoded samples (the raw recording's size).
+    sorter_failure : "raise" | "score-empty", default: "raise"
+        What a sorter that fails on the *rebuilt* recording gives: its error ("raise"), or a run
+        scored as a sorting with no unit, the error kept under the repeat's ``sorter_error``
+        ("score-empty"; :func:`~spikeinterface_vqcompress.evaluation.sorting.sort_and_score`). A
+        failure on the raw recording always raises.
     **job_kwargs
         ``n_jobs``, ``progress_bar``, ... for compression and sorting.
 
@@ -103,7 +109,7 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
                 try:
                     compressed_scores = [
                         sort_and_score(compressed, gt_sorting, sorter, seed, output_folder / f"{config['id']}_{sorter}_seed{seed}",
-                                       sorter_params, sorter_job_kwargs)
+                                       sorter_params, sorter_job_kwargs, sorter_failure=sorter_failure)
                         for seed in seeds
                     ]
                 finally:
@@ -123,7 +129,8 @@ def evaluate(recording, gt_sorting, codec="flac", sorter: str | None = "tridescl
 
 def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=(0,), output_folder=None,
                     sorter_params=None, adc_bits=None, reuse_raw_sorting_if_exact=False, verbose=False,
-                    hardware_kwargs=None, progress=None, rebuilt_to_binary: bool = False, **job_kwargs) -> list[dict]:
+                    hardware_kwargs=None, progress=None, rebuilt_to_binary: bool = False, sorter_failure: str = "raise",
+                    **job_kwargs) -> list[dict]:
     """:func:`evaluate` for several codecs, sorting the raw recording only once per seed.
 
     Parameters
@@ -157,7 +164,7 @@ def evaluate_codecs(recording, gt_sorting, codecs, sorter="tridesclous2", seeds=
         results.append(evaluate(recording, gt_sorting, codec=codec, sorter=sorter, seeds=seeds, sorter_params=sorter_params,
                                 output_folder=output_folder / "runs", adc_bits=adc_bits, raw_scores=raw_scores,
                                 reuse_raw_sorting_if_exact=reuse_raw_sorting_if_exact, hardware_kwargs=hardware_kwargs,
-                                rebuilt_to_binary=rebuilt_to_binary, **job_kwargs))
+                                rebuilt_to_binary=rebuilt_to_binary, sorter_failure=sorter_failure, **job_kwargs))
         if report is not None:
             result = results[-1]
             line = f"  {result['codec']}: ratio {result['compression_ratio']:.2f}, RMSE {result.get('rmse_uV', float('nan')):.3f} uV"

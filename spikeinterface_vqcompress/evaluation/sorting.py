@@ -13,6 +13,10 @@ def score_sorting(gt_sorting, sorting, well_detected_accuracy: float = WELL_DETE
     """Compare a sorting to ground truth: mean/median accuracy, precision, recall, unit counts."""
     from spikeinterface.comparison import compare_sorter_to_ground_truth
 
+    if len(sorting.unit_ids) == 0:  # nothing sorted (SpikeInterface's comparison cannot match an empty sorting)
+        return {"accuracy_mean": 0.0, "accuracy_median": 0.0, "precision_mean": 0.0, "recall_mean": 0.0,
+                "num_gt_units": int(len(gt_sorting.unit_ids)), "num_sorted_units": 0, "num_well_detected": 0,
+                "num_false_positive": 0, "num_redundant": 0}
     comparison = compare_sorter_to_ground_truth(gt_sorting, sorting, exhaustive_gt=True)
     performance = comparison.get_performance(method="by_unit")
     return {
@@ -108,10 +112,34 @@ def run_seeded_sorter(recording, sorter: str, seed: int | None, folder, sorter_p
 
 
 def sort_and_score(recording, gt_sorting, sorter: str, seed: int | None, folder, sorter_params: dict | None = None,
-                   job_kwargs: dict | None = None) -> dict:
-    """Run a SpikeInterface sorter (seeded where it takes a seed) and score it."""
-    sorting, sort_time_s = run_seeded_sorter(recording, sorter, seed, folder, sorter_params, job_kwargs)
+                   job_kwargs: dict | None = None, sorter_failure: str = "raise") -> dict:
+    """Run a SpikeInterface sorter (seeded where it takes a seed) and score it.
+
+    ``sorter_failure``: "raise" (default) lets a failed sorter's error through; "score-empty" scores
+    the run as a sorting with no unit (accuracy 0, no unit sorted) and records the error under
+    ``sorter_error``: what a rebuilt recording that breaks the sorter (e.g. one so coarse that its
+    clustering finds nothing) costs, without losing the other runs of a long benchmark.
+    """
+    import spikeinterface.core as sc
+    from spikeinterface.sorters.utils.misc import SpikeSortingError
+
+    if sorter_failure not in ("raise", "score-empty"):
+        raise ValueError(f"sorter_failure must be 'raise' or 'score-empty', got {sorter_failure!r}")
+    error = None
+    t0 = time.perf_counter()
+    try:
+        sorting, sort_time_s = run_seeded_sorter(recording, sorter, seed, folder, sorter_params, job_kwargs)
+    except SpikeSortingError as exception:
+        if sorter_failure == "raise":
+            raise
+        lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
+        causes = [line for line in lines if not line.startswith("Spike sorting failed")]  # the sorter's own error
+        error = (causes or lines or ["unknown error"])[-1][:300]
+        sorting = sc.NumpySorting.from_unit_dict({}, sampling_frequency=recording.get_sampling_frequency())
+        sort_time_s = time.perf_counter() - t0
     scores = score_sorting(gt_sorting, sorting)
+    if error is not None:
+        scores["sorter_error"] = error
     scores["sort_time_s"] = sort_time_s
     scores["seed"] = seed
     return scores
@@ -125,4 +153,5 @@ def summarize_repeats(repeats: list[dict]) -> dict:
         values = np.array([repeat[key] for repeat in repeats], dtype=float)
         summary[key] = float(values.mean())
         summary[key + "_std"] = float(values.std())
+    summary["num_sorter_errors"] = sum("sorter_error" in repeat for repeat in repeats)
     return summary
