@@ -368,7 +368,8 @@ def plot_curve(rows, path):
         axis_row[0].set_ylabel(f"{sorter}: accuracy change")
         axis_row[1].axhspan(0.0, 1.10, color="green", alpha=0.1)
         axis_row[1].set_ylabel(f"{sorter}: units sorted, rebuilt / raw")
-        axis_row[0].set_ylim(CURVE_FLOOR - 0.01, 0.06)
+        highest = max([item["accuracy_change_max"] for item in summary if item["sorter"] == sorter], default=0.0)
+        axis_row[0].set_ylim(CURVE_FLOOR - 0.01, max(0.06, highest + 0.02))
         for axis in axis_row:
             axis.set_xscale("log")
             axis.set_xticks([5, 7, 10, 15, 20, 30, 40, 50])
