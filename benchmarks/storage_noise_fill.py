@@ -22,7 +22,8 @@ Experiments (``--experiment``):
   background, and with the background's spatial correlation kept (``noise_neighbours``), on the real recordings;
 - ``curve`` (``results/storage_curve``, ``.png``): the ratio-accuracy curve of every lossy mode (the uniform
   bound, noise fill, spike windows with the low-pass background at three rates) next to WavPack hybrid
-  (bps 3 and 2.25, WavPack's floor: 2.0 codes the same bytes) and bit truncation (5-8 bits dropped), in one run per recording, on one plot.
+  (bps 3 and 2.25, WavPack's floor: 2.0 codes the same bytes) and bit truncation (5-8 bits dropped), in
+  one run per recording, on one plot.
 
 Every point is measured in one run per recording, raw sorted in the same run:
 

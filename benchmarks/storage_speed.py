@@ -43,7 +43,6 @@ def breakdown(chunks, config, fs):
     from spikeinterface_vqcompress import get_codec
     from spikeinterface_vqcompress.core.codecs.broadband import noise
     from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk
-    from spikeinterface_vqcompress.core.codecs.broadband.spikes import SpikeWindows, detect_events, zone_mask
 
     codec = get_codec(dict(config))
     p = codec.params
@@ -55,18 +54,12 @@ def breakdown(chunks, config, fs):
         totals[name] = totals.get(name, 0.0) + time.process_time() - start
         return result
 
-    for chunk in chunks:
-        events = timed("encode: spike detection", lambda: detect_events(
-            chunk, p["spike_threshold"], spread_threshold=p.get("spike_spread", 0.0)))
-        windows = SpikeWindows(events, p["spike_error"], p["spike_before"], p["spike_after"])
-        core, _ = timed("encode: prediction + range coding (encode_chunk)", lambda: encode_chunk(
+    for chunk in chunks:  # the codec's own steps, one at a time
+        windows = timed("encode: spike detection", lambda: codec._spike_windows(chunk))
+        timed("encode: prediction + range coding (encode_chunk)", lambda: encode_chunk(
             chunk, p["max_error"], (), p["lpc_order"], return_reconstruction=True, spike_windows=windows))
-
-        def side():
-            background = zone_mask(windows.events, chunk.shape[0], windows.before, windows.after) == 0
-            return noise.side_information(chunk, noise.lowpass(chunk), background, robust_level=True)
-
-        timed("encode: noise measurement (low band, levels, spectrum)", side)
+        timed("encode: noise measurement (low band, levels, spectrum)",
+              lambda: codec._noise_side_information(chunk, None, windows))
         data = codec.encode(chunk)
         core = noise.unwrap(data, chunk.shape[1])[0]
         timed("decode: prediction + range decoding (decode_chunk)", lambda: decode_chunk(core, return_zone=True))

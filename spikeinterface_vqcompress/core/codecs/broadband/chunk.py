@@ -403,7 +403,7 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, s
         for events in spike_windows.events:
             side.put(rc, out, len(events), 14)
             side.put_array(rc, out, np.diff(events, prepend=-1) - 1, 15)
-        zone = zone_mask(spike_windows.events, num_samples, spike_windows.before, spike_windows.after)
+        zone = spike_windows.mask(num_samples)
     orders, rates = _stages_array(stages)
     code_samples(False, domain, order, reference, low, high, step, zone, zone_step, fixed_weights, orders, rates,
                  *_widths_arrays(tables, num_channels), rc, out, *new_residual_model())

@@ -30,7 +30,7 @@ import numpy as np
 from spikeinterface_vqcompress.core.codec import Codec, HardwareProfile, check_range
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 from spikeinterface_vqcompress.core.codecs.broadband import noise
-from spikeinterface_vqcompress.core.codecs.broadband.spikes import SpikeWindows, detect_events, zone_mask
+from spikeinterface_vqcompress.core.codecs.broadband.spikes import SpikeWindows, detect_events
 from spikeinterface_vqcompress.core.codecs.broadband.chunk import decode_chunk, encode_chunk, read_chunk_header
 
 
@@ -247,22 +247,41 @@ class BroadbandCodec(Codec):
     def encode(self, traces):
         traces = np.ascontiguousarray(self.check_traces(traces))
         _say_if_compiling()
-        windows = None
-        if self.params.get("spike_error") is not None:
-            events = detect_events(traces, self.params["spike_threshold"], spread_threshold=self.params.get("spike_spread", 0.0))
-            windows = SpikeWindows(events, self.params["spike_error"],
-                                   self.params["spike_before"], self.params["spike_after"])
+        windows = self._spike_windows(traces)
+        # with the low-pass background the noise is measured on the original alone: once, whatever the bound
+        fill = self._noise_side_information(traces, None, windows) if self.params.get("lowpass_background") else None
         if self.params.get("bits_per_sample") is None:
-            return self._encode_at(traces, self.params["max_error"], windows)
-        return self._encode_to_rate(traces, windows)
+            return self._encode_at(traces, self.params["max_error"], windows, fill)
+        return self._encode_to_rate(traces, windows, fill)
 
-    def _encode_to_rate(self, traces, windows):
+    def _spike_windows(self, traces):
+        """The chunk's spike windows (:func:`.spikes.detect_events`), or None without ``spike_error``."""
+        if self.params.get("spike_error") is None:
+            return None
+        events = detect_events(traces, self.params["spike_threshold"], spread_threshold=self.params.get("spike_spread", 0.0))
+        return SpikeWindows(events, self.params["spike_error"], self.params["spike_before"], self.params["spike_after"])
+
+    def _noise_side_information(self, traces, rebuilt, windows):
+        """``(taps, levels, spatial)`` of the noise fill: measured on ``traces - rebuilt`` outside the spike
+        windows, or with ``lowpass_background`` on the original's own high band (``rebuilt`` unused: the
+        decoder keeps the coded background's low band, so measuring ``original - lowpass(coded)`` would
+        count the coarse coder's slow drift a second time)."""
+        background = None
+        if windows is not None and windows.num_events:
+            background = windows.mask(traces.shape[0]) == 0
+        lowpass_background = bool(self.params.get("lowpass_background"))
+        if lowpass_background:
+            rebuilt = noise.lowpass(traces)
+        return noise.side_information(traces, rebuilt, background, robust_level=lowpass_background,
+                                      num_neighbours=self.params.get("noise_neighbours", 0))
+
+    def _encode_to_rate(self, traces, windows, fill=None):
         """The chunk at the smallest bound (on a geometric search, at most ``RATE_SEARCH_STEPS`` + 1
         encodes) whose bytes fit ``bits_per_sample``; at ``max_error`` when even that does not fit.
         The choice depends on the chunk alone: the same bytes whatever the order chunks are coded in."""
         budget = self.params["bits_per_sample"] * traces.size / 8
         high = self.params["max_error"]
-        best = self._encode_at(traces, high, windows)
+        best = self._encode_at(traces, high, windows, fill)
         if len(best) > budget:
             return best  # the bound is the cap: keep it, over the rate
         low = self.params.get("spike_error") or 0  # below the smallest bound allowed: treated as not fitting
@@ -270,30 +289,22 @@ class BroadbandCodec(Codec):
             if high - low <= 1:
                 break
             middle = min(max(int(round(np.sqrt(max(low, 1) * high))), low + 1), high - 1)
-            data = self._encode_at(traces, middle, windows)
+            data = self._encode_at(traces, middle, windows, fill)
             if len(data) <= budget:
                 best, high = data, middle
             else:
                 low = middle
         return best
 
-    def _encode_at(self, traces, max_error, windows):
+    def _encode_at(self, traces, max_error, windows, fill=None):
+        """The chunk coded at ``max_error``; ``fill``: the noise fill's side information when it does not
+        depend on the bound (low-pass background), else measured here."""
         arguments = (traces, max_error, self._stages_for(traces.shape[1]), self.params["lpc_order"])
         if not self.params.get("noise_fill"):
             return encode_chunk(*arguments, spike_windows=windows)
         core, rebuilt = encode_chunk(*arguments, return_reconstruction=True, spike_windows=windows)
-        background = None
-        if windows is not None and windows.num_events:
-            background = zone_mask(windows.events, traces.shape[0], windows.before, windows.after) == 0
-        lowpass_background = bool(self.params.get("lowpass_background"))
-        if lowpass_background:
-            # the noise replaces all but the low band of the coded background: it is measured on the
-            # original's own high band (original - lowpass(coded) would count the coarse coder's slow
-            # drift, which the decoder keeps in the low band, a second time)
-            rebuilt = noise.lowpass(traces)
-        taps, levels, spatial = noise.side_information(traces, rebuilt, background, robust_level=lowpass_background,
-                                                       num_neighbours=self.params.get("noise_neighbours", 0))
-        return noise.wrap(core, taps, levels, spatial, lowpass_background=lowpass_background)
+        taps, levels, spatial = fill if fill is not None else self._noise_side_information(traces, rebuilt, windows)
+        return noise.wrap(core, taps, levels, spatial, lowpass_background=bool(self.params.get("lowpass_background")))
 
     def decode(self, data, num_samples, num_channels, dtype):
         if self.params.get("noise_fill"):

@@ -208,11 +208,12 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
 
     ``where`` (optional, bool like the traces): only these samples are filled, so only they are
     measured (the spectrum from the error with the others set to zero, scaled back by the fraction kept).
-    ``robust_level``: the level is the median absolute deviation / 0.6745 instead of the standard deviation.
+    ``robust_level``: the level is the median absolute deviation / 0.6745 instead of the standard deviation
+    (of integer traces: the codec's int16 samples and their integer reconstructions).
     """
-    if robust_level:  # integers: exact medians from histograms (numpy's float medians cost 30x more)
-        levels = _robust_levels(original.astype(np.int64) - rebuilt.astype(np.int64), where)
     error = original.astype(np.float64) - rebuilt.astype(np.float64)
+    if robust_level:  # integer samples: exact medians from histograms (numpy's float medians cost 30x more)
+        levels = _robust_levels(error.astype(np.int64), where)
     num_neighbours = min(num_neighbours, error.shape[1] - 1)  # a channel has at most num_channels - 1 predecessors
     spatial = SpatialModel.fit(error, where, num_neighbours) if num_neighbours > 0 else None
     if where is None:

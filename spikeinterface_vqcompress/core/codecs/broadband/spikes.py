@@ -15,7 +15,7 @@ This module must not import spikeinterface.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -41,10 +41,17 @@ class SpikeWindows:
     spike_error: int
     before: int
     after: int
+    _mask: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_events(self) -> int:
         return int(sum(len(channel_events) for channel_events in self.events))
+
+    def mask(self, num_samples: int) -> np.ndarray:
+        """:func:`zone_mask` of these events, computed once (the encoder and the noise fill both need it)."""
+        if self._mask is None or self._mask.shape[0] != num_samples:
+            self._mask = zone_mask(self.events, num_samples, self.before, self.after)
+        return self._mask
 
     def check(self, num_samples: int, num_channels: int, max_error: int):
         if len(self.events) != num_channels:
