@@ -40,7 +40,7 @@ done = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "first_compress_s": done - imported, "total_s": done - start}))
 """
 
-WARM_UP = ("from spikeinterface_vqcompress.core.codecs.broadband.codec import compile_kernels; "
+WARM_UP = ("from spikeinterface_vqcompress.core.kernels import compile_kernels; "
            "print(compile_kernels())")
 
 

@@ -18,7 +18,7 @@ if ! python -c "import torch" >/dev/null 2>&1; then
   python -m pip install -q torch==2.13.0
 fi
 python -m pip install -q -e ".[test]"
-# Compile the broadband codec's numba kernels now, at install, so that the first compress starts at once
-# (a few minutes of CPU on a fresh machine, once: numba caches them next to the package).
-python -c "from spikeinterface_vqcompress.core.codecs.broadband.codec import compile_kernels; print(f'broadband kernels ready ({compile_kernels():.0f} s)')"
+# Compile the numba kernels now, at install, so that the first compress starts at once (the broadband
+# codec's take a few minutes of CPU on a fresh machine, once: numba caches them next to the package).
+python -c "from spikeinterface_vqcompress.core.kernels import compile_kernels; print(f'numba kernels ready ({compile_kernels():.0f} s)')"
 python -c "import spikeinterface_vqcompress as vq; print('spikeinterface-vqcompress', vq.__version__, 'ready; codecs:', ', '.join(vq.available_codecs()))"

@@ -73,6 +73,30 @@ def test_bitstream_is_fixed_forever():
     np.testing.assert_array_equal(decode_symbols(bytes.fromhex("d1b0e87193f7ffc0af1a"), frequencies, 16), symbols)
 
 
+def test_long_streams_keep_their_bytes():
+    """Hashes of 20 000 symbols (one table) and 3000 x 3 symbols (three tables) written by the pure-Python
+    coder before the loops moved to numba: the kernels must write the same bytes, and read them back."""
+    import hashlib
+
+    from spikeinterface_vqcompress.core.entropy.rans import decode_with_tables, encode_with_tables
+
+    rng = np.random.default_rng(2026)
+    table = build_frequency_table(rng.integers(0, 40, 50), 12)
+    symbols = rng.choice(np.nonzero(table)[0], size=20000)
+    data = encode_symbols(symbols, table)
+    assert hashlib.sha256(data).hexdigest() == "e841a255100d7ddd47235f7304a0a792f196f7cbfb76d3f72905c3db002bda29"
+    np.testing.assert_array_equal(decode_symbols(data, table, symbols.size), symbols)
+    tables = np.stack([build_frequency_table(rng.integers(1, 40, 50), 12) for _ in range(3)])
+    rows = rng.integers(0, 50, (3000, 3))
+    data = encode_with_tables(rows, tables)
+    assert hashlib.sha256(data).hexdigest() == "012270a7d671279e7635df6b008b394dc9afe91926cff85f150f802ba0c6b38b"
+    np.testing.assert_array_equal(decode_with_tables(data, tables, 3000), rows)
+    with pytest.raises(CorruptDataError, match="ended early"):
+        decode_with_tables(data[:-2], tables, 3000)
+    with pytest.raises(ValueError, match="frequency 0 in table 1"):
+        encode_with_tables(np.array([[0, 7]]), np.stack([tables[0], build_frequency_table(np.arange(50) != 7, 12, minimum_frequency=0)]))
+
+
 def test_invalid_input_raises_clear_errors():
     frequencies = build_frequency_table([1, 1, 0], 8, minimum_frequency=0)
     with pytest.raises(ValueError, match="frequency 0"):

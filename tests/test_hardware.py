@@ -53,6 +53,27 @@ def test_report_figures_follow_from_profile_bytes_and_energy_table():
     assert HardwareReport.from_dict(report.to_dict()).to_dict() == report.to_dict()
 
 
+def test_event_codecs_are_judged_after_their_window_with_the_measured_processing():
+    """spike-vq waits for each snippet to end (the window, stated) and buffers nothing after it: the latency
+    verdict is the measured per-spike processing; spike-pca also waits for its chunk (its basis): it fails."""
+    fs = 20000.0
+    vq_codec = get_codec({"id": "spike-vq", "snippet_samples": 64, "channel_locations": [[0.0, 20.0 * i] for i in range(32)]})
+    profile = vq_codec.hardware_profile(32, fs)
+    window_ms = 1000 * profile.window_samples / fs
+    assert profile.window_samples == profile.algorithmic_latency_samples > 0
+    report = hardware_report(vq_codec, 32, fs, compressed_nbytes=1000, duration_s=10.0, event_processing_s=2e-4)
+    latency = report.verdicts[1]
+    assert report.window_ms == pytest.approx(window_ms) and report.algorithmic_latency_ms == pytest.approx(window_ms)
+    assert latency["value"] == pytest.approx(0.2) and latency["pass"] is True
+    assert f"after a {window_ms:.3g} ms event window, processing included" in latency["name"]
+    slow = hardware_report(vq_codec, 32, fs, compressed_nbytes=1000, duration_s=10.0, event_processing_s=1.5e-3)
+    assert slow.verdicts[1]["pass"] is False and slow.latency_after_window_ms == pytest.approx(1.5)
+    pca = hardware_report(get_codec({"id": "spike-pca", "snippet_samples": 64, "channel_locations": [[0.0, 20.0 * i] for i in range(32)]}),
+                          32, fs, compressed_nbytes=1000, duration_s=10.0, num_chunks=1)
+    assert pca.latency_after_window_ms == pytest.approx(10000.0) and pca.verdicts[1]["pass"] is False
+    assert f"event window {window_ms:.4g} ms" in report.to_markdown() and "0.2 ms per event" in report.to_markdown()
+
+
 def test_energy_model_is_overridable_and_rejects_unknown_radios():
     cheaper = EnergyModel(radio="ir-uwb-28nm", energy_scale=0.5)
     assert cheaper.radio_energy_pJ_per_bit == 5.8

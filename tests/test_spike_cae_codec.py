@@ -134,6 +134,66 @@ def test_background_statistics_roundtrip_and_synthesis_match_level_and_spectrum(
     assert np.allclose(subset.reflection[:, 0], model.reflection[:, 0], atol=0.03)
 
 
+def _numpy_background_moments(traces, ar_order, exclude_mask, max_samples):
+    """The float32/float64 numpy arithmetic estimate_background did before its numba kernel."""
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import _sample_segments
+
+    x = _sample_segments(traces, max_samples).astype(np.float32)
+    keep = np.ones_like(x) if exclude_mask is None else (~_sample_segments(exclude_mask, max_samples)).astype(np.float32)
+    if x.ndim == 2:
+        x, keep = x[None], keep[None]
+    length = x.shape[1]
+    x = x * keep
+    mean = x.sum(axis=(0, 1)) / np.maximum(keep.sum(axis=(0, 1)), 1.0)
+    x = (x - mean[None, None, :]) * keep
+    lags = [(x[:, :length - lag] * x[:, lag:]).sum(axis=(0, 1), dtype=np.float64)
+            / np.maximum((keep[:, :length - lag] * keep[:, lag:]).sum(axis=(0, 1), dtype=np.float64), 1.0)
+            for lag in range(ar_order + 1)]
+    return mean, np.array(lags)
+
+
+@pytest.mark.parametrize("num_channels", [2, 5, 33])
+def test_background_moments_kernel_does_numpys_arithmetic_exactly(num_channels):
+    """The kernel's mean and autocorrelation equal numpy's bit for bit (whole block and segments, with and
+    without excluded spike windows), so the statistics sent, and the bytes, did not change with it."""
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import _background_moments, _sample_segments
+
+    rng = np.random.default_rng(num_channels)
+    traces = (rng.standard_normal((20000, num_channels)) * 25 + 3).astype(np.int16)
+    mask = rng.random(traces.shape) < 0.15
+    for max_samples in (None, 4096):
+        for exclude in (None, mask):
+            segments = _sample_segments(traces, max_samples)
+            excluded = np.zeros((0, 0, 0), dtype=bool) if exclude is None else _sample_segments(exclude, max_samples)
+            if segments.ndim == 2:
+                segments, excluded = segments[None], (excluded if exclude is None else excluded[None])
+            mean, autocorrelation = _background_moments(np.ascontiguousarray(segments), np.ascontiguousarray(excluded), 6)
+            expected_mean, expected = _numpy_background_moments(traces, 6, exclude, max_samples)
+            assert mean.dtype == np.float32 and np.array_equal(mean, expected_mean)
+            assert np.array_equal(autocorrelation, expected)
+
+
+def test_integer_medians_equal_numpys():
+    """The front end's offsets and noise levels from exact integer medians are numpy's medians."""
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import channel_offsets
+    from spikeinterface_vqcompress.core.codecs.spike_cae.detection import MAD_TO_STD, estimate_noise_levels
+    from spikeinterface_vqcompress.core.robust import twice_column_medians
+
+    rng = np.random.default_rng(4)
+    for rows in (1, 2, 7, 800, 801):
+        block = (rng.standard_normal((rows, 6)) * 30 + rng.integers(-3000, 3000, 6)).astype(np.int16)
+        assert np.array_equal(twice_column_medians(block), 2 * np.median(block.astype(np.float64), axis=0))
+        assert np.array_equal(twice_column_medians(block[::3]), 2 * np.median(block[::3].astype(np.float64), axis=0))
+        sample = np.abs(block[::8].astype(np.float32))
+        assert np.array_equal(estimate_noise_levels(block), np.maximum(np.median(sample, axis=0).astype(np.float64) * MAD_TO_STD, 1e-6))
+        sample = block[::8].astype(np.float32)
+        median = np.median(sample, axis=0)
+        noise = np.median(np.abs(sample - median[None, :]), axis=0) * 1.4826
+        dead_zone = np.maximum(3.0 * 1.2533 * noise / np.sqrt(sample.shape[0]), 0.125 * noise)
+        expected = np.where(np.abs(np.round(median)) <= dead_zone, 0, np.round(median)).astype(np.int16)
+        assert np.array_equal(channel_offsets(block), expected)
+
+
 def test_spatial_rank_reproduces_a_common_factor():
     rng = np.random.default_rng(0)
     common = rng.standard_normal((50000, 1))

@@ -66,6 +66,10 @@ class HardwareProfile:
         Whole chunks the encoder must see first (an encoder that fits side information, such as
         predictor coefficients, on the chunk it codes has one chunk of latency). The report turns it
         into time with the chunk duration of the run.
+    window_samples : int, default: 0
+        Of ``algorithmic_latency_samples``, those spent waiting for an event's window to close (a
+        spike codec cannot code a spike before its snippet ends). The report states the window and
+        judges the latency that follows it.
     buffer_samples_per_channel : int, default: 0
         Working memory of the encoder in samples per channel.
     notes : str, default: ""
@@ -78,6 +82,7 @@ class HardwareProfile:
     parameter_bits: int = 0
     algorithmic_latency_samples: int = 0
     algorithmic_latency_chunks: float = 0.0
+    window_samples: int = 0
     buffer_samples_per_channel: int = 0
     notes: str = ""
 

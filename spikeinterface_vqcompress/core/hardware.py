@@ -13,7 +13,8 @@ that profile and what a run measured (the real compressed bytes, the encoding ti
 - an energy model (:class:`EnergyModel`, energy per operation and per SRAM access for a process
   node, radio energy per bit; every figure names its source and can be overridden) giving the
   estimated power per channel and for 1024 channels, radio included;
-- algorithmic latency, measured host throughput (multiples of real time) and per-chunk latency;
+- algorithmic latency (and, for event codecs, the window it includes), measured host throughput
+  (multiples of real time), per-chunk latency and, when measured, processing time per event;
 - one verdict row per budget (:class:`Budget`; N1: <= 1 ms, <= 10 mW incl. radio, <= 1 Mbit/s).
 
 The operation counts come from each codec's :meth:`~spikeinterface_vqcompress.core.codec.Codec.hardware_profile`
@@ -57,7 +58,9 @@ class Budget:
         Channel count the link and power budgets are stated for; they scale linearly with the
         recording's channel count.
     max_latency_ms : float
-        Largest acceptable algorithmic latency of the encoder.
+        Largest acceptable latency of the encoder: algorithmic, counted after an event's window closes
+        for codecs that code events (a spike codec waits for each snippet to end; the report states
+        that window), plus the measured processing time per event when the run gives one.
     max_power_mW : float
         Power budget for ``reference_channels`` channels, radio included.
     source : str
@@ -319,6 +322,9 @@ class HardwareReport:
     verdicts: list
     budget: dict
     energy_model: dict
+    window_ms: float = 0.0
+    host_event_processing_ms: float | None = None
+    latency_after_window_ms: float | None = None
     notes: str = ""
 
     def to_dict(self) -> dict:
@@ -367,8 +373,10 @@ class HardwareReport:
             f"- estimated power per channel: compute {fmt(self.compute_power_uW_per_channel, ' uW')}, memory "
             f"{fmt(self.memory_power_uW_per_channel, ' uW')}, radio {fmt(self.radio_power_uW_per_channel, ' uW')}; "
             f"1024 channels: {fmt(self.power_mW_1024ch, ' mW')}",
-            f"- algorithmic latency {fmt(self.algorithmic_latency_ms, ' ms')}; host: {fmt(self.host_realtime_factor, 'x real time')}, "
-            f"{fmt(self.host_chunk_latency_ms, ' ms')} per chunk",
+            f"- algorithmic latency {fmt(self.algorithmic_latency_ms, ' ms')} (event window {fmt(self.window_ms, ' ms')}); "
+            f"host: {fmt(self.host_realtime_factor, 'x real time')}, {fmt(self.host_chunk_latency_ms, ' ms')} per chunk, "
+            f"{fmt(self.host_event_processing_ms, ' ms')} per event; latency after the window "
+            f"{fmt(self.latency_after_window_ms, ' ms')}",
             "",
             self.verdict_table(),
             "",
@@ -417,6 +425,7 @@ def hardware_report(
     encode_time_s: float | None = None,
     num_chunks: int | None = None,
     event_rate_hz_per_channel: float | None = None,
+    event_processing_s: float | None = None,
     weight_bits: int | None = None,
     floating_point: bool = False,
     budget: Budget = N1_BUDGET,
@@ -444,6 +453,9 @@ def hardware_report(
     event_rate_hz_per_channel : float | None, default: None
         Detected events (spikes) per second per channel, for per-spike operation counts; None uses
         10 Hz when the codec has per-spike costs.
+    event_processing_s : float | None, default: None
+        Measured host seconds to code one event once its window has closed (the per-event stages'
+        time over the events); added to the latency after the window.
     weight_bits : int | None, default: None
         Precision of stored parameters and of arithmetic; None for the codec's ``parameter_bits``
         (16 when it declares none).
@@ -505,6 +517,9 @@ def hardware_report(
                 "so that the report can turn its latency into time"
             )
         latency_ms += 1000.0 * profile.algorithmic_latency_chunks * float(duration_s) / int(num_chunks)
+    window_ms = 1000.0 * profile.window_samples / sampling_frequency
+    event_ms = None if event_processing_s is None else 1000.0 * float(event_processing_s)
+    after_window_ms = latency_ms - window_ms + (event_ms or 0.0)
     realtime = None
     chunk_latency = None
     if encode_time_s and duration_s:
@@ -518,8 +533,11 @@ def hardware_report(
          "value": None if compressed_bps is None else compressed_bps / num_channels * budget.reference_channels / 1e6,
          "limit": budget.link_bits_per_second / 1e6, "unit": "Mbit/s",
          "pass": None if compressed_bps is None else bool(compressed_bps <= link_bps)},
-        {"name": f"{budget.name} latency (<= {budget.max_latency_ms:g} ms)", "value": latency_ms,
-         "limit": budget.max_latency_ms, "unit": "ms", "pass": bool(latency_ms <= budget.max_latency_ms)},
+        {"name": f"{budget.name} latency (<= {budget.max_latency_ms:g} ms"
+                 + (f" after a {window_ms:.3g} ms event window{', processing included' if event_ms is not None else ''})"
+                    if window_ms else ")"),
+         "value": after_window_ms, "limit": budget.max_latency_ms, "unit": "ms",
+         "pass": bool(after_window_ms <= budget.max_latency_ms)},
         {"name": f"{budget.name} power incl. radio (<= {budget.max_power_mW:g} mW per {budget.reference_channels} ch)",
          "value": power_mW_1024, "limit": budget.max_power_mW, "unit": "mW",
          "pass": None if power_uW is None else bool(power_uW <= power_limit_uW_per_channel)},
@@ -548,6 +566,9 @@ def hardware_report(
         algorithmic_latency_ms=latency_ms,
         host_realtime_factor=realtime,
         host_chunk_latency_ms=chunk_latency,
+        window_ms=window_ms,
+        host_event_processing_ms=event_ms,
+        latency_after_window_ms=after_window_ms,
         verdicts=verdicts,
         budget=asdict(budget),
         energy_model=energy_model.to_dict(),

@@ -59,6 +59,7 @@ import numba
 import numpy as np
 
 from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.robust import twice_median
 
 MAGIC = b"BBNF"
 VERSION = 1
@@ -231,14 +232,6 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
     return taps, levels, spatial
 
 
-def _twice_median(values: np.ndarray) -> int:
-    """Twice the median of a non-empty int64 array, exactly (a histogram: O(n), no sort)."""
-    low = int(values.min())
-    cumulative = np.cumsum(np.bincount(values - low))
-    middle = np.searchsorted(cumulative, [(values.size - 1) // 2, values.size // 2], side="right")
-    return int(middle.sum()) + 2 * low
-
-
 def _robust_levels(error: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Per-channel median absolute deviation / 0.6745 of integer ``error`` (``(num_samples, num_channels)``),
     over the samples in ``where`` when given (0 for a channel with none)."""
@@ -249,8 +242,8 @@ def _robust_levels(error: np.ndarray, where: np.ndarray | None = None) -> np.nda
         if keep is not None:
             row = row[keep[channel]]
         if row.size:
-            deviations = np.abs(2 * row - _twice_median(row))  # twice |e - median|: integers
-            levels[channel] = _twice_median(deviations) / 4 / 0.6745
+            deviations = np.abs(2 * row - twice_median(row))  # twice |e - median|: integers
+            levels[channel] = twice_median(deviations) / 4 / 0.6745
     return levels
 
 

@@ -22,7 +22,7 @@ The synthesised samples are not the recorded ones: a recording rebuilt this way 
 such (``"background": "synthesised"`` in the codec config stored in the container header, and a
 ``vqcompress_synthesised_background`` annotation on the rebuilt recording).
 
-No spikeinterface import here.
+No spikeinterface import here. The background's moments are one numba kernel (:func:`_background_moments`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from spikeinterface_vqcompress.core.errors import CorruptDataError
+from spikeinterface_vqcompress.core.robust import twice_column_medians
 
 _LEVEL_STEPS_PER_OCTAVE = 16
 _LEVEL_OFFSET_OCTAVES = 4  # level code 0 is 2**-4 units
@@ -135,9 +137,16 @@ def channel_offsets(traces: np.ndarray, stride: int = 8, dead_zone_standard_erro
     sample = np.asarray(traces)[:: max(int(stride), 1)]
     if sample.shape[0] == 0:
         return np.zeros(np.asarray(traces).shape[1], dtype=np.int16)
-    sample = sample.astype(np.float32)
-    median = np.median(sample, axis=0)
-    noise = np.median(np.abs(sample - median[None, :]), axis=0) * 1.4826
+    if sample.dtype.kind in "iu":  # exact integer medians (what np.median gives in float32, without its sorts)
+        rows = np.ascontiguousarray(np.ascontiguousarray(sample).T)  # one row per channel
+        twice = twice_column_medians(rows.T)
+        deviations = np.abs(2 * rows.astype(np.int64) - twice[:, None])  # 2 |x - median|
+        median = (twice / 2).astype(np.float32)
+        noise = (twice_column_medians(deviations.T) / 4).astype(np.float32) * 1.4826
+    else:
+        sample = sample.astype(np.float32)
+        median = np.median(sample, axis=0)
+        noise = np.median(np.abs(sample - median[None, :]), axis=0) * 1.4826
     dead_zone = np.maximum(dead_zone_standard_errors * 1.2533 * noise / np.sqrt(sample.shape[0]), dead_zone_noise_fraction * noise)
     offsets = np.round(median)
     offsets[np.abs(offsets) <= dead_zone] = 0
@@ -234,24 +243,11 @@ def estimate_background(traces: np.ndarray, ar_order: int = 6, spatial_rank: int
     BackgroundModel
     """
     num_channels = traces.shape[1]
-    x = _sample_segments(np.asarray(traces), max_samples).astype(np.float32)
-    if exclude_mask is not None:
-        keep = (~_sample_segments(exclude_mask, max_samples)).astype(np.float32)
-    else:
-        keep = np.ones_like(x)
+    x = _sample_segments(np.asarray(traces), max_samples)
+    excluded = np.zeros((0, 0, 0), dtype=bool) if exclude_mask is None else _sample_segments(np.asarray(exclude_mask, dtype=bool), max_samples)
     if x.ndim == 2:  # one segment: the whole block
-        x, keep = x[None], keep[None]
-    num_samples = x.shape[1]
-    x = x * keep
-    counts0 = np.maximum(keep.sum(axis=(0, 1)), 1.0)
-    mean = x.sum(axis=(0, 1)) / counts0
-    x = (x - mean[None, None, :]) * keep
-    autocorrelation = np.zeros((ar_order + 1, num_channels))
-    for lag in range(ar_order + 1):
-        products = (x[:, : num_samples - lag] * x[:, lag:]).sum(axis=(0, 1), dtype=np.float64)
-        pairs = (keep[:, : num_samples - lag] * keep[:, lag:]).sum(axis=(0, 1), dtype=np.float64)
-        autocorrelation[lag] = products / np.maximum(pairs, 1.0)
-    x, keep = x.reshape(-1, num_channels), keep.reshape(-1, num_channels)
+        x, excluded = x[None], excluded[None] if exclude_mask is not None else excluded
+    mean, autocorrelation = _background_moments(np.ascontiguousarray(x), np.ascontiguousarray(excluded), int(ar_order))
     levels = np.sqrt(np.maximum(autocorrelation[0], 1e-12))
     reflection = np.zeros((num_channels, ar_order))
     for channel in range(num_channels):
@@ -259,6 +255,10 @@ def estimate_background(traces: np.ndarray, ar_order: int = 6, spatial_rank: int
     loadings = np.zeros((num_channels, spatial_rank))
     if spatial_rank > 0:
         from scipy.signal import lfilter
+
+        keep = np.ones(x.shape, dtype=np.float32) if exclude_mask is None else (~excluded).astype(np.float32)
+        x = ((x.astype(np.float32) - mean[None, None, :]) * keep).reshape(-1, num_channels)
+        keep = keep.reshape(-1, num_channels)
 
         innovations = np.empty_like(x)
         for channel in range(num_channels):
@@ -276,6 +276,49 @@ def estimate_background(traces: np.ndarray, ar_order: int = 6, spatial_rank: int
         norms = np.sqrt((loadings ** 2).sum(axis=1))
         loadings = loadings / np.maximum(norms / 0.95, 1.0)[:, None]  # keep some independent noise on every channel
     return BackgroundModel(levels=levels, reflection=reflection, loadings=loadings)
+
+
+@numba.njit(cache=True)
+def _background_moments(segments, excluded, ar_order):
+    """Per-channel mean (float32) and autocorrelation lags ``0..ar_order`` (float64 ``(ar_order + 1, C)``)
+    of ``(S, L, C)`` segments over the samples not ``excluded`` (an empty array: none excluded).
+
+    The arithmetic numpy does on the float32 segments, in its order (each channel's sums run over
+    the samples in sequence): the mean a float32 sum of the kept samples over their float32 count;
+    lag ``k`` the float64 sum, over the pairs of kept samples ``k`` apart within a segment, of the
+    float32 product of the centred samples, divided by the number of pairs (at least 1). One pass
+    per segment, no ``(S, L, C)`` temporaries (numpy needed ~800 MB per lag on 10 s x 1024 ch).
+    """
+    num_segments, length, num_channels = segments.shape
+    masked = excluded.size > 0
+    one, zero = np.float32(1.0), np.float32(0.0)
+    total = np.zeros(num_channels, dtype=np.float32)
+    count = np.zeros(num_channels, dtype=np.float32)
+    for segment in range(num_segments):
+        for sample in range(length):
+            for channel in range(num_channels):
+                keep = zero if masked and excluded[segment, sample, channel] else one
+                total[channel] += np.float32(segments[segment, sample, channel]) * keep
+                count[channel] += keep
+    mean = np.empty(num_channels, dtype=np.float32)
+    for channel in range(num_channels):
+        mean[channel] = total[channel] / max(count[channel], one)
+    products = np.zeros((ar_order + 1, num_channels))
+    pairs = np.zeros((ar_order + 1, num_channels))
+    for segment in range(num_segments):  # branch-free inner loops (an excluded sample is 0, as in numpy): vectorised
+        for lag in range(min(ar_order + 1, length)):
+            for sample in range(length - lag):
+                for channel in range(num_channels):
+                    keep_first = zero if masked and excluded[segment, sample, channel] else one
+                    keep_second = zero if masked and excluded[segment, sample + lag, channel] else one
+                    first = (np.float32(segments[segment, sample, channel]) - mean[channel]) * keep_first
+                    second = (np.float32(segments[segment, sample + lag, channel]) - mean[channel]) * keep_second
+                    products[lag, channel] += np.float64(np.float32(first * second))
+                    pairs[lag, channel] += np.float64(keep_first * keep_second)
+    for lag in range(ar_order + 1):
+        for channel in range(num_channels):
+            products[lag, channel] /= max(pairs[lag, channel], 1.0)
+    return mean, products
 
 
 def synthesise_background(model: BackgroundModel, num_samples: int, seed: int, warmup_samples: int = 256) -> np.ndarray:

@@ -378,6 +378,7 @@ class SpikeCAECodec(SpikeSnippetCodec):
             parameter_count=int(parameters),
             parameter_bits=8,
             algorithmic_latency_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
+            window_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
             buffer_samples_per_channel=int(samples + 2 * self.params["exclude_sweep_samples"]),
             notes=("detection: one compare per sample against k x a running MAD noise level (median on 1 sample in 8), "
                    "locally exclusive suppression only at threshold crossings; background: AR autocorrelation lags 0..p "

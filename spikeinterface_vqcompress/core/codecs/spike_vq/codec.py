@@ -175,8 +175,11 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         windows = traces.shape[0] // length
         if windows == 0 or basis.shape[1] == 0:
             return 1.0
-        rows = traces[: windows * length].reshape(windows, length, -1).transpose(0, 2, 1).reshape(-1, length)
-        rows = rows[np.linspace(0, len(rows) - 1, min(len(rows), max_windows)).astype(np.int64)].astype(np.float32)
+        num_channels = traces.shape[1]
+        count = windows * num_channels  # window w of channel c is row w * num_channels + c
+        chosen = np.linspace(0, count - 1, min(count, max_windows)).astype(np.int64)
+        starts, channels = np.divmod(chosen, num_channels)
+        rows = traces[starts[:, None] * length + np.arange(length)[None, :], channels[:, None]].astype(np.float32)
         variance = float(np.median((rows @ basis) ** 2)) / 0.4549364
         scale = np.sqrt(variance) if np.isfinite(variance) else 1.0
         return float(np.float32(max(scale, 0.5)))
@@ -205,6 +208,7 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
             operations_per_sample={"compare": 1 + 1.0 / 8, "mac": self.params["ar_order"] + 1, "add": 1.0 / 8, "memory_access": 2},
             operations_per_spike=per_spike, parameter_count=int(parameter_count), parameter_bits=8,
             algorithmic_latency_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
+            window_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
             algorithmic_latency_chunks=latency_chunks,
             buffer_samples_per_channel=int(samples + 2 * self.params["exclude_sweep_samples"]),
             notes="detection: one compare per sample against k x a running MAD noise level (median on 1 sample in 8); "

@@ -1,0 +1,28 @@
+"""Every numba kernel of the package, compiled (or loaded from numba's on-disk cache) in one call.
+
+``scripts/setup.sh`` runs :func:`compile_kernels` at install so that no user waits for numba on a
+first compress: the broadband codec's kernels (minutes of CPU on a fresh machine), the rANS coder
+every learned codec uses and the spike codecs' background moments (seconds).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def compile_kernels() -> float:
+    """Compile or load every kernel by running it on small inputs; returns the seconds it took."""
+    from spikeinterface_vqcompress.core.codecs.broadband.codec import compile_kernels as compile_broadband
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background
+    from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
+
+    start = time.perf_counter()
+    compile_broadband()
+    table = build_frequency_table([3, 1, 4, 1])
+    decode_symbols(encode_symbols([0, 1, 2, 3], table), table, 4)
+    ramp = (np.arange(64, dtype=np.int16)[:, None] % 7 - 3) * np.array([[1, -1]], dtype=np.int16)
+    estimate_background(ramp, 2)
+    estimate_background(ramp, 2, exclude_mask=np.zeros(ramp.shape, dtype=bool))
+    return time.perf_counter() - start
