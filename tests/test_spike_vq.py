@@ -241,3 +241,20 @@ def test_index_coder_keeps_a_rare_symbol_among_many_spikes():
     indices[::3] = 5
     indices[7] = 64  # one use among 30000: a 12-bit table would round it to frequency 0
     np.testing.assert_array_equal(decode_indices(encode_indices(indices, 257), 30000, 257), indices)
+
+
+@pytest.mark.parametrize("num_features", [3, 8, 100, 128, 129, 192, 300, 1000])
+def test_codeword_search_kernel_is_numpys_float32_mean_bit_for_bit(num_features):
+    """The encoder's search kernel gives exactly ((codebook - v) ** 2).mean(1) (numpy's pairwise order),
+    so a codeword choice never depends on which of the two computed it."""
+    from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import _mean_squared_errors, _pairwise_plan
+
+    rng = np.random.default_rng(num_features)
+    codebook = (rng.standard_normal((64, num_features)) * rng.uniform(0.1, 40)).astype(np.float32)
+    plan = _pairwise_plan(num_features)
+    partial = np.empty((len(plan), 64), dtype=np.float32)
+    errors = np.empty(64, dtype=np.float32)
+    for _ in range(20):
+        vector = (rng.standard_normal(num_features) * 3).astype(np.float32)
+        _mean_squared_errors(np.ascontiguousarray(codebook.T), vector, plan, partial, errors)
+        assert np.array_equal(errors, ((codebook - vector) ** 2).mean(axis=1))

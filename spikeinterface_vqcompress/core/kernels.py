@@ -2,7 +2,7 @@
 
 ``scripts/setup.sh`` runs :func:`compile_kernels` at install so that no user waits for numba on a
 first compress: the broadband codec's kernels (minutes of CPU on a fresh machine), the rANS coder
-every learned codec uses and the spike codecs' background moments (seconds).
+every learned codec uses, the spike codecs' background moments and spike-vq's codeword search (seconds).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ def compile_kernels() -> float:
     """Compile or load every kernel by running it on small inputs; returns the seconds it took."""
     from spikeinterface_vqcompress.core.codecs.broadband.codec import compile_kernels as compile_broadband
     from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background
+    from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
     from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
 
     start = time.perf_counter()
@@ -25,4 +26,5 @@ def compile_kernels() -> float:
     ramp = (np.arange(64, dtype=np.int16)[:, None] % 7 - 3) * np.array([[1, -1]], dtype=np.int16)
     estimate_background(ramp, 2)
     estimate_background(ramp, 2, exclude_mask=np.zeros(ramp.shape, dtype=bool))
+    OnlineSpikeVQ(np.zeros((2, 9), dtype=np.float32), 4.0, 2.0, 0.125, residual_step=3.0).encode(np.ones((3, 9), dtype=np.float32))
     return time.perf_counter() - start

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
+from spikeinterface_vqcompress.core.entropy.rans import _check_table, _encode, build_frequency_table, decode_symbols, encode_symbols
 from spikeinterface_vqcompress.core.errors import CorruptDataError
 
 #: Bit-length classes of a zigzag-mapped int16 value: 0 .. 17.
@@ -23,11 +23,16 @@ _TABLE_PRECISION_BITS = 12
 
 def _zigzag(values: np.ndarray) -> np.ndarray:
     values = values.astype(np.int64)
-    return np.where(values >= 0, 2 * values, -2 * values - 1)
+    return (values << 1) ^ (values >> 63)  # 2v for v >= 0, -2v - 1 below
 
 
 def _unzigzag(mapped: np.ndarray) -> np.ndarray:
     return np.where(mapped % 2 == 0, mapped // 2, -(mapped + 1) // 2)
+
+
+def _as_tables(table: np.ndarray) -> tuple[np.ndarray, int]:
+    frequencies, precision_bits = _check_table(table)
+    return frequencies[None, :], precision_bits
 
 
 def _class_table(counts: np.ndarray) -> np.ndarray:
@@ -40,14 +45,12 @@ def encode_integers(values) -> bytes:
     if values.size and (values.min() < -32768 or values.max() > 32767):
         raise ValueError("encode_integers codes values within the int16 range")
     mapped = _zigzag(values)
-    classes = np.zeros(mapped.shape, dtype=np.int64)
-    nonzero = mapped > 0
-    classes[nonzero] = np.floor(np.log2(mapped[nonzero])).astype(np.int64) + 1
+    classes = np.frexp(mapped.astype(np.float64))[1].astype(np.int64)  # the bit length (0 for 0): exact below 2 ** 53
     counts = np.bincount(classes, minlength=NUM_CLASSES)
     # table sent as one byte per class: counts scaled to 1..255 (0 where unused)
     scaled = np.where(counts > 0, np.maximum(1, np.round(255 * counts / max(counts.max(), 1))), 0).astype(np.uint8)
     table = _class_table(np.maximum(scaled.astype(np.int64), 0)) if values.size else None
-    class_stream = encode_symbols(classes, table) if values.size else b""
+    class_stream = _encode(classes, *_as_tables(table)) if values.size else b""  # every class seen has a frequency >= 1
     lengths = np.maximum(classes - 1, 0)
     bits = _mantissa_bits(mapped, lengths)
     return scaled.tobytes() + struct.pack("<I", len(class_stream)) + class_stream + np.packbits(bits).tobytes()

@@ -1,7 +1,8 @@
 """Online vector quantisation of spike features, learned from the spikes it codes, plus a quantised residual.
 
-Pure numpy; no SpikeInterface. One :class:`OnlineSpikeVQ` runs the same state machine in the
-encoder and in the decoder, spike by spike, in time order:
+Numpy, and one numba kernel for the encoder's nearest-codeword search; no SpikeInterface. One
+:class:`OnlineSpikeVQ` runs the same state machine in the encoder and in the decoder, spike by spike,
+in time order:
 
 - a codebook of ``codebook_size`` whole-snippet feature vectors, started from a shipped prior
   (trained on other recordings; slots past the prior start empty) and learned online: each coded
@@ -26,6 +27,7 @@ in the same order (no sums whose order could differ between machines): the codeb
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 #: Largest quantised escape or residual value (int16 payload).
@@ -35,14 +37,83 @@ INTEGER_LIMIT = 32767
 
 def deadzone_quantise(values: np.ndarray, step: float) -> np.ndarray:
     """Dead-zone scalar quantiser: 0 for ``|v| < step``, else ``sign(v) * floor(|v| / step)`` (int64)."""
-    magnitude = np.floor(np.abs(values) / np.float32(step))
-    return np.clip(np.sign(values) * magnitude, -INTEGER_LIMIT, INTEGER_LIMIT).astype(np.int64)
+    magnitude = np.minimum(np.floor(np.abs(values) / np.float32(step)), INTEGER_LIMIT)  # = clip(sign * magnitude, +-limit)
+    return (np.sign(values) * magnitude).astype(np.int64)
 
 
 def deadzone_reconstruct(quantised: np.ndarray, step: float) -> np.ndarray:
     """Reconstruction of :func:`deadzone_quantise`: ``sign(q) * (|q| + 0.5) * step`` (0 stays 0), float32."""
     quantised = np.asarray(quantised)
     return (np.sign(quantised) * (np.abs(quantised) + 0.5)).astype(np.float32) * np.float32(step)
+
+
+def _pairwise_plan(num_values: int) -> np.ndarray:
+    """numpy's pairwise summation of ``num_values`` float32 values (what ``mean`` over a contiguous row
+    does) as ``(kind, a, b)`` rows in evaluation order: kind 0 sums values ``a .. a + b - 1`` with
+    eight interleaved accumulators (sequentially below 8 values), kind 1 adds the results of rows
+    ``a`` and ``b``. Blocks of at most 128 values; larger ranges split in two at a multiple of 8."""
+    plan = []
+
+    def split(start, length):
+        if length <= 128:
+            plan.append((0, start, length))
+        else:
+            half = length // 2 - (length // 2) % 8
+            left = split(start, half)
+            right = split(start + half, length - half)
+            plan.append((1, left, right))
+        return len(plan) - 1
+
+    split(0, int(num_values))
+    return np.array(plan, dtype=np.int64).reshape(-1, 3)
+
+
+@numba.njit(cache=True)
+def _mean_squared_errors(codebook_t, vector, plan, partial, errors):
+    """``errors[k] = mean((codebook[k] - vector) ** 2)`` in float32 for every codeword, bit for bit
+    what numpy computes (the same differences, squares and pairwise summation order, :func:`_pairwise_plan`),
+    with the codebook transposed (``(F, K)``) so that each step runs over all codewords at once."""
+    num_features, num_codewords = codebook_t.shape
+    accumulators = np.empty((8, num_codewords), dtype=np.float32)
+    for step in range(plan.shape[0]):
+        kind, first, second = plan[step, 0], plan[step, 1], plan[step, 2]
+        if kind == 1:
+            for k in range(num_codewords):
+                partial[step, k] = partial[first, k] + partial[second, k]
+            continue
+        start, length = first, second
+        if length < 8:
+            for k in range(num_codewords):
+                partial[step, k] = np.float32(0.0)
+            for feature in range(start, start + length):
+                for k in range(num_codewords):
+                    difference = codebook_t[feature, k] - vector[feature]
+                    partial[step, k] += difference * difference
+            continue
+        for lane in range(8):
+            for k in range(num_codewords):
+                difference = codebook_t[start + lane, k] - vector[start + lane]
+                accumulators[lane, k] = difference * difference
+        offset = 8
+        while offset < length - length % 8:
+            for lane in range(8):
+                feature = start + offset + lane
+                for k in range(num_codewords):
+                    difference = codebook_t[feature, k] - vector[feature]
+                    accumulators[lane, k] += difference * difference
+            offset += 8
+        for k in range(num_codewords):
+            partial[step, k] = (((accumulators[0, k] + accumulators[1, k]) + (accumulators[2, k] + accumulators[3, k]))
+                                + ((accumulators[4, k] + accumulators[5, k]) + (accumulators[6, k] + accumulators[7, k])))
+        while offset < length:
+            feature = start + offset
+            for k in range(num_codewords):
+                difference = codebook_t[feature, k] - vector[feature]
+                partial[step, k] += difference * difference
+            offset += 1
+    last = plan.shape[0] - 1
+    for k in range(num_codewords):
+        errors[k] = partial[last, k] / np.float32(num_features)
 
 
 class OnlineSpikeVQ:
@@ -139,9 +210,15 @@ class OnlineSpikeVQ:
         indices = np.zeros(len(features), dtype=np.int64)
         decoded = np.zeros_like(features)
         escapes, residuals, bases = [], [], []
+        # the search: ((codebook - v) ** 2).mean(1), the same float32 values from a kernel on a transposed copy
+        codebook_t = np.ascontiguousarray(self.codebook.T)
+        plan = _pairwise_plan(num_features)
+        partial = np.empty((len(plan), self.codebook_size), dtype=np.float32)
+        errors = np.empty(self.codebook_size, dtype=np.float32)
         for row, vector in enumerate(features):
-            errors = ((self.codebook - vector) ** 2).mean(axis=1)
-            errors[~self.valid] = np.inf
+            _mean_squared_errors(codebook_t, vector, plan, partial, errors)
+            if not self.valid.all():
+                errors[~self.valid] = np.inf
             index = int(np.argmin(errors))
             if not errors[index] <= self.escape_threshold:
                 base = index if errors[index] < (vector ** 2).mean() else self.no_base
@@ -150,7 +227,9 @@ class OnlineSpikeVQ:
                 escapes.append(quantised)
                 bases.append(base)
                 indices[row] = self.escape_symbol
+                slot = int(np.argmin(self.last_used))  # the codeword the escape replaces
                 decoded[row] = self._escape(base, quantised)
+                codebook_t[:, slot] = self.codebook[slot]
                 continue
             residual = None
             if self.residual_step is not None:
@@ -158,6 +237,7 @@ class OnlineSpikeVQ:
                 residuals.append(residual)
             indices[row] = index
             decoded[row] = self._coded(index, residual)
+            codebook_t[:, index] = self.codebook[index]
         return (indices, np.array(residuals, dtype=np.int64).reshape(-1, num_features), np.array(bases, dtype=np.int64),
                 np.array(escapes, dtype=np.int64).reshape(-1, num_features), decoded)
 
