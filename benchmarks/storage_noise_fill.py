@@ -289,18 +289,23 @@ def curve_family(config: dict) -> str:
     return "broadband max_error"
 
 
+def probe_of(recording: str) -> str:
+    """The probe part of a held-out recording's name (``nn32_seed301`` -> ``nn32``): targets are per probe."""
+    return recording.split("_seed")[0]
+
+
 def curve_summary(rows) -> list[dict]:
-    """Per point and sorter, over the recordings: ratio, accuracy change and unit counts (means of the
-    recordings' seed means) and the spread of the accuracy change across recordings."""
+    """Per probe, point and sorter, over the probe's recordings: ratio, accuracy change and unit counts
+    (means of the recordings' seed means) and the spread of the accuracy change across recordings."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["sorter"], row["codec"]), []).append(row)
+        groups.setdefault((probe_of(row["recording"]), row["sorter"], row["codec"]), []).append(row)
     summary = []
-    for (sorter, codec), group in groups.items():
+    for (probe, sorter, codec), group in groups.items():
         change = np.array([row["compressed"]["accuracy_mean"] - row["raw"]["accuracy_mean"] for row in group])
         mean = lambda side, key: float(np.mean([row[side][key] for row in group]))  # noqa: E731
         summary.append({
-            "sorter": sorter, "codec": codec, "family": curve_family(group[0]["codec_config"]),
+            "probe": probe, "sorter": sorter, "codec": codec, "family": curve_family(group[0]["codec_config"]),
             "recordings": sorted(row["recording"] for row in group),
             "seeds": group[0]["seeds"], "compression_ratio": float(np.mean([row["compression_ratio"] for row in group])),
             "accuracy_change": float(change.mean()), "accuracy_change_min": float(change.min()),
@@ -309,20 +314,20 @@ def curve_summary(rows) -> list[dict]:
             "false_positive_raw": mean("raw", "num_false_positive"),
             "false_positive_rebuilt": mean("compressed", "num_false_positive"),
         })
-    return sorted(summary, key=lambda item: (item["sorter"], item["family"], item["compression_ratio"]))
+    return sorted(summary, key=lambda item: (item["probe"], item["sorter"], item["family"], item["compression_ratio"]))
 
 
 def curve_markdown(rows, title) -> str:
     lines = [f"# {title}", "",
-             "Held-out MEArec recordings, the raw recording sorted in the same run. Per point and sorter, over the "
-             "recordings listed: ratio vs int16, accuracy change (rebuilt - raw, mean of each recording's seed mean; "
+             "Held-out MEArec recordings, the raw recording sorted in the same run. Per probe, point and sorter, over the "
+             "probe's recordings listed: ratio vs int16, accuracy change (rebuilt - raw, mean of each recording's seed mean; "
              "[lowest, highest] recording), units sorted and false-positive units (raw -> rebuilt). Targets (issue 29): "
              ">= 30x, accuracy within 0.01, units within +10 %, false positives <= raw + 2. Plot: `storage_curve.png`.", "",
-             "| sorter (seeds) | mode | codec | recordings | ratio | accuracy change | units raw -> rebuilt | FP raw -> rebuilt |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| probe | sorter (seeds) | mode | codec | recordings | ratio | accuracy change | units raw -> rebuilt | FP raw -> rebuilt |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for item in curve_summary(rows):
         lines.append(
-            f"| {item['sorter']} ({','.join(map(str, item['seeds']))}) | {item['family']} | {item['codec']} | "
+            f"| {item['probe']} | {item['sorter']} ({','.join(map(str, item['seeds']))}) | {item['family']} | {item['codec']} | "
             f"{len(item['recordings'])} | {item['compression_ratio']:.1f} | {item['accuracy_change']:+.3f} "
             f"[{item['accuracy_change_min']:+.3f}, {item['accuracy_change_max']:+.3f}] | "
             f"{item['units_raw']:.1f} -> {item['units_rebuilt']:.1f} | "
@@ -344,13 +349,13 @@ def plot_curve(rows, path):
     import matplotlib.pyplot as plt
 
     summary = curve_summary(rows)
-    sorters = sorted({item["sorter"] for item in summary})
+    panels = sorted({(item["probe"], item["sorter"]) for item in summary})
     families = sorted({item["family"] for item in summary})
     markers = dict(zip(families, "osD^v<>"))
-    figure, axes = plt.subplots(len(sorters), 2, figsize=(12, 4 * len(sorters)), squeeze=False)
-    for axis_row, sorter in zip(axes, sorters):
+    figure, axes = plt.subplots(len(panels), 2, figsize=(12, 4 * len(panels)), squeeze=False)
+    for axis_row, (probe, sorter) in zip(axes, panels):
         for family in families:
-            points = [item for item in summary if item["sorter"] == sorter and item["family"] == family]
+            points = [item for item in summary if item["sorter"] == sorter and item["probe"] == probe and item["family"] == family]
             ratios = [item["compression_ratio"] for item in points]
             change = np.array([item["accuracy_change"] for item in points])
             spread = np.array([[item["accuracy_change"] - item["accuracy_change_min"] for item in points],
@@ -369,7 +374,8 @@ def plot_curve(rows, path):
         axis_row[0].set_ylabel(f"{sorter}: accuracy change")
         axis_row[1].axhspan(0.0, 1.10, color="green", alpha=0.1)
         axis_row[1].set_ylabel(f"{sorter}: units sorted, rebuilt / raw")
-        highest = max([item["accuracy_change_max"] for item in summary if item["sorter"] == sorter], default=0.0)
+        highest = max([item["accuracy_change_max"] for item in summary if (item["probe"], item["sorter"]) == (probe, sorter)],
+                      default=0.0)
         axis_row[0].set_ylim(CURVE_FLOOR - 0.01, max(0.06, highest + 0.02))
         for axis in axis_row:
             axis.set_xscale("log")
@@ -379,7 +385,7 @@ def plot_curve(rows, path):
             axis.axvline(30, color="grey", linestyle=":")
             axis.set_xlabel("compression ratio vs int16")
             axis.grid(alpha=0.3)
-        axis_row[0].set_title(f"{sorter}, {recordings} held-out recording{'' if recordings == 1 else 's'} (bars: lowest-highest)")
+        axis_row[0].set_title(f"{probe}, {sorter}: {recordings} held-out recording{'' if recordings == 1 else 's'} (bars: lowest-highest)")
     axes[0][1].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
