@@ -20,14 +20,16 @@ def twice_median(values: np.ndarray) -> int:
     return int(middle.sum()) + 2 * low
 
 
+def twice_row_medians(rows: np.ndarray) -> np.ndarray:
+    """Twice the median of each row of a ``(num_rows, num_values >= 1)`` integer array, int64 ``(num_rows,)``."""
+    return np.array([twice_median(row) for row in rows], dtype=np.int64).reshape(len(rows))
+
+
 def twice_column_medians(array: np.ndarray) -> np.ndarray:
     """Twice the median of each column of a ``(num_rows >= 1, num_columns)`` integer array, int64 ``(num_columns,)``.
 
     Equal to ``2 * np.median(array, axis=0)`` (which sorts every column), column by column on a
     contiguous copy: ~4x faster on 25 000 x 1024 int16 samples.
     """
-    array = np.asarray(array)
-    rows = array.T
-    if not rows.flags.c_contiguous:
-        rows = np.ascontiguousarray(np.ascontiguousarray(array).T)  # rows copied first: a strided view transposes slowly
-    return np.array([twice_median(row) for row in rows], dtype=np.int64).reshape(rows.shape[0])
+    # rows copied first: a strided view transposes slowly
+    return twice_row_medians(np.ascontiguousarray(np.ascontiguousarray(array).T))

@@ -169,8 +169,9 @@ def decode_symbols(data: bytes, frequencies, count: int) -> np.ndarray:
     state = int.from_bytes(data[:4], "little")
     if not _STATE_LOWER_BOUND <= state < (_STATE_LOWER_BOUND << 8):
         raise CorruptDataError("rANS stream starts with an impossible state; the data is damaged")
-    symbols, status, remaining = _decode_kernel(np.frombuffer(data, dtype=np.uint8), _lookups(frequencies[None, :], precision_bits),
-                                                frequencies[None, :], _starts(frequencies[None, :]), precision_bits, count)
+    tables = frequencies[None, :]
+    symbols, status, remaining = _decode_kernel(np.frombuffer(data, dtype=np.uint8), _lookups(tables, precision_bits),
+                                                tables, _starts(tables), precision_bits, count)
     if status == _TRUNCATED:
         raise CorruptDataError("rANS stream ended before all symbols were decoded; the data is truncated")
     if remaining:

@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from spikeinterface_vqcompress.core.errors import CorruptDataError
-from spikeinterface_vqcompress.core.robust import twice_column_medians
+from spikeinterface_vqcompress.core.robust import twice_row_medians
 
 _LEVEL_STEPS_PER_OCTAVE = 16
 _LEVEL_OFFSET_OCTAVES = 4  # level code 0 is 2**-4 units
@@ -139,10 +139,10 @@ def channel_offsets(traces: np.ndarray, stride: int = 8, dead_zone_standard_erro
         return np.zeros(np.asarray(traces).shape[1], dtype=np.int16)
     if sample.dtype.kind in "iu":  # exact integer medians (what np.median gives in float32, without its sorts)
         rows = np.ascontiguousarray(np.ascontiguousarray(sample).T)  # one row per channel
-        twice = twice_column_medians(rows.T)
+        twice = twice_row_medians(rows)
         deviations = np.abs(2 * rows.astype(np.int64) - twice[:, None])  # 2 |x - median|
         median = (twice / 2).astype(np.float32)
-        noise = (twice_column_medians(deviations.T) / 4).astype(np.float32) * 1.4826
+        noise = (twice_row_medians(deviations) / 4).astype(np.float32) * 1.4826
     else:
         sample = sample.astype(np.float32)
         median = np.median(sample, axis=0)

@@ -167,7 +167,8 @@ class OnlineSpikeVQ:
         """Escape base symbol meaning "from zero"."""
         return self.codebook_size
 
-    def _escape(self, base: int, quantised: np.ndarray) -> np.ndarray:
+    def _escape(self, base: int, quantised: np.ndarray) -> tuple[np.ndarray, int]:
+        """The escape's decoded features and the codeword slot they replaced."""
         decoded = deadzone_reconstruct(quantised, self.escape_step)
         if base != self.no_base:
             decoded += self.codebook[base]
@@ -176,7 +177,7 @@ class OnlineSpikeVQ:
         self.valid[slot] = True
         self.last_used[slot] = self.count
         self.count += 1
-        return decoded
+        return decoded, slot
 
     def _coded(self, index: int, residual: np.ndarray | None) -> np.ndarray:
         decoded = self.codebook[index].copy()
@@ -227,8 +228,7 @@ class OnlineSpikeVQ:
                 escapes.append(quantised)
                 bases.append(base)
                 indices[row] = self.escape_symbol
-                slot = int(np.argmin(self.last_used))  # the codeword the escape replaces
-                decoded[row] = self._escape(base, quantised)
+                decoded[row], slot = self._escape(base, quantised)
                 codebook_t[:, slot] = self.codebook[slot]
                 continue
             residual = None
@@ -255,7 +255,7 @@ class OnlineSpikeVQ:
                 base = int(bases[escape_row])
                 if base != self.no_base and not self.valid[base]:
                     raise ValueError(f"escape base {base} is empty")
-                decoded[row] = self._escape(base, escapes[escape_row])
+                decoded[row], _ = self._escape(base, escapes[escape_row])
                 escape_row += 1
                 continue
             if not self.valid[index]:
