@@ -82,6 +82,7 @@ def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
     model = _trained_bn_model(3, 5, seed=1)
     rng = np.random.default_rng(0)
     traces = rng.normal(size=(20000, 3)).astype(np.float32)
+    threads_before = torch.get_num_threads()
 
     def get(start, end):
         return traces[start:end]
@@ -94,11 +95,22 @@ def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
             results.append((stride, samples, units))
             assert np.all(np.diff(samples) >= 0) and len(samples) > 0
             assert samples.min() >= 0 and samples.max() < len(traces)
+    for chunk, workers in ((997, 3), (4096, "auto")):  # chunks side by side in threads: the same spikes, in order
+        samples, units = detect_spikes(model, get, len(traces), threshold=0.05, min_distance_samples=10,
+                                       chunk_num_samples=chunk, stride=2, gate_threshold=1.0, num_workers=workers)
+        gated = detect_spikes(model, get, len(traces), threshold=0.05, min_distance_samples=10,
+                              chunk_num_samples=chunk, stride=2, gate_threshold=1.0, num_workers=1)
+        assert len(samples) > 0
+        np.testing.assert_array_equal(samples, gated[0])
+        np.testing.assert_array_equal(units, gated[1])
+    assert torch.get_num_threads() == threads_before  # restored after the threads
     for stride in (1, 2):
         same = [(s, u) for st, s, u in results if st == stride]
         for samples, units in same[1:]:
             np.testing.assert_array_equal(samples, same[0][0])
             np.testing.assert_array_equal(units, same[0][1])
+    with pytest.raises(ValueError, match="num_workers must be"):
+        detect_spikes(model, get, len(traces), num_workers="two")
 
 
 @pytest.mark.parametrize("stride", [1, 2])
@@ -108,6 +120,30 @@ def test_forward_rows_matches_forward_traces(stride):
     rows = torch.tensor([0, 3, 4, 100, (900 - 60) // stride])
     torch.testing.assert_close(model.forward_rows(traces, rows, stride=stride, batch_size=2),
                                model.forward_traces(traces, stride=stride)[rows], atol=1e-5, rtol=1e-4)
+
+
+def test_forward_rows_gathers_windows_of_the_right_samples():
+    """Each row is the window starting at ``row * stride``: the same as running the network on it."""
+    model = _trained_bn_model(6, 4, seed=3)
+    traces = torch.randn(700, 6)
+    rows = torch.tensor([0, 1, 57, 58, 320])
+    windows = torch.stack([traces[2 * row:2 * row + 60].t() for row in rows.tolist()])  # (B, C, W)
+    torch.testing.assert_close(model.forward_rows(traces, rows, stride=2, batch_size=3),
+                               torch.sigmoid(model(windows)), atol=1e-5, rtol=1e-4)
+
+
+def test_bfloat16_spatial_layer_moves_probabilities_by_thousandths():
+    model = _trained_bn_model(32, 5, seed=1)
+    traces = torch.randn(2000, 32)
+    rows = torch.arange(0, (2000 - 60) // 2 + 1, 3)
+    exact = model.forward_rows(traces, rows, stride=2)
+    fast = model.forward_rows(traces, rows, stride=2, dtype="bfloat16")
+    assert fast.dtype == torch.float32
+    difference = (fast - exact).abs().max().item()
+    assert 0 < difference < 0.02  # bfloat16 keeps 8 bits of mantissa: close, but not the same numbers
+    torch.testing.assert_close(model.forward_traces(traces, stride=2, dtype="bfloat16")[rows], fast, atol=0.02, rtol=0)
+    with pytest.raises(ValueError, match="inference dtype must be one of"):
+        model.forward_rows(traces, rows, stride=2, dtype="float16")
 
 
 def test_amplitude_gate_selects_windows_around_large_samples():
@@ -350,6 +386,7 @@ def test_sorter_is_registered():
     assert defaults["gate_threshold"] == 4.0 and defaults["gate_margin_samples"] == 8
     assert defaults["gate_peak_sign"] == "neg"
     assert defaults["threshold"] == 0.25
+    assert defaults["inference_dtype"] == "float32" and defaults["num_workers"] == "auto"
 
 
 def test_sorter_names_a_bad_gate_peak_sign(tmp_path):
@@ -360,6 +397,11 @@ def test_sorter_names_a_bad_gate_peak_sign(tmp_path):
     with pytest.raises(ValueError, match="gate_peak_sign must be one of"):
         ss.run_sorter("esort", recording, folder=tmp_path / "esort", gate_peak_sign="negative")
     assert not (tmp_path / "esort" / "sorter_output" / "sorting").exists()
+    with pytest.raises(ValueError, match="inference dtype must be one of"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "esort2", inference_dtype="half")
+    assert not (tmp_path / "esort2" / "sorter_output" / "sorting").exists()
+    with pytest.raises(ValueError, match="num_workers must be 'auto' or a positive integer"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "esort3", num_workers=0)
 
 
 def test_cli_names_a_bad_gate_threshold(tmp_path):

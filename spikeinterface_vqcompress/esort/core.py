@@ -229,11 +229,14 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
                    kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0,
                    stride: int = 1, device="auto",
                    gate_threshold: float | None = None, gate_margin_samples: int = 8,
-                   gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN):
+                   gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN, inference_dtype: str = "float32",
+                   num_workers: int | str = "auto"):
     """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
 
     The post-processing parameters and the amplitude gate (``gate_threshold`` in noise units, None:
-    the network runs on every window; ``gate_peak_sign``: which crossings open it) are those of
+    the network runs on every window; ``gate_peak_sign``: which crossings open it; ``inference_dtype``:
+    the spatial layer's precision; ``num_workers``: chunks sorted at once, "auto" one per torch
+    thread on a CPU) are those of
     :func:`~spikeinterface_vqcompress.esort.postprocessing.detect_spikes`.
     """
     from spikeinterface.core import NumpySorting
@@ -254,7 +257,8 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
                                        min_distance_samples=min_distance_samples,
                                        chunk_num_samples=chunk_num_samples, stride=stride, device=device,
                                        gate_threshold=gate_threshold, gate_margin_samples=gate_margin_samples,
-                                       gate_peak_sign=gate_peak_sign)
+                                       gate_peak_sign=gate_peak_sign, inference_dtype=inference_dtype,
+                                       num_workers=num_workers)
         samples_list.append(samples)
         labels_list.append(unit_ids[units] if len(units) else np.zeros(0, dtype=unit_ids.dtype))
     return NumpySorting.from_samples_and_labels(samples_list, labels_list, sampling_frequency, unit_ids=list(unit_ids))

@@ -69,6 +69,39 @@ def pick_peaks(smoothed: torch.Tensor, threshold: float, min_distance_samples: i
 GATE_PEAK_SIGNS = ("neg", "pos", "both")
 
 
+#: most chunks :func:`detect_spikes` sorts at once with ``num_workers="auto"`` (each holds its chunk,
+#: ~100 MB for 2 s of 384 channels at 32 kHz, and its intermediate layers)
+MAX_AUTO_WORKERS = 8
+
+
+def check_num_workers(num_workers):
+    """``num_workers`` if it is "auto" or a positive integer, else a ValueError saying so."""
+    if num_workers == "auto" or (isinstance(num_workers, (int, np.integer)) and not isinstance(num_workers, bool)
+                                 and num_workers >= 1):
+        return num_workers
+    raise ValueError(f"num_workers must be 'auto' or a positive integer (chunks sorted at once), got {num_workers!r}")
+
+
+def chunk_workers(device) -> int:
+    """Chunks to sort at once: torch's CPU thread count on a CPU (at most :data:`MAX_AUTO_WORKERS`),
+    1 on a GPU."""
+    return 1 if torch.device(device).type != "cpu" else max(1, min(torch.get_num_threads(), MAX_AUTO_WORKERS))
+
+
+def run_chunks_in_threads(function, starts, workers: int) -> list:
+    """``[function(start) for start in starts]``, ``workers`` at a time in threads, torch on one thread
+    each meanwhile (its previous thread count restored after)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(function, starts))
+    finally:
+        torch.set_num_threads(threads)
+
+
 def check_gate_peak_sign(peak_sign: str) -> str:
     """``peak_sign`` if it is one of :data:`GATE_PEAK_SIGNS`, else a ValueError naming the choices."""
     if peak_sign not in GATE_PEAK_SIGNS:
@@ -102,7 +135,8 @@ def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, g
 def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: float = DEFAULT_THRESHOLD,
                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_num_samples: int = 65536,
                   stride: int = 1, device="cpu", gate_threshold: float | None = None, gate_margin_samples: int = 8,
-                  gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN):
+                  gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN, inference_dtype: str = "float32",
+                  num_workers: int | str = 1):
     """Run a fine-tuned E-Sort network over a whole recording segment and pick its spikes.
 
     Parameters
@@ -139,14 +173,27 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
     gate_peak_sign : "neg" | "pos" | "both", default: "neg"
         Which crossings open the gate: below ``-gate_threshold`` (spike troughs; SpikeInterface's
         default ``peak_sign``), above ``gate_threshold``, or either.
+    inference_dtype : "float32" | "bfloat16", default: "float32"
+        Precision of the network's spatial layer (``ESortNet.forward_rows``): "bfloat16" is faster on
+        CPUs with AVX512-BF16 or AMX and on GPUs, and moves the probabilities by a few thousandths.
+    num_workers : int | "auto", default: 1
+        Chunks processed at once, each in its own thread with one torch thread (reading and
+        band-passing, network, peaks): on CPUs the layers are too small for torch's threads to keep
+        several cores busy, whole chunks side by side do (1.2-1.35x faster on 2 cores at 384
+        channels, ``benchmarks/results/esort_inference.md``). "auto": torch's thread count on a CPU
+        (at most 8), 1 on a GPU. The spikes do not depend on it (chunks are independent, their
+        results kept in order).
 
     Returns
     -------
     sample_indices, unit_indices : np.ndarray
         Spike samples (sorted) and the index of their unit (a column of the network's head).
     """
+    from spikeinterface_vqcompress.esort.model import check_inference_dtype
+
     model.eval()
     check_gate_peak_sign(gate_peak_sign)
+    check_inference_dtype(inference_dtype)
     stride = int(stride)
     device = torch.device(device)
     kernel_points = max(1, kernel_size // stride)
@@ -157,8 +204,8 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
     half_window = window // 2
     pad_rows = kernel_points // 2 + distance_rows
     chunk_num_samples = max(stride, (int(chunk_num_samples) // stride) * stride)
-    all_samples, all_units = [], []
-    for start in range(0, num_samples, chunk_num_samples):
+
+    def chunk(start):
         end = min(start + chunk_num_samples, num_samples)
         num_rows = -(-(end - start) // stride) + 2 * pad_rows  # centres start - pad_rows * stride + i * stride
         first = start - pad_rows * stride - half_window
@@ -171,16 +218,24 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         with torch.no_grad():
             traces = torch.from_numpy(traces).to(device)
             if gate_threshold is None:
-                probabilities = model.forward_traces(traces, stride=stride)
+                probabilities = model.forward_traces(traces, stride=stride, dtype=inference_dtype)
             else:
                 rows = candidate_rows(traces, window, stride, gate_threshold, gate_margin_samples, gate_peak_sign)
                 probabilities = traces.new_zeros(((len(traces) - window) // stride + 1, model.head.out_features))
                 if len(rows):
-                    probabilities[rows] = model.forward_rows(traces, rows, stride=stride)
+                    probabilities[rows] = model.forward_rows(traces, rows, stride=stride, dtype=inference_dtype)
             smoothed = smooth_probabilities(probabilities, kernel)  # rows: centres start - distance_rows * stride ...
             rows, units = pick_peaks(smoothed, threshold, distance_rows)  # rows relative to start
-        all_samples.append(rows.cpu().numpy().astype(np.int64) * stride + start)
-        all_units.append(units.cpu().numpy().astype(np.int64))
+        return rows.cpu().numpy().astype(np.int64) * stride + start, units.cpu().numpy().astype(np.int64)
+
+    starts = range(0, num_samples, chunk_num_samples)
+    workers = chunk_workers(device) if check_num_workers(num_workers) == "auto" else int(num_workers)
+    if workers == 1 or len(starts) == 1:
+        results = [chunk(start) for start in starts]
+    else:
+        results = run_chunks_in_threads(chunk, starts, workers)
+    all_samples = [samples for samples, _ in results]
+    all_units = [units for _, units in results]
     samples = np.concatenate(all_samples) if all_samples else np.zeros(0, dtype=np.int64)
     units = np.concatenate(all_units) if all_units else np.zeros(0, dtype=np.int64)
     keep = (samples >= 0) & (samples < num_samples)

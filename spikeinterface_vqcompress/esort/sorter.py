@@ -73,6 +73,8 @@ class ESortSorter(BaseSorter):
         "gate_threshold": DEFAULT_GATE_THRESHOLD,
         "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
         "gate_peak_sign": DEFAULT_GATE_PEAK_SIGN,
+        "inference_dtype": "float32",
+        "num_workers": "auto",
         "device": "auto",
         "num_threads": None,
         "seed": 0,
@@ -127,6 +129,10 @@ class ESortSorter(BaseSorter):
         "gate_peak_sign": "Which crossings open the amplitude gate, as SpikeInterface's peak_sign: 'neg' (below "
                           "-gate_threshold: spike troughs), 'pos' (above it) or 'both' (either); 'neg' chosen on "
                           "training recordings, benchmarks/results/esort_gate.md",
+        "inference_dtype": "Precision of the network's spatial layer when sorting: 'float32' or 'bfloat16' (faster on "
+                           "CPUs with AVX512-BF16 or AMX and on GPUs; benchmarks/results/esort_inference.md)",
+        "num_workers": "Chunks sorted at once, each in a thread with one torch thread ('auto': torch's thread count on "
+                       "a CPU, at most 8; 1 on a GPU); the spikes do not depend on it",
         "device": "torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'",
         "num_threads": "torch CPU threads (None: leave torch's setting)",
         "seed": "Seed of the training and of the label sorter (when it takes one)",
@@ -161,9 +167,13 @@ class ESortSorter(BaseSorter):
         from spikeinterface_vqcompress.esort.core import check_filter_method
 
         check_filter_method(params["filter_method"])
-        from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign
+        from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign, check_num_workers
 
         check_gate_peak_sign(params["gate_peak_sign"])
+        check_num_workers(params["num_workers"])
+        from spikeinterface_vqcompress.esort.model import check_inference_dtype
+
+        check_inference_dtype(params["inference_dtype"])
         return params
 
     @classmethod
@@ -229,7 +239,9 @@ class ESortSorter(BaseSorter):
                                       chunk_duration_s=params["chunk_duration_s"], stride=params["stride"],
                                       device=params["device"], gate_threshold=params["gate_threshold"],
                                       gate_margin_samples=params["gate_margin_samples"],
-                                      gate_peak_sign=params["gate_peak_sign"])
+                                      gate_peak_sign=params["gate_peak_sign"],
+                                      inference_dtype=params["inference_dtype"],
+                                      num_workers=params["num_workers"])
         info["sort_time_s"] = time.perf_counter() - t0
         info["total_time_s"] = time.perf_counter() - t_start
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))
