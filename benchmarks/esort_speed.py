@@ -12,8 +12,8 @@ per unit, seed 0); then, ``--repeats`` times:
 
 - the sorting stage with the sorter's default amplitude gate (``gate_peak_sign="neg"``) and with the
   previous default (``"both"``, which also opens on positive crossings): band-pass (the sorter's
-  default FFT filter, read lazily from the file) + network + smoothing / peak picking over the whole
-  recording, exactly as ``core.sort_recording`` runs inside the ``esort`` sorter;
+  default: by FFT when esort_speed.md was measured, a numba IIR kernel since; read lazily from the
+  file) + network + smoothing / peak picking over the whole recording, exactly as ``core.sort_recording`` runs inside the ``esort`` sorter;
 - ``run_sorter("spykingcircus2", seed=0)`` with default parameters (wall time, as in esort.py).
 
 Before fine-tuning, the band-pass alone is timed the same way (each repeat: the whole recording in

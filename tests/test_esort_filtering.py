@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 from spikeinterface_vqcompress.esort import core
-from spikeinterface_vqcompress.esort.filtering import FFTBandpassFilterRecording, fft_bandpass_filter
+from spikeinterface_vqcompress.esort.filtering import (FFTBandpassFilterRecording, IIRBandpassFilterRecording, fft_bandpass_filter,
+                                                       iir_bandpass_filter)
+
+FILTERS = {"fft": fft_bandpass_filter, "iir": iir_bandpass_filter}
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +24,12 @@ def recording():
     return NumpyRecording(traces.astype(np.int16), sampling_frequency=30000.0)
 
 
-def test_matches_sosfiltfilt_inside_the_recording(recording):
+@pytest.mark.parametrize("method", sorted(FILTERS))
+def test_matches_sosfiltfilt_inside_the_recording(recording, method):
     from spikeinterface.preprocessing import bandpass_filter
 
     reference = bandpass_filter(recording, freq_min=300.0, freq_max=6000.0, dtype="float32")
-    fast = fft_bandpass_filter(recording)
+    fast = FILTERS[method](recording)
     noise = np.median(np.abs(reference.get_traces(start_frame=10000, end_frame=100000)), axis=0) / 0.6745
     num_samples = recording.get_num_samples()
     for start, end in [(30000, 60000), (45000, 45001), (1000, 119000)]:
@@ -43,8 +47,9 @@ def test_matches_sosfiltfilt_inside_the_recording(recording):
         assert inner.max() < 1e-2
 
 
-def test_chunks_stitch_into_the_whole(recording):
-    fast = fft_bandpass_filter(recording)
+@pytest.mark.parametrize("method", sorted(FILTERS))
+def test_chunks_stitch_into_the_whole(recording, method):
+    fast = FILTERS[method](recording)
     whole = fast.get_traces()
     pieces = np.concatenate([fast.get_traces(start_frame=s, end_frame=min(s + 7001, recording.get_num_samples()))
                              for s in range(0, recording.get_num_samples(), 7001)])
@@ -72,7 +77,14 @@ def test_provenance_rebuilds_and_bad_arguments_are_named(recording, tmp_path):
         fft_bandpass_filter(recording, dtype="int16")
     with pytest.raises(ValueError, match="filter_method"):
         core.prepare_recording(recording, filter_method="butter")
-    assert isinstance(core.prepare_recording(recording), FFTBandpassFilterRecording)
+    assert isinstance(core.prepare_recording(recording, filter_method="fft"), FFTBandpassFilterRecording)
+    iir = core.prepare_recording(recording)  # the default
+    assert isinstance(iir, IIRBandpassFilterRecording)
+    rebuilt = load(iir.to_dict())
+    assert isinstance(rebuilt, IIRBandpassFilterRecording)
+    np.testing.assert_array_equal(rebuilt.get_traces(end_frame=5000), iir.get_traces(end_frame=5000))
+    with pytest.raises(ValueError, match="Nyquist"):
+        iir_bandpass_filter(recording, freq_max=20000.0)
 
 
 def test_sorter_names_a_bad_filter_method(recording, tmp_path):
@@ -80,7 +92,7 @@ def test_sorter_names_a_bad_filter_method(recording, tmp_path):
 
     import spikeinterface_vqcompress  # noqa: F401  registers "esort"
 
-    assert ss.get_default_sorter_params("esort")["filter_method"] == "fft"
+    assert ss.get_default_sorter_params("esort")["filter_method"] == "iir"
     with pytest.raises(ValueError, match="filter_method"):
         ss.run_sorter("esort", recording.save(folder=tmp_path / "recording"), folder=tmp_path / "esort",
                       filter_method="butter")
