@@ -2,8 +2,8 @@
 
 ``scripts/setup.sh`` runs :func:`compile_kernels` at install so that no user waits for numba on a
 first compress: the broadband codec's kernels (minutes of CPU on a fresh machine), the rANS coder
-every learned codec uses, the spike codecs' background moments, spike-vq's codeword search and E-Sort's
-IIR band-pass (seconds).
+every learned codec uses, the spike codecs' background moments, spike-vq's codeword search and the
+zero-phase IIR filter of E-Sort's band-pass (seconds).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def compile_kernels() -> float:
     from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background
     from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
     from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
-    from spikeinterface_vqcompress.esort.filtering import _sos_filtfilt_kernel
+    from spikeinterface_vqcompress.core.filters import sos_filtfilt_detrended
 
     start = time.perf_counter()
     compile_broadband()
@@ -29,5 +29,5 @@ def compile_kernels() -> float:
     estimate_background(ramp, 2)
     estimate_background(ramp, 2, exclude_mask=np.zeros(ramp.shape, dtype=bool))
     OnlineSpikeVQ(np.zeros((2, 9), dtype=np.float32), 4.0, 2.0, 0.125, residual_step=3.0).encode(np.ones((3, 9), dtype=np.float32))
-    _sos_filtfilt_kernel(np.ones((8, 2), dtype=np.float32), np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]))
+    sos_filtfilt_detrended(np.ones((8, 2), dtype=np.float32), np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]))
     return time.perf_counter() - start

@@ -18,10 +18,11 @@ and within float32 rounding of ``sosfiltfilt`` on the same samples.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from spikeinterface.core import get_chunk_with_margin
 from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor, BasePreprocessorSegment
+
+from spikeinterface_vqcompress.core.filters import sos_filtfilt_detrended
 
 
 def butterworth_gain(frequencies: np.ndarray, sampling_frequency: float, freq_min: float, freq_max: float,
@@ -166,43 +167,6 @@ def _remove_line(x: np.ndarray) -> None:
     x -= x[:1] + np.linspace(0.0, 1.0, len(x), dtype=x.dtype)[:, None] * (x[-1:] - x[:1])
 
 
-@numba.njit(cache=True, nogil=True)
-def _sos_filtfilt_kernel(x, sos):  # pragma: no cover - compiled
-    """``x`` ``(L, C)`` float32, less the line through its first and last samples (the band-pass has
-    zero gain at 0 Hz; the filter then starts and ends near zero, so its start-up transient dies
-    within the margins), filtered in place by the sections ``sos`` ``(S, 6)`` forward, then backward,
-    from zero state; the sections' state and arithmetic in float64, one sample of every channel at a
-    time (the inner loops over channels vectorise)."""
-    length, channels = x.shape
-    sections = sos.shape[0]
-    start = x[0].astype(np.float64)
-    slope = (x[length - 1].astype(np.float64) - start) / max(length - 1, 1)
-    v = np.empty(channels)
-    for direction in range(2):
-        z1 = np.zeros((sections, channels))
-        z2 = np.zeros((sections, channels))
-        for i in range(length):
-            t = i if direction == 0 else length - 1 - i
-            row = x[t]
-            if direction == 0:
-                for c in range(channels):
-                    v[c] = row[c] - (start[c] + slope[c] * t)
-            else:
-                for c in range(channels):
-                    v[c] = row[c]
-            for s in range(sections):
-                b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
-                state1, state2 = z1[s], z2[s]
-                for c in range(channels):
-                    sample = v[c]
-                    y = b0 * sample + state1[c]
-                    state1[c] = b1 * sample - a1 * y + state2[c]
-                    state2[c] = b2 * sample - a2 * y
-                    v[c] = y
-            for c in range(channels):
-                row[c] = v[c]
-
-
 class _IIRBandpassSegment(_FFTBandpassSegment):
     def __init__(self, parent_segment, sampling_frequency, freq_min, freq_max, filter_order, margin, dtype, workers):
         from scipy.signal import iirfilter
@@ -213,7 +177,7 @@ class _IIRBandpassSegment(_FFTBandpassSegment):
                              ftype="butter", output="sos").astype(np.float64)
 
     def _band_pass(self, x, first, num_frames):
-        _sos_filtfilt_kernel(x, self.sos)
+        sos_filtfilt_detrended(x, self.sos)
         return x[first:first + num_frames].astype(self.dtype, copy=False)
 
 
