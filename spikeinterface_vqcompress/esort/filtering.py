@@ -12,8 +12,8 @@ chunk (in overlapping blocks of 8192 frames), a product and an inverse FFT: 1.8-
 :class:`IIRBandpassFilterRecording` runs the same second-order sections as ``sosfiltfilt`` forward
 then backward over each chunk and the same margins, in one numba kernel that keeps the sections'
 state in float64 and runs every channel of a sample side by side (SIMD over channels): at 384
-channels about 4x faster than the FFT product per 2 s chunk (``benchmarks/results/esort_inference.md``),
-and within float32 rounding of ``sosfiltfilt`` on the same samples.
+channels about 3x faster than the FFT product per 2 s chunk (0.12 s against 0.40 s of one core;
+``benchmarks/results/esort_inference.md``), and within float32 rounding of ``sosfiltfilt`` on the same samples.
 """
 
 from __future__ import annotations
@@ -153,18 +153,13 @@ class _FFTBandpassSegment(BasePreprocessorSegment):
         from scipy import fft
 
         length = len(x)
-        _remove_line(x)
+        x -= x[:1] + np.linspace(0.0, 1.0, length, dtype=np.float32)[:, None] * (x[-1:] - x[:1])
         # scipy's pocketfft keeps float32 as complex64; on a 2 s, 128-channel chunk it was ~1.25x faster
         # than torch.fft with the same number of threads
         num_fft = fft.next_fast_len(length, real=True)
         spectrum = fft.rfft(x, n=num_fft, axis=0, overwrite_x=True, workers=self.workers)
         spectrum *= self._gain(num_fft)
         return fft.irfft(spectrum, n=num_fft, axis=0, overwrite_x=True, workers=self.workers)
-
-
-def _remove_line(x: np.ndarray) -> None:
-    """Subtract from ``x`` (``(L, C)``, in place) the line through its first and last samples."""
-    x -= x[:1] + np.linspace(0.0, 1.0, len(x), dtype=x.dtype)[:, None] * (x[-1:] - x[:1])
 
 
 class _IIRBandpassSegment(_FFTBandpassSegment):

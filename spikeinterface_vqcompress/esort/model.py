@@ -198,14 +198,6 @@ class ESortNet(nn.Module):
         h = h.permute(1, 0, 2).reshape(num_windows, num_channels * h.shape[2])  # (T', C * 16), channel-major
         return _spatial_and_head(h, self._spatial_weights(dtype=check_inference_dtype(dtype)), self.head)
 
-    def _spatial_and_head(self, features: torch.Tensor, feature_major: bool = False) -> torch.Tensor:
-        """``(N, 16 C)`` temporal features -> ``(N, num_units)`` probabilities (batch norm folded in).
-
-        Features are channel-major (index ``c * 16 + f``, as the spatial layer stores them) unless
-        ``feature_major`` (index ``f * C + c``).
-        """
-        return _spatial_and_head(features, self._spatial_weights(feature_major), self.head)
-
     def _spatial_weights(self, feature_major: bool = False, dtype=torch.float32):
         """Folded spatial layer as ``(bias (256,), weight^T (16 C, 256))`` in ``dtype``, its rows in the
         features' order (channel-major, or feature-major with ``feature_major``)."""

@@ -14,6 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from spikeinterface_vqcompress.esort.defaults import DEFAULT_GATE_PEAK_SIGN, DEFAULT_THRESHOLD
+from spikeinterface_vqcompress.esort.model import check_inference_dtype
 
 
 def triangular_kernel(kernel_size: int = 17) -> torch.Tensor:
@@ -189,8 +190,6 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
     sample_indices, unit_indices : np.ndarray
         Spike samples (sorted) and the index of their unit (a column of the network's head).
     """
-    from spikeinterface_vqcompress.esort.model import check_inference_dtype
-
     model.eval()
     check_gate_peak_sign(gate_peak_sign)
     check_inference_dtype(inference_dtype)
