@@ -163,6 +163,31 @@ def locust_recording(folder, quick: bool):
     return recording.save(folder=folder, overwrite=True, progress_bar=False)
 
 
+
+#: the real recordings in ``../shared/data`` the codec benchmarks score as agreement with the raw sorting
+REAL_RECORDINGS = [{"name": "locust_tetrode"}, {"name": "openephys_16ch"}]
+
+
+def real_recording(name):
+    """One of :data:`REAL_RECORDINGS` as a SpikeInterface recording with a probe, or None when its files
+    are absent: the locust tetrode trial 01 (4 ch, 15 kHz, 28.8 s, saved as binary in ``benchmarks/work``)
+    or the Open Ephys legacy recording (16 ch, 40 kHz, 3.3 s; a linear probe of 25 um pitch)."""
+    if name == "locust_tetrode":
+        return locust_recording(WORK / "storage_locust_binary", quick=False)
+    if name != "openephys_16ch":
+        raise ValueError(f"unknown real recording {name!r}; choose from {[spec['name'] for spec in REAL_RECORDINGS]}")
+    folder = SHARED_DATA / "openephys_legacy_16ch"
+    if not folder.is_dir():
+        return None
+    import probeinterface as pi
+    import spikeinterface.extractors as se
+
+    recording = se.read_openephys(folder)
+    probe = pi.generate_linear_probe(num_elec=recording.get_num_channels(), ypitch=25.0)
+    probe.set_device_channel_indices(np.arange(recording.get_num_channels()))
+    recording.set_probe(probe, in_place=True)
+    return recording
+
 # -- E-Sort --------------------------------------------------------------------------------------
 #: E-Sort's held-out recordings (never used for pretraining nor for choosing settings)
 ESORT_RECORDINGS = [

@@ -11,6 +11,11 @@ Every recording here is held out: its template library and seed were never used 
   the same run, tridesclous2 seed 0 (``--sorters`` / ``--seeds`` for more); ratio at 60 s and on
   the first 30 s (side information amortises with time).
 - ``repeat``: the chosen point (``--point``) and raw with more sorter seeds.
+- ``real``: the real recordings in ``../shared/data`` (locust tetrode trial 01, 4 ch, 15 kHz, 28.8 s;
+  Open Ephys 16 ch, 40 kHz, 3.3 s), every curve point; no ground truth, so each sorter's sorting of the
+  raw recording with its first seed is the reference and every run (raw and rebuilt, each seed) is
+  scored as agreement with it: the raw rows of the other seeds are the sorter's own repeatability, the
+  ceiling. A codec that cannot code a recording is listed with its error.
 - ``tune``: SpikeInterface-generated tuning recordings (never reported as evaluation).
 
 Rows are appended to ``benchmarks/results/spike_vq.json`` as they finish (the run resumes where it
@@ -18,6 +23,7 @@ stopped); ``spike_vq.md`` and ``spike_vq.png`` are rewritten from all rows.
 
     python benchmarks/spike_vq.py --stage curve
     python benchmarks/spike_vq.py --stage repeat --sorters tridesclous2 spykingcircus2 --seeds 0 1 2
+    python benchmarks/spike_vq.py --stage real --sorters tridesclous2 spykingcircus2 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, WORK, command_line, load_simulated, write_results
+from common import REAL_RECORDINGS, RESULTS, WORK, command_line, load_simulated, real_recording, write_results
 
 NAME = "spike_vq"
 RESULTS_JSON = RESULTS / f"{NAME}.json"
@@ -79,6 +85,7 @@ def ratio_row(recording, config, duration_s=None) -> dict:
     encode_s = time.perf_counter() - start
     duration = recording.get_num_samples() / recording.get_sampling_frequency()
     return {"ratio_int16": compressed.compression_ratio, "ratio_adc10": compressed.compression_ratio * 10 / 16,
+            "bandpass_hz": compressed.codec.get_config().get("bandpass_hz"),
             "kbit_per_s": 8 * compressed.encoded_nbytes / duration / 1000, "encode_x_realtime": duration / encode_s,
             "duration_s": duration, "bytes": compressed.encoded_nbytes}
 
@@ -120,6 +127,59 @@ def run(points, sorters, seeds, argv, recordings=RECORDINGS, with_ratios=True):
                     save(rows, argv)
     return rows
 
+
+
+def run_real(points, sorters, seeds, argv):
+    """The ``real`` stage: rows of the real recordings, scored against each sorter's raw sorting with
+    ``seeds[0]`` (the reference, sorted once into ``benchmarks/work/spike_vq/``)."""
+    from spikeinterface.sorters import read_sorter_folder
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
+
+    rows = load_rows()
+    done = {(row["recording"], row["codec"], row.get("sorter"), row.get("seed"), row["kind"]) for row in rows}
+    work = WORK / NAME
+    for spec in REAL_RECORDINGS:
+        recording = real_recording(spec["name"])
+        if recording is None:
+            print(f"{spec['name']}: not in ../shared/data, skipped")
+            continue
+        usable = []
+        for config in points:
+            name = label(config)
+            if (spec["name"], name, None, None, "ratio_60s") not in done:
+                try:  # the whole recording (the key keeps the simulated rows' name)
+                    row = ratio_row(recording, config)
+                except ValueError as error:  # e.g. spike-cae without a gain to uV: a result too
+                    row = {"error": " ".join(str(error).split())[:400]}
+                rows.append({"recording": spec["name"], "probe": spec["name"], "codec": name, "config": config,
+                             "kind": "ratio_60s", "real": True, **row})
+                done.add((spec["name"], name, None, None, "ratio_60s"))
+                save(rows, argv)
+            ratio = next(row for row in rows if row["recording"] == spec["name"] and row["codec"] == name
+                         and row["kind"] == "ratio_60s")
+            if "error" not in ratio:
+                usable.append(config)
+        for sorter in sorters:
+            reference = None
+            for config in [None, *usable]:
+                name = "raw" if config is None else label(config)
+                for seed in seeds:
+                    key = (spec["name"], name, sorter, seed, "sorting")
+                    if key in done:
+                        continue
+                    if reference is None:  # sorted once: a resumed run scores against the same reference
+                        folder = work / f"{spec['name']}_{sorter}_reference"
+                        reference = (read_sorter_folder(folder) if (folder / "spikeinterface_log.json").is_file() else
+                                     run_seeded_sorter(recording, sorter, seeds[0], folder,
+                                                       job_kwargs={"n_jobs": 2, "progress_bar": False})[0])
+                    print(f"{spec['name']} {name} {sorter} seed {seed}", flush=True)
+                    scores = sort_row(recording, reference, config, sorter, seed, work)
+                    rows.append({"recording": spec["name"], "probe": spec["name"], "codec": name, "config": config,
+                                 "kind": "sorting", "real": True, "reference_seed": seeds[0], "sorter": sorter, "seed": seed,
+                                 **scores})
+                    done.add(key)
+                    save(rows, argv)
+    return rows
 
 def hardware(argv):
     """The encoder at 1024 channels x 20 kHz on one core, and the N1 verdict rows from its real bytes.
@@ -184,7 +244,7 @@ def hardware(argv):
 # -- tables and plot ---------------------------------------------------------------------------------
 def summary(rows):
     """Per (probe, codec, sorter): mean over recordings and seeds of raw and rebuilt scores, paired."""
-    sorting = [row for row in rows if row["kind"] == "sorting"]
+    sorting = [row for row in rows if row["kind"] == "sorting" and not row.get("real")]
     raw = {(row["recording"], row["sorter"], row["seed"]): row for row in sorting if row["codec"] == "raw"}
     table = {}
     for row in sorting:
@@ -195,7 +255,7 @@ def summary(rows):
         entry["pairs"].append((base, row))
     ratios = {}
     for row in rows:
-        if row["kind"] == "ratio_60s":
+        if row["kind"] == "ratio_60s" and not row.get("real"):
             ratios.setdefault((row["probe"], row["codec"]), []).append(row)
     ratios30 = {}
     for row in rows:
@@ -243,8 +303,55 @@ def markdown(rows) -> str:
                      f"{entry['accuracy_raw']:.3f} | {entry['accuracy_rebuilt']:.3f} | {entry['delta']:+.3f} ± {entry['delta_std']:.3f} | "
                      f"{entry['precision']:.3f} | {entry['recall']:.3f} | {entry['units_raw']:.1f} → {entry['units_rebuilt']:.1f} | "
                      f"{entry['fp_raw']:.1f} → {entry['fp_rebuilt']:.1f} |")
+    lines += real_markdown(rows)
     return "\n".join(lines) + "\n"
 
+
+
+def real_markdown(rows) -> list[str]:
+    """Lines of the real recordings' table (empty without real rows)."""
+    sorting = [row for row in rows if row["kind"] == "sorting" and row.get("real")]
+    if not sorting:
+        return []
+    lines = ["", "## Real recordings (agreement with the raw sorting)", "",
+             "No ground truth: each sorter's sorting of the raw recording with its first seed is the reference, and each "
+             "run is scored against it (accuracy of the reference's units). `raw, other seeds`: the raw recording sorted "
+             "with the other seeds, the sorter's own repeatability (the ceiling); rebuilt: mean ± spread over every seed "
+             "(the first seed's rebuilt run is the same sorter run as the reference, on the rebuilt recording). Units: "
+             "the reference's → mean of the runs; unmatched: units with no match in the reference. Ratio: the whole "
+             "recording's container vs int16.", "",
+             "| recording | sorter | codec | band-pass Hz | ratio vs int16 | seeds | agreement | units | unmatched units |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    ratios = {(row["recording"], row["codec"]): row for row in rows if row["kind"] == "ratio_60s" and row.get("real")}
+    groups = {}
+    for row in sorting:
+        groups.setdefault((row["recording"], row["sorter"]), {}).setdefault(row["codec"], []).append(row)
+    for (recording, sorter), codecs in sorted(groups.items()):
+        raw = codecs.get("raw", [])
+        reference_seed = raw[0]["reference_seed"] if raw else None
+        reference_units = next((row["num_sorted_units"] for row in raw if row["seed"] == reference_seed), float("nan"))
+        others = [row for row in raw if row["seed"] != reference_seed]
+        if others:
+            agreement = np.array([row["accuracy_mean"] for row in others])
+            lines.append(f"| {recording} | {sorter} | raw, other seeds | | 1 | {','.join(str(row['seed']) for row in others)} | "
+                         f"{agreement.mean():.3f} ± {agreement.std():.3f} | {reference_units:.0f} → "
+                         f"{np.mean([row['num_sorted_units'] for row in others]):.1f} | "
+                         f"{np.mean([row['num_false_positive'] for row in others]):.1f} |")
+        for codec, runs in sorted(codecs.items()):
+            if codec == "raw":
+                continue
+            agreement = np.array([row["accuracy_mean"] for row in runs])
+            ratio = ratios.get((recording, codec), {}).get("ratio_int16", float("nan"))
+            band = ratios.get((recording, codec), {}).get("bandpass_hz")
+            band = "none" if band is None else f"{band[0]:g}-{band[1]:g}"
+            lines.append(f"| {recording} | {sorter} | {codec} | {band} | {ratio:.0f} | {','.join(str(row['seed']) for row in runs)} | "
+                         f"{agreement.mean():.3f} ± {agreement.std():.3f} | {reference_units:.0f} → "
+                         f"{np.mean([row['num_sorted_units'] for row in runs]):.1f} | "
+                         f"{np.mean([row['num_false_positive'] for row in runs]):.1f} |")
+    for (recording, codec), row in sorted(ratios.items()):
+        if "error" in row:
+            lines.append(f"\n`{codec}` cannot code {recording}: {row['error']}")
+    return lines
 
 def plot(rows):
     import matplotlib
@@ -280,7 +387,7 @@ def plot(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", choices=["curve", "repeat", "table", "hardware"], default="curve")
+    parser.add_argument("--stage", choices=["curve", "repeat", "real", "table", "hardware"], default="curve")
     parser.add_argument("--sorters", nargs="+", default=["tridesclous2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--point", default=None, help="JSON config of the point to repeat (repeat stage)")
@@ -293,6 +400,8 @@ def main(argv=None):
         hardware(argv)
     elif args.stage == "curve":
         run(CURVE_POINTS, args.sorters, args.seeds, argv, recordings)
+    elif args.stage == "real":
+        run_real(CURVE_POINTS, args.sorters, args.seeds, argv)
     else:
         run([json.loads(args.point)], args.sorters, args.seeds, argv, recordings, with_ratios=True)
 

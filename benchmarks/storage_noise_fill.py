@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import RESULTS, SHARED_DATA, WORK, command_line, load_simulated, locust_recording, write_results
+from common import REAL_RECORDINGS, RESULTS, SHARED_DATA, WORK, command_line, load_simulated, real_recording, write_results
 
 NAME = "storage_noise_fill"
 TUNING = [{"name": "nn32_tuning_seed401", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 401,
@@ -83,7 +83,7 @@ HELDOUT = [
     *({"name": f"np64_seed{seed}", "probe": "Neuropixels-64", "num_units": 20, "duration_s": 60.0, "seed": seed,
        "templates_seed": 7, "num_templates_per_cell": 10} for seed in (311, 312, 313)),
 ]
-REAL = [{"name": "locust_tetrode"}, {"name": "openephys_16ch"}]
+REAL = REAL_RECORDINGS
 #: band-passed noise level (stored units) of the tuning recording, where the points' bounds were chosen
 TUNING_NOISE = 30.5
 POINTS = [{"id": "broadband", "max_error": max_error, **({"noise_fill": True} if fill else {})}
@@ -173,23 +173,6 @@ def bandpassed_mad(recording, duration_s: float = 10.0) -> float:
     return float(np.median(np.median(np.abs(filtered - np.median(filtered, axis=0)), axis=0) / 0.6745))
 
 
-def load_real(name):
-    """``(recording, None)`` of one of :data:`REAL` (None when its files are absent)."""
-    if name == "locust_tetrode":
-        return locust_recording(WORK / "storage_locust_binary", quick=False), None
-    folder = SHARED_DATA / "openephys_legacy_16ch"
-    if not folder.is_dir():
-        return None, None
-    import probeinterface as pi
-    import spikeinterface.extractors as se
-
-    recording = se.read_openephys(folder)
-    probe = pi.generate_linear_probe(num_elec=recording.get_num_channels(), ypitch=25.0)
-    probe.set_device_channel_indices(np.arange(recording.get_num_channels()))
-    recording.set_probe(probe, in_place=True)
-    return recording, None
-
-
 def scaled_to_noise(config, noise, reference_noise=TUNING_NOISE):
     """``config`` with its bounds (``max_error``, ``spike_error``) scaled by ``noise / reference_noise``."""
     config = dict(config)
@@ -217,7 +200,7 @@ def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False
     from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter
 
     if real:
-        recording, _ = load_real(spec["name"])
+        recording = real_recording(spec["name"])
         if recording is None:
             print(f"{spec['name']}: not in {SHARED_DATA}, skipped")
             return [], signal

@@ -258,3 +258,58 @@ def test_codeword_search_kernel_is_numpys_float32_mean_bit_for_bit(num_features)
         vector = (rng.standard_normal(num_features) * 3).astype(np.float32)
         _mean_squared_errors(np.ascontiguousarray(codebook.T), vector, plan, partial, errors)
         assert np.array_equal(errors, ((codebook - vector) ** 2).mean(axis=1))
+
+
+def _with_field_potential(recording, amplitude=400.0, offset=2000):
+    """``recording`` as raw broadband data: a slow (7 Hz) wave of ``amplitude`` units and a DC
+    ``offset`` added, no ``is_filtered`` annotation (what a headerless or Open Ephys file gives)."""
+    from spikeinterface.core import NumpyRecording
+
+    traces = recording.get_traces().astype(np.float64)
+    time_s = np.arange(traces.shape[0]) / recording.get_sampling_frequency()
+    phase = np.linspace(0, np.pi / 2, traces.shape[1])[None, :]
+    traces += amplitude * np.sin(2 * np.pi * 7.0 * time_s[:, None] + phase) + offset
+    raw = NumpyRecording(np.round(traces).astype(np.int16), sampling_frequency=recording.get_sampling_frequency())
+    raw.set_probe(recording.get_probe(), in_place=True)
+    return raw
+
+
+def test_spike_vq_band_passes_raw_broadband_data_before_detection(generated):
+    """A field potential 20x the noise hides the spikes from a threshold on the raw signal; "auto"
+    band-passes a recording not marked filtered, finds about the spikes of the clean recording, keeps the
+    offset and drops the slow wave; a filtered recording (the generator's) is coded as before."""
+    import spikeinterface_vqcompress as vq
+    from spikeinterface_vqcompress import get_codec
+
+    assert generated.get_annotation("is_filtered")
+    assert get_codec("spike-vq").with_recording(generated).params["bandpass_hz"] is None
+    raw = _with_field_potential(generated)
+    auto = get_codec("spike-vq").with_recording(raw)
+    assert auto.params["bandpass_hz"] == [300.0, 6000.0] and auto.params["sampling_frequency"] == raw.get_sampling_frequency()
+    unfiltered = get_codec("spike-vq", bandpass_hz=None).with_recording(raw)
+    clean = get_codec("spike-vq", bandpass_hz=(300, 6000)).with_recording(generated)  # the same filter, no slow wave
+    head = slice(0, int(5 * raw.get_sampling_frequency()))
+    found = {name: len(codec.detect(recording.get_traces()[head])[0])
+             for name, codec, recording in (("auto", auto, raw), ("none", unfiltered, raw), ("clean", clean, generated))}
+    assert found["none"] < 0.5 * found["clean"], found
+    assert 0.9 * found["clean"] < found["auto"] < 1.1 * found["clean"], found
+
+    compressed = vq.compress(raw, codec="spike-vq")
+    assert compressed.codec.params["bandpass_hz"] == [300.0, 6000.0]  # stored: the file says what was coded
+    rebuilt = compressed.get_traces().astype(np.float64)
+    np.testing.assert_allclose(np.median(rebuilt, axis=0), 2000, atol=40)  # the offset is kept
+    slow = np.abs(np.fft.rfft(rebuilt - rebuilt.mean(axis=0), axis=0))
+    slow_raw = np.abs(np.fft.rfft(raw.get_traces().astype(np.float64) - 2000, axis=0))
+    band = slice(int(6 * raw.get_total_duration()), int(8 * raw.get_total_duration()) + 1)  # 6-8 Hz bins
+    assert slow[band].max() < 0.05 * slow_raw[band].max()  # the field potential is not coded
+
+
+def test_spike_vq_band_pass_parameters_are_checked():
+    from spikeinterface_vqcompress import get_codec
+
+    with pytest.raises(ValueError, match="parameter 'bandpass_hz' needs 0 < low < high"):
+        get_codec("spike-vq", bandpass_hz=(6000, 300))
+    with pytest.raises(ValueError, match="parameter 'bandpass_hz' upper edge 20000 Hz must be below the Nyquist"):
+        get_codec("spike-pca", bandpass_hz=(300, 20000), sampling_frequency=30000)
+    with pytest.raises(ValueError, match="parameter 'bandpass_hz' must be"):
+        get_codec("spike-vq", bandpass_hz="on")

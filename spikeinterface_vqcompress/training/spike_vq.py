@@ -39,6 +39,7 @@ def training_recording(seed: int, duration_s: float = 60.0, num_units: int = 20,
     rebuilt = rebuilt.set_probe(recording.get_probe()) or rebuilt
     rebuilt.set_channel_gains(gain)
     rebuilt.set_channel_offsets(0.0)
+    rebuilt.annotate(is_filtered=bool(recording.get_annotation("is_filtered")))  # band-limited already: no band-pass
     return rebuilt
 
 

@@ -1,7 +1,8 @@
 """The front end shared by the spike codecs (``spike-cae``, ``spike-vq``, ``spike-pca``).
 
 Encoder, per container chunk (what an implant would run per block; see :mod:`.detection`): the
-channel offsets (median) removed, detection (running noise level, negative threshold, locally
+channel offsets (median) removed, an optional causal band-pass (``bandpass_hz``: "auto" band-passes a
+recording that SpikeInterface does not mark as filtered, so the local field potential goes), detection (running noise level, negative threshold, locally
 exclusive troughs on the probe geometry), snippets cut around each trough (peak channel first, then
 neighbours by distance), the background statistics of :mod:`.background` (level and AR spectrum per
 channel, offsets); the snippets go to the codec's payload coder (:meth:`SpikeSnippetCodec._encode_payload`).
@@ -123,6 +124,64 @@ def decode_times(data: bytes, count: int) -> np.ndarray:
     return np.cumsum(np.asarray(deltas, dtype=np.int64))
 
 
+#: the band of the front end's causal band-pass where ``bandpass_hz="auto"`` meets an unfiltered recording
+DEFAULT_BANDPASS_HZ = (300.0, 6000.0)
+#: order of that Butterworth band-pass (second-order sections; an implant's analogue front end is ~2nd order)
+BANDPASS_ORDER = 2
+
+
+def check_bandpass(codec_id: str, bandpass_hz, sampling_frequency):
+    """``bandpass_hz`` as stored: "auto", None or ``[low, high]`` in Hz (0 < low < high), and the
+    sampling rate as a float or None; a ValueError naming the codec and the parameter otherwise."""
+    if sampling_frequency is not None:
+        sampling_frequency = float(sampling_frequency)
+        if not sampling_frequency > 0:
+            raise ValueError(f"codec '{codec_id}': parameter 'sampling_frequency' must be > 0 Hz, got {sampling_frequency:g}")
+    if bandpass_hz is None or (isinstance(bandpass_hz, str) and bandpass_hz == "auto"):
+        return bandpass_hz, sampling_frequency
+    try:
+        low, high = (float(value) for value in bandpass_hz)
+    except (TypeError, ValueError):
+        raise ValueError(f"codec '{codec_id}': parameter 'bandpass_hz' must be \"auto\", None or (low_hz, high_hz), "
+                         f"got {bandpass_hz!r}") from None
+    if not 0 < low < high:
+        raise ValueError(f"codec '{codec_id}': parameter 'bandpass_hz' needs 0 < low < high, got ({low:g}, {high:g})")
+    if sampling_frequency is not None and high >= sampling_frequency / 2:
+        raise ValueError(f"codec '{codec_id}': parameter 'bandpass_hz' upper edge {high:g} Hz must be below the Nyquist "
+                         f"frequency ({sampling_frequency / 2:g} Hz)")
+    return [low, high], sampling_frequency
+
+
+def resolve_bandpass(params: dict, recording) -> None:
+    """Fill ``params["bandpass_hz"]`` ("auto": None for a recording annotated ``is_filtered`` by
+    SpikeInterface, as MEArec's and band-passed ones are; otherwise :data:`DEFAULT_BANDPASS_HZ`, the upper
+    edge kept below 0.45 of the rate) and ``params["sampling_frequency"]`` from a recording."""
+    sampling_frequency = float(recording.get_sampling_frequency())
+    if isinstance(params["bandpass_hz"], str) and params["bandpass_hz"] == "auto":
+        low, high = DEFAULT_BANDPASS_HZ
+        params["bandpass_hz"] = None if recording.get_annotation("is_filtered") else [low, min(high, 0.45 * sampling_frequency)]
+    if params["bandpass_hz"] is not None and params.get("sampling_frequency") is None:
+        params["sampling_frequency"] = sampling_frequency
+
+
+def causal_bandpass(traces: np.ndarray, bandpass_hz, sampling_frequency: float) -> np.ndarray:
+    """``traces`` (offsets removed) through a causal Butterworth band-pass, rounded back to int16.
+
+    What an implant's front end would do before detection: the encoder codes (and the decoder
+    rebuilds) the band-passed signal, so the local field potential below ``bandpass_hz[0]`` is not
+    kept, while the channel offsets are (they are removed before and added back after). The filter
+    starts each chunk in its steady state for the chunk's first sample.
+    """
+    from scipy.signal import butter, sosfilt, sosfilt_zi
+
+    sos = butter(BANDPASS_ORDER, bandpass_hz, btype="band", fs=sampling_frequency, output="sos")
+    block = np.asarray(traces, dtype=np.float32)
+    state = sosfilt_zi(sos)[:, :, None] * block[:1][None, :, :] if block.shape[0] else None
+    filtered = sosfilt(sos, block, axis=0, zi=state)[0] if state is not None else block
+    info = np.iinfo(np.int16)
+    return np.clip(np.round(filtered), info.min, info.max).astype(np.int16)
+
+
 def taper_window(num_samples: int, taper_samples: int) -> np.ndarray:
     """1 in the middle, raised-cosine ramps of ``taper_samples`` at both ends (float32)."""
     window = np.ones(num_samples, dtype=np.float32)
@@ -221,7 +280,18 @@ class SpikeSnippetCodec(Codec):
         (:func:`.background.channel_offsets`)."""
         traces = self.check_traces(traces)
         self._check_ready(traces.shape[1])
-        return self._detect(remove_offsets(traces, channel_offsets(traces)))
+        return self._detect(self._bandpassed(remove_offsets(traces, channel_offsets(traces))))
+
+    def _bandpassed(self, centred: np.ndarray) -> np.ndarray:
+        """The chunk through the front end's causal band-pass when ``bandpass_hz`` is set (and resolved:
+        "auto" left unresolved, as for a codec used on bare traces, means none)."""
+        bandpass = self.params.get("bandpass_hz")
+        if bandpass is None or isinstance(bandpass, str):
+            return centred
+        if self.params.get("sampling_frequency") is None:
+            raise ValueError(f"{self.codec_id}: bandpass_hz={bandpass} needs sampling_frequency=...; compress a recording "
+                             f"(its rate fills it) or pass it")
+        return causal_bandpass(centred, bandpass, self.params["sampling_frequency"])
 
     def _detect(self, centred: np.ndarray):
         """Detection on a chunk whose offsets are removed."""
@@ -239,6 +309,7 @@ class SpikeSnippetCodec(Codec):
         self._check_ready(num_channels, "encode")
         offsets = channel_offsets(traces)
         traces = remove_offsets(traces, offsets)  # detection, snippets and background see a zero-median signal
+        traces = self._bandpassed(traces)
         times, peak_channels, snippets, noise_levels = self._detect(traces)
         channels, samples, trough = self.snippet_shape()
         groups = self._groups(num_channels)[peak_channels].reshape(len(times), channels * self.params["footprint_groups"])  # (n, G*C)

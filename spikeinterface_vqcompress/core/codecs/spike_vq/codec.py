@@ -35,12 +35,14 @@ Payload (framed by :func:`~spikeinterface_vqcompress.core.framing.pack_parts`):
 from __future__ import annotations
 
 import struct
+from typing import Literal
 
 import numpy as np
 
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import HardwareProfile, check_range
-from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import SpikeSnippetCodec, cannot_code, fill_channel_locations
+from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import (BANDPASS_ORDER, SpikeSnippetCodec, cannot_code, check_bandpass,
+                                                                     fill_channel_locations, resolve_bandpass)
 from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
 from spikeinterface_vqcompress.core.entropy.integers import decode_indices, decode_integers, encode_indices, encode_integers
 from spikeinterface_vqcompress.core.errors import CorruptDataError
@@ -89,8 +91,10 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
     default_chunk_duration_s = 10.0
 
     def _front_end_params(self, threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
-                          trough_sample, ar_order, spatial_rank, taper_samples, channel_locations, background_samples) -> dict:
+                          trough_sample, ar_order, spatial_rank, taper_samples, channel_locations, background_samples,
+                          bandpass_hz="auto", sampling_frequency=None) -> dict:
         codec_id = self.codec_id
+        bandpass_hz, sampling_frequency = check_bandpass(codec_id, bandpass_hz, sampling_frequency)
         check_range(codec_id, "threshold_sd", float(threshold_sd), 0, exclusive_minimum=True, unit="noise standard deviations")
         check_range(codec_id, "exclude_sweep_samples", int(exclude_sweep_samples), 0, unit="samples")
         check_range(codec_id, "radius_um", float(radius_um), 0, unit="um")
@@ -113,7 +117,8 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
                     trough_sample=None if trough_sample is None else int(trough_sample),
                     ar_order=int(ar_order), spatial_rank=int(spatial_rank), taper_samples=int(taper_samples),
                     channel_locations=channel_locations,
-                    background_samples=None if background_samples is None else int(background_samples))
+                    background_samples=None if background_samples is None else int(background_samples),
+                    bandpass_hz=bandpass_hz, sampling_frequency=sampling_frequency)
 
     @property
     def params_for_copy(self) -> dict:
@@ -145,6 +150,7 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         problems.extend(self._dtype_problems(recording))
         if problems:
             raise cannot_code(self.codec_id, problems)
+        resolve_bandpass(params, recording)
         return type(self)(**params)._shaped_for(num_channels, recording.get_sampling_frequency())
 
     def _shaped_for(self, num_channels: int, sampling_frequency: float) -> "_SpikeFeatureCodec":
@@ -204,8 +210,14 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         per_spike = dict(per_spike)
         per_spike["compare"] = per_spike.get("compare", 0) + window * 8
         per_spike["memory_access"] = per_spike.get("memory_access", 0) + channels * samples
+        per_sample = {"compare": 1 + 1.0 / 8, "mac": self.params["ar_order"] + 1, "add": 1.0 / 8, "memory_access": 2}
+        if isinstance(self.params.get("bandpass_hz"), list):  # the band-pass: BANDPASS_ORDER biquads, 5 MACs and 4 adds each
+            per_sample["mac"] += 5 * BANDPASS_ORDER
+            per_sample["add"] += 4 * BANDPASS_ORDER
+            per_sample["memory_access"] += 2 * BANDPASS_ORDER
+            notes = f"band-pass: {BANDPASS_ORDER} second-order sections per sample; " + notes
         return HardwareProfile(
-            operations_per_sample={"compare": 1 + 1.0 / 8, "mac": self.params["ar_order"] + 1, "add": 1.0 / 8, "memory_access": 2},
+            operations_per_sample=per_sample,
             operations_per_spike=per_spike, parameter_count=int(parameter_count), parameter_bits=8,
             algorithmic_latency_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
             window_samples=int(samples - trough + self.params["exclude_sweep_samples"]),
@@ -243,6 +255,14 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         Snippet shape; None: 3.2 ms at the recording's rate, trough at a third.
     channel_locations : list | None, default: None
         ``[[x, y], ...]`` in um; :func:`~spikeinterface_vqcompress.compress` fills it from the recording.
+    bandpass_hz : "auto" | None | (float, float), default: "auto"
+        Causal band-pass (2nd-order Butterworth) before detection; what is coded and rebuilt is the
+        band-passed signal (offsets kept, the local field potential not). "auto": (300, 6000) Hz for a
+        recording SpikeInterface does not mark ``is_filtered`` (raw broadband data), none for one it
+        does (MEArec, band-passed recordings); resolved by :func:`~spikeinterface_vqcompress.compress`,
+        and "auto" on bare traces means none.
+    sampling_frequency : float | None, default: None
+        Hz, for the band-pass; filled from the recording.
     """
 
     codec_id = "spike-vq"
@@ -253,7 +273,8 @@ class SpikeVQCodec(_SpikeFeatureCodec):
                  exclude_sweep_samples: int = 8, radius_um: float = 50.0, snippet_channels: int = 16,
                  snippet_samples: int | None = None, trough_sample: int | None = None, ar_order: int = 6,
                  spatial_rank: int = 0, taper_samples: int = 4, channel_locations: list[list[float]] | None = None,
-                 background_samples: int | None = None):
+                 background_samples: int | None = None, bandpass_hz: Literal["auto"] | tuple[float, float] | None = "auto",
+                 sampling_frequency: float | None = None):
         codec_id = self.codec_id
         prior_data, self.model_sha256 = load_prior(str(prior))
         check_range(codec_id, "residual_step", None if residual_step is None else float(residual_step), 0, exclusive_minimum=True,
@@ -264,7 +285,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         check_range(codec_id, "learning_rate", float(learning_rate), 0, 1)
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
-                                           background_samples)
+                                           background_samples, bandpass_hz, sampling_frequency)
         if front_end["snippet_channels"] > prior_data["num_channels"]:
             raise ValueError(f"codec '{codec_id}': parameter 'snippet_channels' must be <= {prior_data['num_channels']} "
                              f"(the prior's), got {front_end['snippet_channels']}")
@@ -354,7 +375,7 @@ class SpikePCACodec(_SpikeFeatureCodec):
     step : float, default: 2.0
         Quantisation step of the coefficients, in noise standard deviations: the rate knob.
     threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples, trough_sample,
-    ar_order, spatial_rank, taper_samples, channel_locations, background_samples
+    ar_order, spatial_rank, taper_samples, channel_locations, background_samples, bandpass_hz, sampling_frequency
         As :class:`SpikeVQCodec`.
     """
 
@@ -364,12 +385,14 @@ class SpikePCACodec(_SpikeFeatureCodec):
     def __init__(self, components: int = 12, step: float = 2.0, threshold_sd: float = 4.5, exclude_sweep_samples: int = 8,
                  radius_um: float = 50.0, snippet_channels: int = 16, snippet_samples: int | None = None,
                  trough_sample: int | None = None, ar_order: int = 6, spatial_rank: int = 0, taper_samples: int = 4,
-                 channel_locations: list[list[float]] | None = None, background_samples: int | None = None):
+                 channel_locations: list[list[float]] | None = None, background_samples: int | None = None,
+                 bandpass_hz: Literal["auto"] | tuple[float, float] | None = "auto",
+                 sampling_frequency: float | None = None):
         check_range(self.codec_id, "components", int(components), 1, 64, note="temporal components per channel")
         check_range(self.codec_id, "step", float(step), 0, exclusive_minimum=True, unit="noise standard deviations")
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
-                                           background_samples)
+                                           background_samples, bandpass_hz, sampling_frequency)
         super().__init__(components=int(components), step=float(step), **front_end, background="synthesised")
         self.params["footprint_groups"] = 1
 
