@@ -105,6 +105,12 @@ def test_cli_rejects_bad_codec_parameters():
         cli.parse_codec_argument("mp3")
 
 
+def test_cli_codec_parameters_take_lists_and_none():
+    config = cli.parse_codec_argument("spike-vq", ["bandpass_hz=[300,5000]", "residual_step=None"])
+    assert config["bandpass_hz"] == [300.0, 5000.0] and config["residual_step"] is None
+    assert cli.parse_codec_argument("spike-pca", ["bandpass_hz=null"])["bandpass_hz"] is None
+
+
 def test_kilosort4_gets_the_geometry_settings_its_authors_ask_for():
     import spikeinterface.core as sc
     from probeinterface import generate_linear_probe, generate_multi_columns_probe

@@ -51,6 +51,8 @@ DEMO_CODECS = [
 
 
 def _parse_value(text: str):
+    if text.lower() == "none":  # Python's spelling of JSON's null (residual_step=None, bandpass_hz=None)
+        return None
     try:
         return json.loads(text)
     except json.JSONDecodeError:
