@@ -8,7 +8,7 @@ study's drifting recording ``mearec_neuronexus32_drift.h5`` (seed 103, 8 units, 
 rigid drift at 30 um/min; simulated here when absent). For each recording, in one run on the same CPU:
 
 - tridesclous2, spykingcircus2, lupin, kilosort4 on the CPU (seed 0 where the sorter takes one,
-  default parameters; kilosort4 needs ``pip install kilosort``, GPL, used here only as a comparison
+  default parameters; kilosort4 with ``recommended_sorter_params``' probe geometry; it needs ``pip install kilosort``, GPL, used here only as a comparison
   and skipped when absent): accuracy, precision, recall,
   well-detected units (accuracy >= 0.8), wall time of ``run_sorter``;
 - E-Sort fine-tuned on the first N ground-truth spikes of each unit (N = 3, 5, 9, 10, 15), with the
@@ -159,7 +159,7 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                         help="fine-tuning seeds of the transfer / scratch rows (scores: mean and std over them)")
     parser.add_argument("--add", action="store_true",
-                        help="with --only: keep the saved rows of those recordings and add rows of --sorters only "
+                        help="with --only: keep the saved rows of those recordings and add (or replace) rows of --sorters only "
                              "(no E-Sort rows)")
     parser.add_argument("--label-cap", type=int, default=15,
                         help="labels from tridesclous2: at most this many spikes per unit (the sorter's num_spikes_per_unit)")
@@ -184,7 +184,8 @@ def main():
         # every comparison in the summary is between rows of one recording, hence of one run)
         earlier = json.loads(previous.read_text())
         for row in earlier["rows"]:
-            if args.add or row["dataset"] not in args.only:
+            added_again = args.add and row["dataset"] in args.only and row["method"] in args.sorters
+            if (args.add and not added_again) or row["dataset"] not in args.only:
                 row.setdefault("run", {"command": earlier["command"]})
                 if "gated" in row:  # rows made before the gate had a peak sign opened on |x| ("both")
                     row["gated"].setdefault("gate_peak_sign", "both")
@@ -203,7 +204,9 @@ def main():
                         "benchmarks/esort_gate.py): the network runs only near samples below -4 noise units "
                         "(gate_peak_sign 'neg', the default now) or, where the gated column says 'both', near "
                         "samples beyond +/-4 (the default before). SI sorters: "
-                        "run_sorter wall time, seed 0, default parameters. Well-detected: accuracy >= 0.8.")}
+                        "run_sorter wall time, seed 0, default parameters except kilosort4's probe geometry (recommended_sorter_params: "
+                        "dminx from the contact spacing, nblocks=0 at <= 64 channels; rows before issue 30 item 11 "
+                        "ran its defaults). Well-detected: accuracy >= 0.8.")}
 
     def save():
         for row in rows:

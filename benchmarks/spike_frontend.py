@@ -106,6 +106,195 @@ def run(argv=None) -> dict:
     return payload
 
 
+DECOMPOSITION = "spike_frontend_decomposition"
+#: snippet shapes the decomposition takes ("channels x samples"), the default first
+DECOMPOSITION_SHAPES = {"16x96": VARIANTS["16 ch x 96 samples (the default shape at 32 kHz)"],
+                        "32x96": VARIANTS["32 ch x 96 samples (every channel)"],
+                        "16x160": VARIANTS["16 ch x 160 samples (5 ms)"]}
+DECOMPOSITION_SHAPE = DECOMPOSITION_SHAPES["16x96"]
+#: the 2 x 2 of what the front end changes: (noise, spikes) -> description
+#: the variants whose background is the recorded one (the synthesis, and its fix, do not touch them)
+CUT_ONLY = ("raw", "cut only", "new noise realisation")
+DECOMPOSITION_VARIANTS = {
+    "raw": "recorded noise, every spike",
+    "cut only": "recorded noise, spikes only inside the transmitted windows (the front end's cut, true background)",
+    "noise model only": "synthesised background everywhere, every spike (the background model, nothing cut)",
+    "front end": "synthesised background, spikes only inside the transmitted windows (what the codec decodes)",
+    "new noise realisation": "the recorded noise with its phases randomised (same spectrum per channel, another draw), "
+                             "every spike: the control for 'noise model only'",
+}
+
+
+def decomposition_traces(recording, spikes, shape: dict) -> dict:
+    """The recordings of :data:`DECOMPOSITION_VARIANTS` as int16 traces.
+
+    ``spikes`` is the same MEArec recording simulated without noise (same seeds, same spike trains), so
+    ``raw - spikes`` is the recorded noise. The identity spike codec (raw snippets) runs chunk by chunk
+    as ``compress`` runs it; its decoder's synthesised background and its paste weights (1 inside a
+    window, the taper at its ends, 0 outside) are kept, and the variants are mixed from them.
+    """
+    import spikeinterface_vqcompress.core.codecs.spike_cae.frontend as frontend
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import channel_offsets
+    from spikeinterface_vqcompress.core.registry import get_codec
+
+    codec = get_codec({"id": "spike-cae", "model": "identity", **shape}).with_recording(recording)
+    chunk = int(round(recording.get_sampling_frequency() * codec.default_chunk_duration_s))
+    raw = recording.get_traces().astype(np.float64)
+    clean = spikes.get_traces().astype(np.float64)
+    outputs = {name: np.zeros(raw.shape, np.float64) for name in DECOMPOSITION_VARIANTS}
+    captured = {}
+    synthesise, paste = frontend.synthesise_background, codec._paste
+
+    def keep_background(background, num_samples, seed):
+        captured["background"] = synthesise(background, num_samples, seed)
+        return captured["background"].copy()
+
+    def keep_weights(traces, times, groups, snippets, trough):
+        captured["weights"] = paste(np.zeros_like(traces), times, groups, np.ones(snippets.shape, np.float32), trough)
+        return paste(traces, times, groups, snippets, trough)
+
+    frontend.synthesise_background, codec._paste = keep_background, keep_weights
+    phase_rng = np.random.default_rng(12345)
+    try:
+        for start in range(0, raw.shape[0], chunk):
+            block = recording.get_traces(start_frame=start, end_frame=min(start + chunk, raw.shape[0]))
+            decoded = codec.decode(codec.encode(block), block.shape[0], block.shape[1], block.dtype)
+            part = slice(start, start + block.shape[0])
+            weights, background = captured["weights"], captured["background"] + channel_offsets(block)[None, :]
+            noise = raw[part] - clean[part]
+            outputs["raw"][part] = raw[part]
+            outputs["cut only"][part] = (1 - weights) * noise + weights * raw[part]
+            outputs["noise model only"][part] = clean[part] + background
+            outputs["front end"][part] = decoded
+            spectrum = np.fft.rfft(noise, axis=0)
+            phases = np.exp(2j * np.pi * phase_rng.random(spectrum.shape))
+            phases[0] = 1.0  # the mean stays
+            outputs["new noise realisation"][part] = clean[part] + np.fft.irfft(spectrum * phases, n=noise.shape[0], axis=0)
+    finally:
+        frontend.synthesise_background = synthesise
+    return {name: np.clip(np.round(traces), -32768, 32767).astype(np.int16) for name, traces in outputs.items()}
+
+
+def run_decomposition(args) -> dict:
+    """Which of the front end's two changes makes the junk units: the cut or the background model."""
+    import spikeinterface.core as sc
+
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter, score_sorting
+
+    work = WORK / NAME / "decomposition"
+    recording, gt_sorting = load_simulated(WORK / f"{TUNING['name']}.h5", TUNING)
+    spikes, gt_clean = load_simulated(WORK / f"{TUNING['name']}_without_noise.h5", TUNING, noise_level_uV=0.0)
+    for unit in gt_sorting.unit_ids:
+        if not np.array_equal(gt_sorting.get_unit_spike_train(unit), gt_clean.get_unit_spike_train(unit)):
+            raise RuntimeError("the recording simulated without noise has other spike trains: MEArec's seeds did not carry over")
+    fs = recording.get_sampling_frequency()
+    raw_mad = band_mad(recording.get_traces(), fs)
+    path = RESULTS / f"{DECOMPOSITION}.json"
+    rows = json.loads(path.read_text())["rows"] if path.is_file() and not args.force else []
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import MAX_REFLECTION
+
+    done = {(row["variant"], row.get("shape", "16x96"), row["seed"]) for row in rows
+            if row.get("max_reflection") == MAX_REFLECTION or row["variant"] in CUT_ONLY}
+    commands = json.loads(path.read_text()).get("commands", []) if path.is_file() and not args.force else []
+    payload = {"commands": commands + [command_line("benchmarks/spike_frontend.py", args.argv)], "recording": TUNING,
+               "shapes": DECOMPOSITION_SHAPES, "variants": DECOMPOSITION_VARIANTS, "rows": rows,
+               "codec_rows": json.loads(path.read_text()).get("codec_rows", []) if path.is_file() and not args.force else []}
+    for shape in args.shapes:
+        names = [name for name in args.variants if shape == "16x96" or name != "raw"]  # raw once
+        if all((name, shape, seed) in done for name in names for seed in args.seeds):
+            continue
+        variants = decomposition_traces(recording, spikes, DECOMPOSITION_SHAPES[shape])
+        for name in names:
+            traces = variants[name]
+            target = sc.NumpyRecording(traces, sampling_frequency=fs)
+            target.set_probe(recording.get_probe(), in_place=True)
+            target = target.save(folder=work / f"{shape}_{name.replace(' ', '_')}", overwrite=True, progress_bar=False)
+            mad = band_mad(traces, fs) / raw_mad
+            for seed in args.seeds:
+                if (name, shape, seed) in done:
+                    continue
+                print(shape, name, "seed", seed, flush=True)
+                sorting, elapsed = run_seeded_sorter(target, "tridesclous2", seed, work / "sorter",
+                                                     job_kwargs={"n_jobs": 2, "progress_bar": False})
+                rows.append({"variant": name, "shape": shape, "seed": seed, "max_reflection": MAX_REFLECTION,
+                             **score_sorting(gt_sorting, sorting),
+                             "band_mad_ratio_mean": float(mad.mean()), "band_mad_ratio_min": float(mad.min()),
+                             "sort_s": elapsed})
+                write_results(RESULTS, DECOMPOSITION, payload, markdown=lambda: decomposition_markdown(payload))
+    return payload
+
+
+def run_codecs(args) -> dict:
+    """Codec settings on the tuning recording (the footprint choice of issue 28 item 3), beside raw."""
+    import spikeinterface_vqcompress as vq
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import MAX_REFLECTION
+    from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter, score_sorting
+
+    work = WORK / NAME / "codecs"
+    recording, gt_sorting = load_simulated(WORK / f"{TUNING['name']}.h5", TUNING)
+    path = RESULTS / f"{DECOMPOSITION}.json"
+    payload = json.loads(path.read_text())
+    payload.setdefault("codec_rows", [])
+    payload["commands"] = payload.get("commands", []) + [command_line("benchmarks/spike_frontend.py", args.argv)]
+    rows = payload["codec_rows"]
+    for config in map(json.loads, args.codecs):
+        name = config["id"] + "(" + ", ".join(f"{key}={value}" for key, value in config.items() if key != "id") + ")"
+        compressed = vq.compress(recording, codec=config, progress_bar=False)
+        target = compressed.save(folder=work / "rebuilt", overwrite=True, progress_bar=False)
+        for seed in args.seeds:
+            if any(row["codec"] == name and row["seed"] == seed for row in rows):
+                continue
+            print(name, "seed", seed, flush=True)
+            sorting, elapsed = run_seeded_sorter(target, "tridesclous2", seed, work / "sorter",
+                                                 job_kwargs={"n_jobs": 2, "progress_bar": False})
+            rows.append({"codec": name, "config": config, "seed": seed, "max_reflection": MAX_REFLECTION,
+                         "ratio_int16": compressed.compression_ratio, **score_sorting(gt_sorting, sorting), "sort_s": elapsed})
+            write_results(RESULTS, DECOMPOSITION, payload, markdown=lambda: decomposition_markdown(payload))
+    return payload
+
+
+def decomposition_markdown(payload) -> str:
+    seeds = sorted({row["seed"] for row in payload["rows"]})
+    lines = ["# The spike front end taken apart: the cut against the background model (tuning recording)", "",
+             "The tuning recording (MEArec Neuronexus-32, templates seed 8, recording seed 401) was simulated a second time "
+             "without noise (same seeds: the same spike trains, checked), so raw minus that is the recorded noise. The "
+             "identity spike codec (raw snippets of the shape given, channels x samples, 1-s chunks; 16 x 96 is the "
+             "default) gives the transmitted windows and the "
+             "synthesised background; the recordings mix them (the 2 x 2 of what the front end changes, and a control: another draw of the recorded noise). "
+             f"tridesclous2, seeds {', '.join(map(str, seeds))}; mean ± std over seeds. 'Before the AR fix': the "
+             "background's AR fit on the samples between windows (an autocorrelation that need not be positive "
+             "definite) could end in a reflection coefficient of 1, a channel's background silent or too quiet for a "
+             "chunk; 'AR guard': the recursion stops before |k| reaches 0.999 (background.MAX_REFLECTION).", "",
+             "Commands (the rows of each add up): " + "; ".join(f"`{command}`" for command in payload["commands"]) + ".", "",
+             "| variant | snippet shape | what it holds | band-passed MAD / raw (mean, lowest) | accuracy | units sorted | false-positive units | runs |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups = [(shape, name, guard) for shape in payload["shapes"] for name in payload["variants"]
+              for guard in ((None,) if name in CUT_ONLY else (None, 0.999))]
+    for shape, name, guard in groups:
+        rows = [row for row in payload["rows"] if row["variant"] == name and row.get("shape", "16x96") == shape
+                and (name in CUT_ONLY or row.get("max_reflection") == guard)]
+        if not rows:
+            continue
+        label = name if name in CUT_ONLY else f"{name}, " + ("AR guard (after the fix)" if guard else "before the AR fix")
+        def stat(key):
+            values = np.array([row[key] for row in rows], dtype=float)
+            return f"{values.mean():.3f} ± {values.std():.3f}" if key == "accuracy_mean" else f"{values.mean():.1f} ± {values.std():.1f}"
+        lines.append(f"| {label} | {shape if name != 'raw' else ''} | {payload['variants'][name]} | {rows[0]['band_mad_ratio_mean']:.3f}, {rows[0]['band_mad_ratio_min']:.3f} | "
+                     f"{stat('accuracy_mean')} | {stat('num_sorted_units')} | {stat('num_false_positive')} | {len(rows)} |")
+    codec_rows = payload.get("codec_rows", [])
+    if codec_rows:
+        lines += ["", "Codec settings on the same recording (the real bytes decoded; tridesclous2, same seeds; raw: the first row "
+                  "above):", "", "| codec | ratio vs int16 | accuracy | units sorted | false-positive units | runs |", "|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(row["codec"] for row in codec_rows):
+            rows = [row for row in codec_rows if row["codec"] == name]
+            values = {key: np.array([row[key] for row in rows], dtype=float)
+                      for key in ("accuracy_mean", "num_sorted_units", "num_false_positive")}
+            lines.append(f"| {name} | {rows[0]['ratio_int16']:.0f} | {values['accuracy_mean'].mean():.3f} ± {values['accuracy_mean'].std():.3f} | "
+                         f"{values['num_sorted_units'].mean():.1f} ± {values['num_sorted_units'].std():.1f} | "
+                         f"{values['num_false_positive'].mean():.1f} ± {values['num_false_positive'].std():.1f} | {len(rows)} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(payload) -> str:
     lines = ["# The spike front end alone: raw snippets on the synthesised background (tuning recording)", "",
              " ".join(__doc__.split("\n\n")[1].split()), "", f"Command: `{payload['command']}`.", "",
@@ -122,7 +311,26 @@ def markdown(payload) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--render", action="store_true", help="only rewrite the markdown from the JSON")
+    parser.add_argument("--experiment", choices=["shapes", "decomposition", "codecs"], default="shapes",
+                        help="shapes: the snippet shapes (one seed); decomposition: the cut against the background model")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="tridesclous2 seeds (decomposition)")
+    parser.add_argument("--force", action="store_true", help="decomposition: measure again rows already saved")
+    parser.add_argument("--codecs", nargs="*", default=[], help="codecs: codec configs as JSON")
+    parser.add_argument("--shapes", nargs="*", default=["16x96"], choices=list(DECOMPOSITION_SHAPES),
+                        help="decomposition: snippet shapes (channels x samples)")
+    parser.add_argument("--variants", nargs="*", default=list(DECOMPOSITION_VARIANTS), choices=list(DECOMPOSITION_VARIANTS),
+                        help="decomposition: which of the four recordings to sort")
     args = parser.parse_args(argv)
+    args.argv = argv
+    parser_codecs = args.codecs
+    if args.experiment == "decomposition":
+        run_decomposition(args)
+        return
+    if args.experiment == "codecs":
+        if not parser_codecs:
+            parser.error("--experiment codecs needs --codecs CONFIG_JSON [...]")
+        run_codecs(args)
+        return
     if args.render:
         payload = json.loads((RESULTS / f"{NAME}.json").read_text())
         write_results(RESULTS, NAME, payload, markdown=lambda: markdown(payload))

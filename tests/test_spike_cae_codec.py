@@ -134,6 +134,25 @@ def test_background_statistics_roundtrip_and_synthesis_match_level_and_spectrum(
     assert np.allclose(subset.reflection[:, 0], model.reflection[:, 0], atol=0.03)
 
 
+def test_background_model_never_synthesises_silence_from_an_invalid_autocorrelation():
+    """Lags measured over the samples left between spike windows need not form a positive-definite
+    sequence; the Levinson recursion then met |k| >= 1 and clipped it to ~1, whose innovation is ~0: on
+    a MEArec tuning recording one channel's background was silent for a whole 1-s chunk."""
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import MAX_REFLECTION, levinson_durbin
+
+    # [1, 0.9, 0] is not positive definite: step 2 would need k = 4.3
+    reflection, error = levinson_durbin(np.array([1.0, 0.9, 0.0]), 2)
+    assert np.allclose(reflection, [-0.9, 0.0]) and np.isclose(error, 0.19)
+    reflection, error = levinson_durbin(np.array([1.0, 0.5, 0.25, 0.125]), 3)  # a valid AR(1): unchanged
+    assert np.allclose(reflection, [-0.5, 0.0, 0.0]) and np.isclose(error, 0.75)
+    # a stream written before the guard, holding a coefficient of 1 (code 127), still gets noise at its level
+    model = BackgroundModel(levels=np.full(2, 20.0), reflection=np.array([[-0.8, 1.0], [0.3, -1.0]]), loadings=np.zeros((2, 0)))
+    decoded = BackgroundModel.from_bytes(model.to_bytes(), 2)
+    assert np.abs(decoded.reflection).max() <= MAX_REFLECTION
+    synthetic = synthesise_background(decoded, 32000, seed=3)
+    assert np.all(synthetic.std(axis=0) > 10.0)
+
+
 def _numpy_background_moments(traces, ar_order, exclude_mask, max_samples):
     """The float32/float64 numpy arithmetic estimate_background did before its numba kernel."""
     from spikeinterface_vqcompress.core.codecs.spike_cae.background import _sample_segments

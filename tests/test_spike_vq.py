@@ -166,6 +166,25 @@ def test_spike_vq_on_a_tetrode_uses_the_channels_it_has(generated):
     assert compressed.get_traces().shape == (tetrode.get_num_samples(), 4)
 
 
+def test_spike_vq_snippets_wider_than_the_prior_send_the_outer_channels(generated):
+    """The shipped prior covers 16 channels; a 32-channel snippet starts its outer channels' codewords at
+    zero and learns them, so a spike's far channels are rebuilt instead of left to the background."""
+    import spikeinterface_vqcompress as vq
+
+    raw = generated.get_traces().astype(float)
+    errors, sizes = {}, {}
+    for channels in (16, 32):
+        compressed = vq.compress(generated, codec={"id": "spike-vq", "residual_step": 1.0, "snippet_channels": channels})
+        assert compressed.codec.params["snippet_channels"] == channels
+        rebuilt = compressed.get_traces().astype(float)
+        # the spikes' far parts: samples where raw swings beyond 3 noise levels (20 units) but not beyond 6
+        far = (np.abs(raw) > 60) & (np.abs(raw) < 120)
+        errors[channels] = np.sqrt(((rebuilt - raw)[far] ** 2).mean())
+        sizes[channels] = compressed.encoded_nbytes
+    assert errors[32] < errors[16], errors
+    assert sizes[32] > sizes[16]
+
+
 def test_spike_vq_without_a_probe_says_what_is_missing():
     from spikeinterface.core import NumpyRecording
 

@@ -7,7 +7,8 @@ of the recording with *synthesised* noise that matches, per channel, what the en
   to 1/16 octave (one byte per channel);
 - the spectrum: an all-pole (AR) model of order ``ar_order`` fitted with Levinson-Durbin on the
   same samples, sent as reflection coefficients quantised in the arcsine domain (one byte each;
-  every quantised value gives a stable filter);
+  every quantised value gives a stable filter; ``|k|`` stays below :data:`MAX_REFLECTION`, where the
+  recursion stops on an estimate that is not positive definite);
 - optionally, the spatial correlation: ``spatial_rank`` common factors of the AR innovations
   (a low-rank channel covariance), one byte per channel and factor. MEArec noise is independent
   across channels (measured mean |correlation| 0.04 on a Neuronexus-32 recording), so the codec
@@ -113,7 +114,9 @@ class BackgroundModel:
         position += num_channels * ar_order
         loading_codes = np.frombuffer(data, dtype=np.int8, count=num_channels * rank, offset=position).reshape(num_channels, rank)
         levels = 2.0 ** (level_codes.astype(np.float64) / _LEVEL_STEPS_PER_OCTAVE - _LEVEL_OFFSET_OCTAVES)
-        reflection = np.sin(reflection_codes.astype(np.float64) / _REFLECTION_SCALE * (np.pi / 2))
+        # streams written before MAX_REFLECTION may hold coefficients up to 1 (no innovation: silence)
+        reflection = np.clip(np.sin(reflection_codes.astype(np.float64) / _REFLECTION_SCALE * (np.pi / 2)),
+                             -MAX_REFLECTION, MAX_REFLECTION)
         loadings = loading_codes.astype(np.float64) / 127.0
         offsets = None
         if flags & FLAG_OFFSETS:
@@ -168,8 +171,20 @@ def remove_offsets(traces: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return traces - np.asarray(offsets, dtype=traces.dtype)[None, :]
 
 
+#: the largest |reflection coefficient| the background model uses: an order whose coefficient would
+#: reach it (an autocorrelation estimate that is not positive definite, as gapped data can give) ends
+#: the recursion, and the decoder clips older streams to it (a coefficient of 1 synthesised silence)
+MAX_REFLECTION = 0.999
+
+
 def levinson_durbin(autocorrelation: np.ndarray, order: int) -> tuple[np.ndarray, float]:
-    """Reflection coefficients and prediction-error power from autocorrelation lags ``0..order``."""
+    """Reflection coefficients and prediction-error power from autocorrelation lags ``0..order``.
+
+    The autocorrelation of samples left between spike windows is estimated over the pairs of kept
+    samples, which need not be positive definite: where a step would need ``|k| >= MAX_REFLECTION``
+    the recursion stops and the higher coefficients stay 0 (the model of the order before, which is
+    valid), instead of a coefficient of ~1 whose innovation is ~0 (a silent background).
+    """
     r = np.asarray(autocorrelation, dtype=np.float64)
     if r[0] <= 0:
         return np.zeros(order), 0.0
@@ -180,7 +195,8 @@ def levinson_durbin(autocorrelation: np.ndarray, order: int) -> tuple[np.ndarray
     for i in range(1, order + 1):
         accumulator = r[i] + np.dot(a[1:i], r[i - 1:0:-1])
         k = -accumulator / error
-        k = float(np.clip(k, -0.9999, 0.9999))
+        if not abs(k) < MAX_REFLECTION:
+            break
         reflection[i - 1] = k
         a[1:i] = a[1:i] + k * a[i - 1:0:-1]
         a[i] = k

@@ -250,7 +250,8 @@ class SpikeVQCodec(_SpikeFeatureCodec):
     threshold_sd, exclude_sweep_samples, radius_um, ar_order, spatial_rank, taper_samples, background_samples
         The spike front end's (see :class:`~..spike_cae.codec.SpikeCAECodec`).
     snippet_channels : int, default: 16
-        Channels per snippet, by distance from the peak channel (fewer on smaller probes).
+        Channels per snippet, by distance from the peak channel (fewer on smaller probes). More than
+        the prior's start those channels' codewords at zero.
     snippet_samples, trough_sample : int | None, default: None
         Snippet shape; None: 3.2 ms at the recording's rate, trough at a third.
     channel_locations : list | None, default: None
@@ -286,9 +287,6 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
                                            background_samples, bandpass_hz, sampling_frequency)
-        if front_end["snippet_channels"] > prior_data["num_channels"]:
-            raise ValueError(f"codec '{codec_id}': parameter 'snippet_channels' must be <= {prior_data['num_channels']} "
-                             f"(the prior's), got {front_end['snippet_channels']}")
         super().__init__(residual_step=None if residual_step is None else float(residual_step), codebook_size=int(codebook_size),
                          escape_threshold=float(escape_threshold), escape_step=float(escape_step),
                          learning_rate=float(learning_rate), prior=str(prior), **front_end, background="synthesised")
@@ -313,8 +311,12 @@ class SpikeVQCodec(_SpikeFeatureCodec):
     def _quantiser(self) -> OnlineSpikeVQ:
         channels, _, _ = self.snippet_shape()
         components = self.num_components
-        # the prior's features are (its channels, M) row-major: a narrower snippet keeps the first channels
+        # the prior's features are (its channels, M) row-major, channels by distance from the peak: a
+        # narrower snippet keeps the first channels, a wider one starts its outer channels at zero (the
+        # codewords learn them from the recording's spikes)
         prior = self._prior["codebook"].reshape(len(self._prior["codebook"]), -1, components)[:, :channels]
+        if prior.shape[1] < channels:
+            prior = np.concatenate([prior, np.zeros((len(prior), channels - prior.shape[1], components), prior.dtype)], axis=1)
         return OnlineSpikeVQ(prior.reshape(len(prior), channels * components), self.params["escape_threshold"],
                              self.params["escape_step"], self.params["learning_rate"], codebook_size=self.params["codebook_size"],
                              residual_step=self.params["residual_step"])
