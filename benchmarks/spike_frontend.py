@@ -120,6 +120,8 @@ DECOMPOSITION_VARIANTS = {
     "cut only": "recorded noise, spikes only inside the transmitted windows (the front end's cut, true background)",
     "noise model only": "synthesised background everywhere, every spike (the background model, nothing cut)",
     "front end": "synthesised background, spikes only inside the transmitted windows (what the codec decodes)",
+    "noise model only, high-passed": "the synthesised background high-passed at 300 Hz (3rd order, zero phase) "
+                                     "everywhere, every spike: is it the background's power below 300 Hz?",
     "new noise realisation": "the recorded noise with its phases randomised (same spectrum per channel, another draw), "
                              "every spike: the control for 'noise model only'",
 }
@@ -133,6 +135,8 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
     as ``compress`` runs it; its decoder's synthesised background and its paste weights (1 inside a
     window, the taper at its ends, 0 outside) are kept, and the variants are mixed from them.
     """
+    from scipy.signal import butter, sosfiltfilt
+
     import spikeinterface_vqcompress.core.codecs.spike_cae.frontend as frontend
     from spikeinterface_vqcompress.core.codecs.spike_cae.background import channel_offsets
     from spikeinterface_vqcompress.core.registry import get_codec
@@ -155,6 +159,7 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
 
     frontend.synthesise_background, codec._paste = keep_background, keep_weights
     phase_rng = np.random.default_rng(12345)
+    high_pass = butter(3, 300, btype="high", fs=recording.get_sampling_frequency(), output="sos")
     try:
         for start in range(0, raw.shape[0], chunk):
             block = recording.get_traces(start_frame=start, end_frame=min(start + chunk, raw.shape[0]))
@@ -166,6 +171,7 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
             outputs["cut only"][part] = (1 - weights) * noise + weights * raw[part]
             outputs["noise model only"][part] = clean[part] + background
             outputs["front end"][part] = decoded
+            outputs["noise model only, high-passed"][part] = clean[part] + sosfiltfilt(high_pass, captured["background"], axis=0)
             spectrum = np.fft.rfft(noise, axis=0)
             phases = np.exp(2j * np.pi * phase_rng.random(spectrum.shape))
             phases[0] = 1.0  # the mean stays
