@@ -122,6 +122,8 @@ DECOMPOSITION_VARIANTS = {
     "front end": "synthesised background, spikes only inside the transmitted windows (what the codec decodes)",
     "noise model only, high-passed": "the synthesised background high-passed at 300 Hz (3rd order, zero phase) "
                                      "everywhere, every spike: is it the background's power below 300 Hz?",
+    "noise model only, one model": "a background synthesised from one model fitted on the whole recording (between "
+                                    "the same windows) instead of one per chunk, every spike: is it the re-estimation?",
     "new noise realisation": "the recorded noise with its phases randomised (same spectrum per channel, another draw), "
                              "every spike: the control for 'noise model only'",
 }
@@ -159,6 +161,7 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
 
     frontend.synthesise_background, codec._paste = keep_background, keep_weights
     phase_rng = np.random.default_rng(12345)
+    sent = np.zeros(raw.shape, dtype=bool)
     high_pass = butter(3, 300, btype="high", fs=recording.get_sampling_frequency(), output="sos")
     try:
         for start in range(0, raw.shape[0], chunk):
@@ -176,8 +179,16 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
             phases = np.exp(2j * np.pi * phase_rng.random(spectrum.shape))
             phases[0] = 1.0  # the mean stays
             outputs["new noise realisation"][part] = clean[part] + np.fft.irfft(spectrum * phases, n=noise.shape[0], axis=0)
+            sent[part] = captured["weights"] > 0
     finally:
         frontend.synthesise_background = synthesise
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background, remove_offsets
+
+    whole = recording.get_traces()
+    offsets = channel_offsets(whole)
+    model = estimate_background(remove_offsets(whole, offsets), codec.params["ar_order"], codec.params["spatial_rank"],
+                                exclude_mask=sent)
+    outputs["noise model only, one model"] = clean + frontend.synthesise_background(model, raw.shape[0], 7) + offsets[None, :]
     return {name: np.clip(np.round(traces), -32768, 32767).astype(np.int16) for name, traces in outputs.items()}
 
 
