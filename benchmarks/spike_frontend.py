@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 from common import RESULTS, WORK, command_line, load_simulated, write_results
+from spike_vq import label
 
 NAME = "spike_frontend"
 TUNING = {"name": "nn32_tuning_seed401", "probe": "Neuronexus-32", "num_units": 20, "duration_s": 60.0, "seed": 401,
@@ -111,10 +112,9 @@ DECOMPOSITION = "spike_frontend_decomposition"
 DECOMPOSITION_SHAPES = {"16x96": VARIANTS["16 ch x 96 samples (the default shape at 32 kHz)"],
                         "32x96": VARIANTS["32 ch x 96 samples (every channel)"],
                         "16x160": VARIANTS["16 ch x 160 samples (5 ms)"]}
-DECOMPOSITION_SHAPE = DECOMPOSITION_SHAPES["16x96"]
-#: the 2 x 2 of what the front end changes: (noise, spikes) -> description
 #: the variants whose background is the recorded one (the synthesis, and its fix, do not touch them)
 CUT_ONLY = ("raw", "cut only", "new noise realisation")
+#: the 2 x 2 of what the front end changes (noise, spikes) and the checks beside it: name -> description
 DECOMPOSITION_VARIANTS = {
     "raw": "recorded noise, every spike",
     "cut only": "recorded noise, spikes only inside the transmitted windows (the front end's cut, true background)",
@@ -140,7 +140,7 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
     from scipy.signal import butter, sosfiltfilt
 
     import spikeinterface_vqcompress.core.codecs.spike_cae.frontend as frontend
-    from spikeinterface_vqcompress.core.codecs.spike_cae.background import channel_offsets
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import channel_offsets, estimate_background, remove_offsets
     from spikeinterface_vqcompress.core.registry import get_codec
 
     codec = get_codec({"id": "spike-cae", "model": "identity", **shape}).with_recording(recording)
@@ -179,11 +179,9 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
             phases = np.exp(2j * np.pi * phase_rng.random(spectrum.shape))
             phases[0] = 1.0  # the mean stays
             outputs["new noise realisation"][part] = clean[part] + np.fft.irfft(spectrum * phases, n=noise.shape[0], axis=0)
-            sent[part] = captured["weights"] > 0
+            sent[part] = weights > 0
     finally:
         frontend.synthesise_background = synthesise
-    from spikeinterface_vqcompress.core.codecs.spike_cae.background import estimate_background, remove_offsets
-
     whole = recording.get_traces()
     offsets = channel_offsets(whole)
     model = estimate_background(remove_offsets(whole, offsets), codec.params["ar_order"], codec.params["spatial_rank"],
@@ -196,6 +194,7 @@ def run_decomposition(args) -> dict:
     """Which of the front end's two changes makes the junk units: the cut or the background model."""
     import spikeinterface.core as sc
 
+    from spikeinterface_vqcompress.core.codecs.spike_cae.background import MAX_REFLECTION
     from spikeinterface_vqcompress.evaluation.sorting import run_seeded_sorter, score_sorting
 
     work = WORK / NAME / "decomposition"
@@ -207,15 +206,13 @@ def run_decomposition(args) -> dict:
     fs = recording.get_sampling_frequency()
     raw_mad = band_mad(recording.get_traces(), fs)
     path = RESULTS / f"{DECOMPOSITION}.json"
-    rows = json.loads(path.read_text())["rows"] if path.is_file() and not args.force else []
-    from spikeinterface_vqcompress.core.codecs.spike_cae.background import MAX_REFLECTION
-
+    saved = json.loads(path.read_text()) if path.is_file() and not args.force else {}
+    rows = saved.get("rows", [])
     done = {(row["variant"], row.get("shape", "16x96"), row["seed"]) for row in rows
             if row.get("max_reflection") == MAX_REFLECTION or row["variant"] in CUT_ONLY}
-    commands = json.loads(path.read_text()).get("commands", []) if path.is_file() and not args.force else []
-    payload = {"commands": commands + [command_line("benchmarks/spike_frontend.py", args.argv)], "recording": TUNING,
-               "shapes": DECOMPOSITION_SHAPES, "variants": DECOMPOSITION_VARIANTS, "rows": rows,
-               "codec_rows": json.loads(path.read_text()).get("codec_rows", []) if path.is_file() and not args.force else []}
+    payload = {"commands": saved.get("commands", []) + [command_line("benchmarks/spike_frontend.py", args.argv)],
+               "recording": TUNING, "shapes": DECOMPOSITION_SHAPES, "variants": DECOMPOSITION_VARIANTS, "rows": rows,
+               "codec_rows": saved.get("codec_rows", [])}
     for shape in args.shapes:
         names = [name for name in args.variants if shape == "16x96" or name != "raw"]  # raw once
         if all((name, shape, seed) in done for name in names for seed in args.seeds):
@@ -255,7 +252,7 @@ def run_codecs(args) -> dict:
     payload["commands"] = payload.get("commands", []) + [command_line("benchmarks/spike_frontend.py", args.argv)]
     rows = payload["codec_rows"]
     for config in map(json.loads, args.codecs):
-        name = config["id"] + "(" + ", ".join(f"{key}={value}" for key, value in config.items() if key != "id") + ")"
+        name = label(config)
         compressed = vq.compress(recording, codec=config, progress_bar=False)
         target = compressed.save(folder=work / "rebuilt", overwrite=True, progress_bar=False)
         for seed in args.seeds:
@@ -268,6 +265,15 @@ def run_codecs(args) -> dict:
                          "ratio_int16": compressed.compression_ratio, **score_sorting(gt_sorting, sorting), "sort_s": elapsed})
             write_results(RESULTS, DECOMPOSITION, payload, markdown=lambda: decomposition_markdown(payload))
     return payload
+
+
+def _scores(rows) -> str:
+    """``accuracy | units sorted | false-positive units`` cells, each mean ± std over ``rows`` (the seeds)."""
+    cells = []
+    for key, digits in (("accuracy_mean", 3), ("num_sorted_units", 1), ("num_false_positive", 1)):
+        values = np.array([row[key] for row in rows], dtype=float)
+        cells.append(f"{values.mean():.{digits}f} ± {values.std():.{digits}f}")
+    return " | ".join(cells)
 
 
 def decomposition_markdown(payload) -> str:
@@ -292,23 +298,16 @@ def decomposition_markdown(payload) -> str:
                 and (name in CUT_ONLY or row.get("max_reflection") == guard)]
         if not rows:
             continue
-        label = name if name in CUT_ONLY else f"{name}, " + ("AR guard (after the fix)" if guard else "before the AR fix")
-        def stat(key):
-            values = np.array([row[key] for row in rows], dtype=float)
-            return f"{values.mean():.3f} ± {values.std():.3f}" if key == "accuracy_mean" else f"{values.mean():.1f} ± {values.std():.1f}"
-        lines.append(f"| {label} | {shape if name != 'raw' else ''} | {payload['variants'][name]} | {rows[0]['band_mad_ratio_mean']:.3f}, {rows[0]['band_mad_ratio_min']:.3f} | "
-                     f"{stat('accuracy_mean')} | {stat('num_sorted_units')} | {stat('num_false_positive')} | {len(rows)} |")
+        variant = name if name in CUT_ONLY else f"{name}, " + ("AR guard (after the fix)" if guard else "before the AR fix")
+        lines.append(f"| {variant} | {shape if name != 'raw' else ''} | {payload['variants'][name]} | {rows[0]['band_mad_ratio_mean']:.3f}, {rows[0]['band_mad_ratio_min']:.3f} | "
+                     f"{_scores(rows)} | {len(rows)} |")
     codec_rows = payload.get("codec_rows", [])
     if codec_rows:
         lines += ["", "Codec settings on the same recording (the real bytes decoded; tridesclous2, same seeds; raw: the first row "
                   "above):", "", "| codec | ratio vs int16 | accuracy | units sorted | false-positive units | runs |", "|---|---|---|---|---|---|"]
         for name in dict.fromkeys(row["codec"] for row in codec_rows):
             rows = [row for row in codec_rows if row["codec"] == name]
-            values = {key: np.array([row[key] for row in rows], dtype=float)
-                      for key in ("accuracy_mean", "num_sorted_units", "num_false_positive")}
-            lines.append(f"| {name} | {rows[0]['ratio_int16']:.0f} | {values['accuracy_mean'].mean():.3f} ± {values['accuracy_mean'].std():.3f} | "
-                         f"{values['num_sorted_units'].mean():.1f} ± {values['num_sorted_units'].std():.1f} | "
-                         f"{values['num_false_positive'].mean():.1f} ± {values['num_false_positive'].std():.1f} | {len(rows)} |")
+            lines.append(f"| {name} | {rows[0]['ratio_int16']:.0f} | {_scores(rows)} | {len(rows)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -339,12 +338,11 @@ def main(argv=None):
                         help="decomposition: which of the four recordings to sort")
     args = parser.parse_args(argv)
     args.argv = argv
-    parser_codecs = args.codecs
     if args.experiment == "decomposition":
         run_decomposition(args)
         return
     if args.experiment == "codecs":
-        if not parser_codecs:
+        if not args.codecs:
             parser.error("--experiment codecs needs --codecs CONFIG_JSON [...]")
         run_codecs(args)
         return

@@ -315,8 +315,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         # narrower snippet keeps the first channels, a wider one starts its outer channels at zero (the
         # codewords learn them from the recording's spikes)
         prior = self._prior["codebook"].reshape(len(self._prior["codebook"]), -1, components)[:, :channels]
-        if prior.shape[1] < channels:
-            prior = np.concatenate([prior, np.zeros((len(prior), channels - prior.shape[1], components), prior.dtype)], axis=1)
+        prior = np.pad(prior, ((0, 0), (0, channels - prior.shape[1]), (0, 0)))
         return OnlineSpikeVQ(prior.reshape(len(prior), channels * components), self.params["escape_threshold"],
                              self.params["escape_step"], self.params["learning_rate"], codebook_size=self.params["codebook_size"],
                              residual_step=self.params["residual_step"])
