@@ -98,8 +98,13 @@ def sort_row(recording, gt_sorting, config, sorter, seed, work) -> dict:
     return sort_and_score(target, gt_sorting, sorter, seed, work / "sorter", job_kwargs={"n_jobs": 2, "progress_bar": False})
 
 
-def run(points, sorters, seeds, argv, recordings=RECORDINGS, with_ratios=True):
+def run(points, sorters, seeds, argv, recordings=RECORDINGS, with_ratios=True, rerun=False):
     rows = load_rows()
+    if rerun:  # the points' rows of these recordings, sorters and seeds are measured again (raw rows stay)
+        names = {spec["name"] for spec in recordings}
+        labels = {label(config) for config in points}
+        rows = [row for row in rows if not (row["recording"] in names and row["codec"] in labels
+                                            and (row["kind"] != "sorting" or (row.get("sorter") in sorters and row.get("seed") in seeds)))]
     done = {(row["recording"], row["codec"], row.get("sorter"), row.get("seed"), row["kind"]) for row in rows}
     work = WORK / NAME
     for spec in recordings:
@@ -392,6 +397,8 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--point", default=None, help="JSON config of the point to repeat (repeat stage)")
     parser.add_argument("--recordings", nargs="+", default=None, help="names of the recordings to run (default: all)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="repeat stage: measure the point's rows again (ratios and these sorters' seeds) after a codec change")
     args = parser.parse_args(argv)
     recordings = [spec for spec in RECORDINGS if args.recordings is None or spec["name"] in args.recordings]
     if args.stage == "table":
@@ -403,7 +410,7 @@ def main(argv=None):
     elif args.stage == "real":
         run_real(CURVE_POINTS, args.sorters, args.seeds, argv)
     else:
-        run([json.loads(args.point)], args.sorters, args.seeds, argv, recordings, with_ratios=True)
+        run([json.loads(args.point)], args.sorters, args.seeds, argv, recordings, with_ratios=True, rerun=args.rerun)
 
 
 if __name__ == "__main__":

@@ -80,8 +80,8 @@ PRESETS = {
         {"id": "spike-vq", "residual_step": 3.0},
         "N1-budget implant link: spikes as codewords learned on the probe + coarse residual, background as noise statistics",
         "701x / 1287x vs int16 on held-out MEArec Neuronexus-32 / Neuropixels-64 (3 recordings each, "
-        "benchmarks/results/spike_vq.md): tridesclous2 -0.071 / -0.052 mean accuracy, false-positive units 3.7 -> 10.0 / "
-        "3.3 -> 14.0 (it does not keep sorting yet; residual_step=1.0: 259x / 449x, -0.049 / -0.007)",
+        "benchmarks/results/spike_vq.md): tridesclous2 -0.151 / -0.063 mean accuracy (seed 0; -0.071 / -0.052 in an earlier run), false-positive units "
+        "3.7 -> 11.7 / 3.3 -> 13.3 (it does not keep sorting yet; residual_step=1.0: 259x / 449x, -0.049 / -0.007)",
     ),
 }
 
