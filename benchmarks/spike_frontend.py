@@ -113,7 +113,8 @@ DECOMPOSITION_SHAPES = {"16x96": VARIANTS["16 ch x 96 samples (the default shape
                         "32x96": VARIANTS["32 ch x 96 samples (every channel)"],
                         "16x160": VARIANTS["16 ch x 160 samples (5 ms)"]}
 #: the variants whose background is the recorded one (the synthesis, and its fix, do not touch them)
-CUT_ONLY = ("raw", "cut only", "new noise realisation")
+CUT_ONLY = ("raw", "cut only", "new noise realisation", "cut only, centred on the unit's template peak",
+            "cut only, learned footprint map")
 #: the 2 x 2 of what the front end changes (noise, spikes) and the checks beside it: name -> description
 DECOMPOSITION_VARIANTS = {
     "raw": "recorded noise, every spike",
@@ -126,10 +127,56 @@ DECOMPOSITION_VARIANTS = {
                                     "the same windows) instead of one per chunk, every spike: is it the re-estimation?",
     "new noise realisation": "the recorded noise with its phases randomised (same spectrum per channel, another draw), "
                              "every spike: the control for 'noise model only'",
+    "cut only, centred on the unit's template peak": "as 'cut only', each detected spike's window centred on the peak "
+                                                     "channel of its ground-truth unit's template (an oracle: every "
+                                                     "spike of a unit cut on the same channels)",
+    "cut only, learned footprint map": "as 'cut only', each spike's window centred by the footprint map the encoder "
+                                       "learns on the first 10 s (footprint='learned', no ground truth)",
 }
 
 
-def decomposition_traces(recording, spikes, shape: dict) -> dict:
+def _cut_weights(codec, recording, chunk: int, centres=None) -> np.ndarray:
+    """The paste weights of the windows ``codec`` sends (1 inside, the taper at the ends, 0 outside),
+    chunk by chunk; ``centres(start, times, channels)`` may move each spike's centre channel."""
+    channels, samples, trough = codec.snippet_shape()
+    weights = np.zeros((recording.get_num_samples(), recording.get_num_channels()))
+    for start in range(0, recording.get_num_samples(), chunk):
+        block = recording.get_traces(start_frame=start, end_frame=min(start + chunk, recording.get_num_samples()))
+        times, centre, _, _ = codec.detect(block)
+        if centres is not None:
+            centre = centres(start, times, centre)
+        groups = codec._groups(block.shape[1])[centre].reshape(len(times), -1)
+        weights[start:start + len(block)] = codec._paste(np.zeros(block.shape), times, groups,
+                                                         np.ones((len(times), groups.shape[1], samples), np.float32), trough)
+    return weights
+
+
+def template_peak_centres(gt_sorting, clean: np.ndarray, tolerance: int = 10):
+    """``centres(start, times, channels)`` for :func:`_cut_weights`: a spike within ``tolerance`` samples of
+    a ground-truth spike is centred on that unit's template peak channel (the mean of its first 300
+    spikes in the recording simulated without noise), any other keeps its channel."""
+    spike_times, peak = [], []
+    for unit in gt_sorting.unit_ids:
+        train = gt_sorting.get_unit_spike_train(unit)
+        inside = train[(train > 50) & (train < len(clean) - 60)][:300]
+        template = clean[inside[:, None] + np.arange(-30, 60)[None, :]].mean(axis=0)
+        spike_times.append(train)
+        peak.append(np.full(len(train), int(np.argmax(np.abs(template).max(axis=0)))))
+    order = np.argsort(np.concatenate(spike_times), kind="stable")
+    spike_times, peak = np.concatenate(spike_times)[order], np.concatenate(peak)[order]
+
+    def centres(start, times, channels):
+        if len(times) == 0:
+            return channels
+        absolute = times + start
+        after = np.clip(np.searchsorted(spike_times, absolute), 1, len(spike_times) - 1)
+        nearest = np.where(np.abs(spike_times[after - 1] - absolute) < np.abs(spike_times[after] - absolute), after - 1, after)
+        return np.where(np.abs(spike_times[nearest] - absolute) <= tolerance, peak[nearest], channels)
+
+    return centres
+
+
+def decomposition_traces(recording, spikes, shape: dict, gt_sorting=None) -> dict:
     """The recordings of :data:`DECOMPOSITION_VARIANTS` as int16 traces.
 
     ``spikes`` is the same MEArec recording simulated without noise (same seeds, same spike trains), so
@@ -187,6 +234,13 @@ def decomposition_traces(recording, spikes, shape: dict) -> dict:
     model = estimate_background(remove_offsets(whole, offsets), codec.params["ar_order"], codec.params["spatial_rank"],
                                 exclude_mask=sent)
     outputs["noise model only, one model"] = clean + frontend.synthesise_background(model, raw.shape[0], 7) + offsets[None, :]
+    noise = raw - clean
+    if gt_sorting is not None:  # the same cut with every spike of a unit on the same channels: ground truth, then the map
+        weights = _cut_weights(codec, recording, chunk, template_peak_centres(gt_sorting, clean))
+        outputs["cut only, centred on the unit's template peak"] = (1 - weights) * noise + weights * raw
+        codec.params["footprint_map"] = codec.learn_footprint_map(recording)
+        weights = _cut_weights(codec, recording, chunk)
+        outputs["cut only, learned footprint map"] = (1 - weights) * noise + weights * raw
     return {name: np.clip(np.round(traces), -32768, 32767).astype(np.int16) for name, traces in outputs.items()}
 
 
@@ -217,7 +271,7 @@ def run_decomposition(args) -> dict:
         names = [name for name in args.variants if shape == "16x96" or name != "raw"]  # raw once
         if all((name, shape, seed) in done for name in names for seed in args.seeds):
             continue
-        variants = decomposition_traces(recording, spikes, DECOMPOSITION_SHAPES[shape])
+        variants = decomposition_traces(recording, spikes, DECOMPOSITION_SHAPES[shape], gt_sorting)
         for name in names:
             traces = variants[name]
             target = sc.NumpyRecording(traces, sampling_frequency=fs)

@@ -49,7 +49,8 @@ def collect_snippets(recording, snippet_channels: int = 16, snippet_samples: int
     the codec's front end."""
     from spikeinterface_vqcompress.core.codecs.spike_vq.codec import SpikePCACodec
 
-    codec = SpikePCACodec(snippet_channels=snippet_channels, snippet_samples=snippet_samples).with_recording(recording)
+    # centred on each spike's peak channel, as the shipped prior was trained (its card's sha256 holds)
+    codec = SpikePCACodec(snippet_channels=snippet_channels, snippet_samples=snippet_samples, footprint="peak").with_recording(recording)
     block = int(block_s * recording.get_sampling_frequency())
     collected = []
     for start in range(0, recording.get_num_samples(), block):

@@ -3,8 +3,9 @@
 Encoder, per container chunk (what an implant would run per block; see :mod:`.detection`): the
 channel offsets (median) removed, an optional causal band-pass (``bandpass_hz``: "auto" band-passes a
 recording that SpikeInterface does not mark as filtered, so the local field potential goes), detection (running noise level, negative threshold, locally
-exclusive troughs on the probe geometry), snippets cut around each trough (peak channel first, then
-neighbours by distance), the background statistics of :mod:`.background` (level and AR spectrum per
+exclusive troughs on the probe geometry), snippets cut around each trough (centre channel first, then
+neighbours by distance; the centre is the peak channel, or with a footprint map of :mod:`.footprint`
+the channel of the spike's cluster, so a unit's spikes are cut on the same channels), the background statistics of :mod:`.background` (level and AR spectrum per
 channel, offsets); the snippets go to the codec's payload coder (:meth:`SpikeSnippetCodec._encode_payload`).
 
 Decoder: synthesised background (deterministic, seeded from the chunk) + every decoded snippet placed
@@ -16,7 +17,7 @@ Chunk layout (all little-endian), framed by :func:`~spikeinterface_vqcompress.co
 0. ``u8 format version, u8 flags, u16 reserved, u32 number of spikes, u32 background seed``
 1. background statistics (:meth:`.background.BackgroundModel.to_bytes`)
 2. spike times: rANS of the bit-length classes of the time deltas, then their mantissa bits
-3. peak channels: rANS, flat table over the channels
+3. centre channels: rANS, flat table over the channels
 4. payload: the codec's (:meth:`SpikeSnippetCodec._encode_payload`)
 """
 
@@ -33,9 +34,14 @@ from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 from spikeinterface_vqcompress.core.entropy.rans import build_frequency_table, decode_symbols, encode_symbols
 from spikeinterface_vqcompress.core.codecs.spike_cae.background import (BackgroundModel, channel_offsets, estimate_background, remove_offsets,
                                                                        spike_window_mask, synthesise_background)
-from spikeinterface_vqcompress.core.codecs.spike_cae.detection import DetectionParameters, StreamingSpikeDetector, neighbour_order
+from spikeinterface_vqcompress.core.codecs.spike_cae.detection import (DetectionParameters, StreamingSpikeDetector, extract_snippets,
+                                                                      neighbour_order)
+from spikeinterface_vqcompress.core.codecs.spike_cae.footprint import (amplitude_window, apply_footprint_map, learn_footprint_map,
+                                                                      spike_amplitudes)
 
 _CHUNK_HEADER = struct.Struct("<BBHII")
+#: Seconds at the start of a recording the footprint map is learned on.
+FOOTPRINT_LEARNING_S = 10.0
 
 
 def recording_channel_locations(recording):
@@ -301,7 +307,45 @@ class SpikeSnippetCodec(Codec):
         detector = StreamingSpikeDetector(self.params["channel_locations"], channels * self.params["footprint_groups"], samples,
                                           trough, parameters)
         times, peak_channels, snippets = detector.process(centred, final=True)
+        footprint_map = self.params.get("footprint_map")
+        if footprint_map is not None and len(times):
+            centres = apply_footprint_map(footprint_map, self._amplitudes(centred, times, peak_channels), peak_channels)
+            moved = centres != peak_channels
+            if moved.any():
+                groups = self._groups(centred.shape[1])[centres[moved]].reshape(int(moved.sum()), -1)
+                snippets[moved] = extract_snippets(centred, times[moved], groups, samples, trough)
+            peak_channels = centres
         return times, peak_channels, snippets, detector.noise_levels
+
+    def _amplitudes(self, centred: np.ndarray, times: np.ndarray, peak_channels: np.ndarray) -> np.ndarray:
+        """:func:`.footprint.spike_amplitudes` over each spike's ``2 x`` snippet channels nearest its peak."""
+        channels, samples, _ = self.snippet_shape()
+        width = min(2 * channels * self.params["footprint_groups"], centred.shape[1])
+        neighbourhoods = neighbour_order(self.params["channel_locations"])[peak_channels, :width]
+        return spike_amplitudes(centred, times, neighbourhoods, amplitude_window(samples))
+
+    def learn_footprint_map(self, recording, learning_s: float = FOOTPRINT_LEARNING_S) -> dict:
+        """The footprint map (:mod:`.footprint`) of ``recording``, learned on its first ``learning_s`` seconds.
+
+        Parameters
+        ----------
+        recording : BaseRecording
+            The recording about to be encoded (its first segment is read).
+        learning_s : float, default: FOOTPRINT_LEARNING_S
+            Seconds read from the start (the whole segment when shorter).
+
+        Returns
+        -------
+        dict
+            The ``footprint_map`` parameter: one cluster per channel at most.
+        """
+        end = min(int(round(learning_s * recording.get_sampling_frequency())), recording.get_num_samples(segment_index=0))
+        traces = self.check_traces(recording.get_traces(start_frame=0, end_frame=end, segment_index=0))
+        self._check_ready(traces.shape[1])
+        centred = self._bandpassed(remove_offsets(traces, channel_offsets(traces)))
+        peakwise = type(self)(**{**self.params_for_copy, "footprint_map": None}) if "footprint_map" in self.params else self
+        times, peak_channels, _, _ = peakwise._detect(centred)
+        return learn_footprint_map(self._amplitudes(centred, times, peak_channels), num_clusters=traces.shape[1])
 
     def encode(self, traces):
         traces = self.check_traces(traces)

@@ -43,6 +43,7 @@ from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.core.codec import HardwareProfile, check_range
 from spikeinterface_vqcompress.core.codecs.spike_cae.frontend import (BANDPASS_ORDER, SpikeSnippetCodec, cannot_code, check_bandpass,
                                                                      fill_channel_locations, resolve_bandpass)
+from spikeinterface_vqcompress.core.codecs.spike_cae.footprint import TEMPLATE_ENTRIES, amplitude_window, check_footprint_map
 from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
 from spikeinterface_vqcompress.core.entropy.integers import decode_indices, decode_integers, encode_indices, encode_integers
 from spikeinterface_vqcompress.core.errors import CorruptDataError
@@ -52,6 +53,8 @@ from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
 SNIPPET_DURATION_MS = 3.2
 TROUGH_FRACTION = 1.0 / 3.0
 _SIGMA = struct.Struct("<f")
+#: How the encoder picks the channels of each spike (the ``footprint`` parameter).
+FOOTPRINTS = ("learned", "peak")
 #: Largest stage-1 codebook (codewords past the prior's start empty and fill with the recording's units).
 MAX_CODEBOOK_SIZE = 1024
 _PCA_HEADER = struct.Struct("<fB")
@@ -92,8 +95,12 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
 
     def _front_end_params(self, threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                           trough_sample, ar_order, spatial_rank, taper_samples, channel_locations, background_samples,
-                          bandpass_hz="auto", sampling_frequency=None) -> dict:
+                          bandpass_hz="auto", sampling_frequency=None, footprint="peak", footprint_map=None) -> dict:
         codec_id = self.codec_id
+        if footprint not in FOOTPRINTS:
+            raise ValueError(f"codec '{codec_id}': parameter 'footprint' must be one of {', '.join(map(repr, FOOTPRINTS))}, "
+                             f"got {footprint!r}")
+        footprint_map = check_footprint_map(footprint_map, None if channel_locations is None else len(channel_locations))
         bandpass_hz, sampling_frequency = check_bandpass(codec_id, bandpass_hz, sampling_frequency)
         check_range(codec_id, "threshold_sd", float(threshold_sd), 0, exclusive_minimum=True, unit="noise standard deviations")
         check_range(codec_id, "exclude_sweep_samples", int(exclude_sweep_samples), 0, unit="samples")
@@ -118,7 +125,8 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
                     ar_order=int(ar_order), spatial_rank=int(spatial_rank), taper_samples=int(taper_samples),
                     channel_locations=channel_locations,
                     background_samples=None if background_samples is None else int(background_samples),
-                    bandpass_hz=bandpass_hz, sampling_frequency=sampling_frequency)
+                    bandpass_hz=bandpass_hz, sampling_frequency=sampling_frequency, footprint=footprint,
+                    footprint_map=footprint_map if footprint == "learned" else None)
 
     @property
     def params_for_copy(self) -> dict:
@@ -142,7 +150,10 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
 
         Everything missing is reported in one ValueError before any encoding: channel locations (a
         recording of one channel needs none) and int16 traces. The snippet spans 3.2 ms at the
-        recording's rate (96 samples at 30 kHz), on ``min(snippet_channels, channels)`` channels.
+        recording's rate (96 samples at 30 kHz), on ``min(snippet_channels, channels)`` channels. With
+        ``footprint="learned"`` the footprint map is learned on the recording's first
+        :data:`~..spike_cae.frontend.FOOTPRINT_LEARNING_S` seconds (detection and a k-means of the
+        spikes' amplitudes across channels: about a second per 10 s of 32 channels).
         """
         params = self.params_for_copy
         num_channels = int(recording.get_num_channels())
@@ -151,7 +162,10 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         if problems:
             raise cannot_code(self.codec_id, problems)
         resolve_bandpass(params, recording)
-        return type(self)(**params)._shaped_for(num_channels, recording.get_sampling_frequency())
+        codec = type(self)(**params)._shaped_for(num_channels, recording.get_sampling_frequency())
+        if codec.params["footprint"] == "learned" and codec.params["footprint_map"] is None and num_channels > 1:
+            codec = type(self)(**{**codec.params_for_copy, "footprint_map": codec.learn_footprint_map(recording)})
+        return codec
 
     def _shaped_for(self, num_channels: int, sampling_frequency: float) -> "_SpikeFeatureCodec":
         """A copy with the snippet shape :meth:`with_recording` would give a recording of this size and rate."""
@@ -211,6 +225,18 @@ class _SpikeFeatureCodec(SpikeSnippetCodec):
         per_spike["compare"] = per_spike.get("compare", 0) + window * 8
         per_spike["memory_access"] = per_spike.get("memory_access", 0) + channels * samples
         per_sample = {"compare": 1 + 1.0 / 8, "mac": self.params["ar_order"] + 1, "add": 1.0 / 8, "memory_access": 2}
+        if self.params.get("footprint") == "learned":
+            # the footprint map: the spike's peak-to-peak on its 2C nearest channels, then its cosine with the
+            # clusters centred there (an implant scores the ~2C nearby ones, TEMPLATE_ENTRIES MACs each); the
+            # map: a cluster per channel, TEMPLATE_ENTRIES weights and channel indices each
+            width = 2 * channels
+            span = sum(amplitude_window(samples)) + 1
+            per_spike["compare"] += 2 * width * span
+            per_spike["memory_access"] += width * span
+            per_spike["mac"] = per_spike.get("mac", 0) + width + width * TEMPLATE_ENTRIES
+            num_channels = len(self.params["channel_locations"] or ()) or width
+            parameter_count += num_channels * (2 * TEMPLATE_ENTRIES + 1)
+            notes = "footprint map: peak-to-peak on 2C channels and a cosine with the nearby clusters per spike; " + notes
         if isinstance(self.params.get("bandpass_hz"), list):  # the band-pass: BANDPASS_ORDER biquads, 5 MACs and 4 adds each
             per_sample["mac"] += 5 * BANDPASS_ORDER
             per_sample["add"] += 4 * BANDPASS_ORDER
@@ -264,6 +290,17 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         and "auto" on bare traces means none.
     sampling_frequency : float | None, default: None
         Hz, for the band-pass; filled from the recording.
+    footprint : {"peak", "learned"}, default: "peak"
+        Which channels each spike is sent on: the ``snippet_channels`` nearest its peak channel
+        ("peak"), or nearest the channel of its cluster in a footprint map learned by the encoder on
+        the recording's first 10 s ("learned", :mod:`~..spike_cae.footprint`), so every spike of a unit
+        is cut on the same channels (sorters split units whose cut changes from spike to spike). The
+        decoder needs no map: each spike's channel is sent either way. "learned" is experimental: it
+        halves the extra units of the cut alone, but with spike-vq's coding it cost accuracy on the
+        tuning recording (docs/spike_vq.md, "The footprint map").
+    footprint_map : dict | None, default: None
+        The learned map (filled by :func:`~spikeinterface_vqcompress.compress`); None with
+        ``footprint="learned"`` on bare traces centres on the peak channel.
     """
 
     codec_id = "spike-vq"
@@ -275,7 +312,8 @@ class SpikeVQCodec(_SpikeFeatureCodec):
                  snippet_samples: int | None = None, trough_sample: int | None = None, ar_order: int = 6,
                  spatial_rank: int = 0, taper_samples: int = 4, channel_locations: list[list[float]] | None = None,
                  background_samples: int | None = None, bandpass_hz: Literal["auto"] | tuple[float, float] | None = "auto",
-                 sampling_frequency: float | None = None):
+                 sampling_frequency: float | None = None, footprint: Literal["learned", "peak"] = "peak",
+                 footprint_map: dict | None = None):
         codec_id = self.codec_id
         prior_data, self.model_sha256 = load_prior(str(prior))
         check_range(codec_id, "residual_step", None if residual_step is None else float(residual_step), 0, exclusive_minimum=True,
@@ -286,7 +324,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         check_range(codec_id, "learning_rate", float(learning_rate), 0, 1)
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
-                                           background_samples, bandpass_hz, sampling_frequency)
+                                           background_samples, bandpass_hz, sampling_frequency, footprint, footprint_map)
         super().__init__(residual_step=None if residual_step is None else float(residual_step), codebook_size=int(codebook_size),
                          escape_threshold=float(escape_threshold), escape_step=float(escape_step),
                          learning_rate=float(learning_rate), prior=str(prior), **front_end, background="synthesised")
@@ -376,7 +414,8 @@ class SpikePCACodec(_SpikeFeatureCodec):
     step : float, default: 2.0
         Quantisation step of the coefficients, in noise standard deviations: the rate knob.
     threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples, trough_sample,
-    ar_order, spatial_rank, taper_samples, channel_locations, background_samples, bandpass_hz, sampling_frequency
+    ar_order, spatial_rank, taper_samples, channel_locations, background_samples, bandpass_hz, sampling_frequency,
+    footprint, footprint_map
         As :class:`SpikeVQCodec`.
     """
 
@@ -388,12 +427,13 @@ class SpikePCACodec(_SpikeFeatureCodec):
                  trough_sample: int | None = None, ar_order: int = 6, spatial_rank: int = 0, taper_samples: int = 4,
                  channel_locations: list[list[float]] | None = None, background_samples: int | None = None,
                  bandpass_hz: Literal["auto"] | tuple[float, float] | None = "auto",
-                 sampling_frequency: float | None = None):
+                 sampling_frequency: float | None = None, footprint: Literal["learned", "peak"] = "peak",
+                 footprint_map: dict | None = None):
         check_range(self.codec_id, "components", int(components), 1, 64, note="temporal components per channel")
         check_range(self.codec_id, "step", float(step), 0, exclusive_minimum=True, unit="noise standard deviations")
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
-                                           background_samples, bandpass_hz, sampling_frequency)
+                                           background_samples, bandpass_hz, sampling_frequency, footprint, footprint_map)
         super().__init__(components=int(components), step=float(step), **front_end, background="synthesised")
         self.params["footprint_groups"] = 1
 
