@@ -345,7 +345,8 @@ class SpikeSnippetCodec(Codec):
         centred = self._bandpassed(remove_offsets(traces, channel_offsets(traces)))
         peakwise = type(self)(**{**self.params_for_copy, "footprint_map": None}) if "footprint_map" in self.params else self
         times, peak_channels, _, _ = peakwise._detect(centred)
-        return learn_footprint_map(self._amplitudes(centred, times, peak_channels), num_clusters=traces.shape[1])
+        return learn_footprint_map(self._amplitudes(centred, times, peak_channels), num_clusters=traces.shape[1],
+                                   peak_channels=peak_channels)
 
     def encode(self, traces):
         traces = self.check_traces(traces)

@@ -295,8 +295,8 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         ("peak"), or nearest the channel of its cluster in a footprint map learned by the encoder on
         the recording's first 10 s ("learned", :mod:`~..spike_cae.footprint`), so every spike of a unit
         is cut on the same channels (sorters split units whose cut changes from spike to spike). The
-        decoder needs no map: each spike's channel is sent either way. "learned" is experimental: it
-        halves the extra units of the cut alone, but with spike-vq's coding it cost accuracy on the
+        decoder needs no map: each spike's channel is sent either way. "learned" is experimental: on the
+        cut alone it removes the extra units, but with spike-vq's coding it cost accuracy on the
         tuning recording (docs/spike_vq.md, "The footprint map").
     footprint_map : dict | None, default: None
         The learned map (filled by :func:`~spikeinterface_vqcompress.compress`); None with
