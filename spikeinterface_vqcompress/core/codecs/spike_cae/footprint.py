@@ -44,8 +44,6 @@ TEMPLATE_ENTRIES = 8
 MIN_SCORE = 0.5
 #: ...or when its amplitude on the cluster's channel is below this fraction of its largest amplitude.
 MIN_FRACTION = 0.6
-#: k-means++ starts of the map's clustering (the best fit is kept; the measured map used one).
-RESTARTS = 1
 #: Clusters at least this close (cosine of their directions) share a centre channel.
 MERGE_COSINE = 0.99
 #: Spikes the map is learned from, at most (evenly spaced among those detected).
@@ -96,7 +94,7 @@ def _unit_rows(amplitudes: np.ndarray) -> np.ndarray:
 
 def learn_footprint_map(amplitudes: np.ndarray, num_clusters: int, peak_channels: np.ndarray | None = None, seed: int = 0,
                         iterations: int = 30,
-                        merge_cosine: float = MERGE_COSINE, restarts: int = RESTARTS) -> dict:
+                        merge_cosine: float = MERGE_COSINE) -> dict:
     """Cluster spikes by the direction of their amplitude vector (spherical k-means, k-means++ start).
 
     Parameters
@@ -112,8 +110,6 @@ def learn_footprint_map(amplitudes: np.ndarray, num_clusters: int, peak_channels
         Seed of the k-means++ start (the map is the same at every run).
     iterations : int, default: 30
         Lloyd iterations at most.
-    restarts : int, default: RESTARTS
-        k-means++ starts; the clustering that fits the spikes best (total cosine) is kept.
     merge_cosine : float, default: MERGE_COSINE
         Clusters whose directions are at least this close share one centre channel (the one most of
         their members peak on): k-means cuts a unit whose peak alternates between two channels along
@@ -135,14 +131,7 @@ def learn_footprint_map(amplitudes: np.ndarray, num_clusters: int, peak_channels
     k = int(min(num_clusters, len(rows)))
     if k == 0:
         return {"channels": [], "templates": []}
-    rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(restarts):  # the best of a few k-means++ starts (the map varies with the start)
-        centres, labels = _spherical_kmeans(rows, k, rng, iterations)
-        fit = float(np.sum(rows * centres[labels]))  # total cosine of the spikes with their clusters
-        if best is None or fit > best[0]:
-            best = (fit, centres, labels)
-    _, centres, labels = best
+    centres, labels = _spherical_kmeans(rows, k, np.random.default_rng(seed), iterations)
     used = [cluster for cluster in range(k) if np.any(labels == cluster)]
     # clusters pointing the same way (one unit cut in two along its own jitter) share a centre channel
     group = {cluster: cluster for cluster in used}

@@ -299,15 +299,16 @@ class SpikeSnippetCodec(Codec):
                              f"(its rate fills it) or pass it")
         return causal_bandpass(centred, bandpass, self.params["sampling_frequency"])
 
-    def _detect(self, centred: np.ndarray):
-        """Detection on a chunk whose offsets are removed."""
+    def _detect(self, centred: np.ndarray, use_footprint_map: bool = True):
+        """Detection on a chunk whose offsets are removed (spikes centred by the footprint map when the
+        codec has one and ``use_footprint_map``, else on their peak channels)."""
         channels, samples, trough = self.snippet_shape()
         parameters = DetectionParameters(threshold_sd=self.params["threshold_sd"], exclude_sweep_samples=self.params["exclude_sweep_samples"],
                                          radius_um=self.params["radius_um"])
         detector = StreamingSpikeDetector(self.params["channel_locations"], channels * self.params["footprint_groups"], samples,
                                           trough, parameters)
         times, peak_channels, snippets = detector.process(centred, final=True)
-        footprint_map = self.params.get("footprint_map")
+        footprint_map = self.params.get("footprint_map") if use_footprint_map else None
         if footprint_map is not None and len(times):
             centres = apply_footprint_map(footprint_map, self._amplitudes(centred, times, peak_channels), peak_channels)
             moved = centres != peak_channels
@@ -343,8 +344,7 @@ class SpikeSnippetCodec(Codec):
         traces = self.check_traces(recording.get_traces(start_frame=0, end_frame=end, segment_index=0))
         self._check_ready(traces.shape[1])
         centred = self._bandpassed(remove_offsets(traces, channel_offsets(traces)))
-        peakwise = type(self)(**{**self.params_for_copy, "footprint_map": None}) if "footprint_map" in self.params else self
-        times, peak_channels, _, _ = peakwise._detect(centred)
+        times, peak_channels, _, _ = self._detect(centred, use_footprint_map=False)
         return learn_footprint_map(self._amplitudes(centred, times, peak_channels), num_clusters=traces.shape[1],
                                    peak_channels=peak_channels)
 
