@@ -246,7 +246,8 @@ def heldout(args, argv):
     today_recordings = [] if neuropixels else args.today_recordings
     results_path = Path(args.output) / f"{stem}.json"
     payload = json.loads(results_path.read_text()) if results_path.is_file() and not args.force else {"rows": []}
-    rows = [row for row in payload["rows"] if row["method"] not in (args.rerun_methods or ())]
+    rows = [row for row in payload["rows"]
+            if row["method"] not in (args.rerun_methods or ()) or row["recording"] not in recordings]
     done = {(row["recording"], row["method"], row["seed"]) for row in rows}
     defaults = ss.get_default_sorter_params("esort")
 

@@ -29,3 +29,18 @@ def ground_truth_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("gt") / "gt.h5"
     return simulate_recording(path, probe="Neuronexus-32", num_units=5, duration_s=10.0, seed=11,
                               num_templates_per_cell=4, cell_models=FAST_CELLS)
+
+
+def trained_bn_model(num_channels, num_units, seed=0):
+    """A random E-Sort network whose batch-norm statistics are not the identity."""
+    import torch
+
+    from spikeinterface_vqcompress.esort.model import ESortNet
+
+    torch.manual_seed(seed)
+    model = ESortNet(num_channels, num_units)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(128, num_channels, 60) * 2 + 0.5)
+    return model.eval()

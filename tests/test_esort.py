@@ -12,17 +12,7 @@ from spikeinterface_vqcompress.esort import core
 from spikeinterface_vqcompress.esort.model import ESortNet, SpatialLayer, TemporalLayers, backbone_state, geometry_fingerprint, load_backbone_into, resolve_device
 from spikeinterface_vqcompress.esort.postprocessing import candidate_rows, detect_spikes, pick_peaks, smooth_probabilities, triangular_kernel
 from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
-
-
-def _trained_bn_model(num_channels, num_units, seed=0):
-    """A random network whose batch-norm statistics are not the identity."""
-    torch.manual_seed(seed)
-    model = ESortNet(num_channels, num_units)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randn(128, num_channels, 60) * 2 + 0.5)
-    return model.eval()
+from conftest import trained_bn_model
 
 
 def test_resolve_device():
@@ -35,7 +25,7 @@ def test_resolve_device():
 @pytest.mark.parametrize("num_channels", [1, 7, 32])
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_forward_traces_matches_window_forward(num_channels, stride):
-    model = _trained_bn_model(num_channels, 4)
+    model = trained_bn_model(num_channels, 4)
     traces = torch.randn(700, num_channels)
     probabilities = model.forward_traces(traces, stride=stride)
     starts = range(0, 700 - 60 + 1, stride)
@@ -47,7 +37,7 @@ def test_forward_traces_matches_window_forward(num_channels, stride):
 
 
 def test_forward_traces_rejects_bad_stride():
-    model = _trained_bn_model(2, 1)
+    model = trained_bn_model(2, 1)
     with pytest.raises(ValueError, match="stride"):
         model.forward_traces(torch.randn(200, 2), stride=7)
 
@@ -79,7 +69,7 @@ def test_pick_peaks_threshold_distance_and_plateaus():
 
 def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
     """A network whose output follows a planted pattern: spikes found where planted, for any chunking."""
-    model = _trained_bn_model(3, 5, seed=1)
+    model = trained_bn_model(3, 5, seed=1)
     rng = np.random.default_rng(0)
     traces = rng.normal(size=(20000, 3)).astype(np.float32)
     threads_before = torch.get_num_threads()
@@ -115,7 +105,7 @@ def test_detect_spikes_finds_planted_units_and_is_chunk_invariant():
 
 @pytest.mark.parametrize("stride", [1, 2])
 def test_forward_rows_matches_forward_traces(stride):
-    model = _trained_bn_model(5, 3)
+    model = trained_bn_model(5, 3)
     traces = torch.randn(900, 5)
     rows = torch.tensor([0, 3, 4, 100, (900 - 60) // stride])
     torch.testing.assert_close(model.forward_rows(traces, rows, stride=stride, batch_size=2),
@@ -124,7 +114,7 @@ def test_forward_rows_matches_forward_traces(stride):
 
 def test_forward_rows_gathers_windows_of_the_right_samples():
     """Each row is the window starting at ``row * stride``: the same as running the network on it."""
-    model = _trained_bn_model(6, 4, seed=3)
+    model = trained_bn_model(6, 4, seed=3)
     traces = torch.randn(700, 6)
     rows = torch.tensor([0, 1, 57, 58, 320])
     windows = torch.stack([traces[2 * row:2 * row + 60].t() for row in rows.tolist()])  # (B, C, W)
@@ -133,7 +123,7 @@ def test_forward_rows_gathers_windows_of_the_right_samples():
 
 
 def test_bfloat16_spatial_layer_moves_probabilities_by_thousandths():
-    model = _trained_bn_model(32, 5, seed=1)
+    model = trained_bn_model(32, 5, seed=1)
     traces = torch.randn(2000, 32)
     rows = torch.arange(0, (2000 - 60) // 2 + 1, 3)
     exact = model.forward_rows(traces, rows, stride=2)
@@ -167,7 +157,7 @@ def test_amplitude_gate_selects_windows_around_large_samples():
 def test_gated_detection_runs_the_network_only_near_large_samples():
     """A gate below every sample keeps every window (same spikes as no gate); a real gate keeps only
     the spikes near supra-threshold samples, and those are the ungated spikes there."""
-    model = _trained_bn_model(3, 5, seed=1)
+    model = trained_bn_model(3, 5, seed=1)
     rng = np.random.default_rng(0)
     traces = rng.normal(size=(20000, 3)).astype(np.float32)
     traces[rng.choice(20000, 30, replace=False), 1] = -8.0  # troughs: the default gate opens below -gate

@@ -30,10 +30,19 @@ def command_esort(args):
             raise SystemExit(f"error: --gate-threshold must be a number of noise units or 'none', got {args.gate_threshold!r}")
     if args.gate_peak_sign is not None:
         gate["gate_peak_sign"] = args.gate_peak_sign
+    if args.spatial_radius_um is not None:
+        try:
+            gate["spatial_radius_um"] = None if args.spatial_radius_um.lower() == "none" else float(args.spatial_radius_um)
+        except ValueError:
+            raise SystemExit(f"error: --spatial-radius-um must be a distance in um or 'none', got {args.spatial_radius_um!r}")
+    elif gate.get("gate_threshold", 0.0) is None:
+        gate["spatial_radius_um"] = None  # no gate: every window through the whole network
+    if args.no_band_pass:
+        gate["apply_filter"] = False
     recording, gt_sorting = load_with_ground_truth(args.input)
     params = {**gate, "num_spikes_per_unit": args.num_spikes_per_unit, "device": args.device, "threshold": args.threshold}
     # options left out keep the sorter's defaults (one place: ESortSorter._default_params)
-    for name in ("label_sorter", "label_duration_s", "epochs", "max_steps"):
+    for name in ("label_sorter", "label_duration_s", "epochs", "max_steps", "stride"):
         if getattr(args, name) is not None:
             params[name] = getattr(args, name)
     if args.labels_from_ground_truth:
@@ -85,6 +94,13 @@ def add_cli_commands(commands, trainers):
     sort.add_argument("--gate-peak-sign", default=None, choices=["neg", "pos", "both"],
                       help="which crossings open the gate: 'neg' (below -gate), 'pos' or 'both' "
                            "(default: the sorter's)")
+    sort.add_argument("--spatial-radius-um", default=None,
+                      help="local inference radius in um, or 'none' for the whole spatial layer (default: the "
+                           "sorter's, 100; 'none' when --gate-threshold is none)")
+    sort.add_argument("--stride", type=int, default=None,
+                      help="run the network every STRIDE samples (default: the sorter's, 2; 4 is ~1.2-1.8x faster)")
+    sort.add_argument("--no-band-pass", action="store_true",
+                      help="the recording is already band-passed: skip E-Sort's band-pass")
     sort.add_argument("--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:N")
     sort.add_argument("--overwrite", action="store_true", help="replace the sorter folder if it exists")
     sort.set_defaults(function=command_esort)

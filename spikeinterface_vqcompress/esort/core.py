@@ -21,7 +21,9 @@ import torch
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_PEAK_SIGN, DEFAULT_MAX_SPIKES_PER_UNIT, DEFAULT_MAX_STEPS,
                                                       DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD)
-from spikeinterface_vqcompress.esort.model import ESortNet, geometry_fingerprint, load_backbone_into, resolve_device
+from spikeinterface_vqcompress.esort.model import (ESortNet, check_inference_dtype, geometry_fingerprint, load_backbone_into,
+                                                   resolve_device)
+from spikeinterface_vqcompress.esort.local import channel_windows
 from spikeinterface_vqcompress.esort.postprocessing import detect_spikes
 from spikeinterface_vqcompress.esort.training import TrainingSet, fine_tune
 
@@ -231,24 +233,83 @@ def fine_tune_recording(prepared, noise, labels: Labels, pretrained=DEFAULT_BACK
     return model, info
 
 
+def _channel_locations(recording):
+    """The recording's channel locations, or None when it has none (no probe: local inference is off)."""
+    try:
+        return recording.get_channel_locations()
+    except Exception:  # SpikeInterface raises when no probe or location is attached
+        return None
+
+
+def local_inference_pays(recording, radius_um: float | None) -> bool:
+    """Whether local inference at ``radius_um`` at least halves the spatial layer on ``recording``: its
+    runs of channels (:func:`~spikeinterface_vqcompress.esort.local.channel_windows`) are at most half
+    of its channels. Below that, gathering the runs costs more than the smaller layer saves
+    (Neuronexus-32 at 100 um: runs of 25 of 32 channels, 70x real time against 88x for the whole
+    network, ``benchmarks/results/esort_inference.md``). False without a radius or channel locations."""
+    locations = _channel_locations(recording) if radius_um is not None else None
+    return locations is not None and 2 * channel_windows(locations, radius_um)[2] <= recording.get_num_channels()
+
+
+def build_local_spatial(model: ESortNet, prepared, noise, radius_um: float, num_slices: int = 20,
+                        slice_duration_s: float = 0.1, dtype=torch.float32):
+    """The :class:`~spikeinterface_vqcompress.esort.local.LocalSpatial` layer of ``model`` on ``prepared``.
+
+    Neighbourhoods: runs of channels in depth order holding those within ``radius_um`` of each
+    channel (:func:`~spikeinterface_vqcompress.esort.local.channel_windows`). The far
+    channels' mean features: over windows of noise (no sample within 30 samples of a crossing of 4
+    noise units of either sign on any channel), every 10th sample of ``num_slices`` slices of
+    ``slice_duration_s`` evenly spaced over segment 0.
+    """
+    from spikeinterface_vqcompress.esort.local import local_spatial, noise_baseline
+    from spikeinterface_vqcompress.esort.postprocessing import candidate_rows
+
+    window = model.window_num_samples
+    num_samples = prepared.get_num_samples(segment_index=0)
+    length = min(num_samples, max(window + 10, int(slice_duration_s * prepared.get_sampling_frequency())))
+    starts = np.unique(np.linspace(0, num_samples - length, num_slices).astype(np.int64))
+    sums, count = 0.0, 0
+    for start in starts:
+        traces = torch.from_numpy(normalised_traces(prepared, noise, int(start), int(start) + length))
+        all_rows = torch.arange(0, len(traces) - window + 1, 10)
+        gated = candidate_rows(traces, window, 1, 4.0, 30, "both")
+        rows = all_rows[~torch.isin(all_rows, gated)]
+        if len(rows):
+            sums = sums + noise_baseline(model, traces, rows) * len(rows)
+            count += len(rows)
+    if count == 0:
+        raise ValueError("no window of noise to estimate the far channels' features from (every window of the "
+                         "slices read crosses 4 noise units): use spatial_radius_um=None")
+    return local_spatial(model, prepared.get_channel_locations(), radius_um, (sums / count).float(), dtype=dtype)
+
+
 def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float = DEFAULT_THRESHOLD,
                    kernel_size: int = 17, min_distance_samples: int = 10, chunk_duration_s: float = 2.0,
                    stride: int = 1, device="auto",
                    gate_threshold: float | None = None, gate_margin_samples: int = 8,
                    gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN, inference_dtype: str = "float32",
-                   num_workers: int | str = "auto"):
+                   num_workers: int | str = "auto", spatial_radius_um: float | None = None):
     """Sort every segment of ``prepared`` with a fine-tuned network; returns a ``NumpySorting``.
 
     The post-processing parameters and the amplitude gate (``gate_threshold`` in noise units, None:
     the network runs on every window; ``gate_peak_sign``: which crossings open it; ``inference_dtype``:
     the spatial layer's precision; ``num_workers``: chunks sorted at once, "auto" one per torch
     thread on a CPU) are those of
-    :func:`~spikeinterface_vqcompress.esort.postprocessing.detect_spikes`.
+    :func:`~spikeinterface_vqcompress.esort.postprocessing.detect_spikes`. ``spatial_radius_um``: local
+    inference (:mod:`~spikeinterface_vqcompress.esort.local`), each window through the spatial layer
+    of the channels within this radius of its centre channels (None, or a radius whose runs of
+    channels hold the whole probe: the whole layer).
     """
     from spikeinterface.core import NumpySorting
 
     device = resolve_device(device)
     model = model.to(device).eval()
+    local = None
+    locations = _channel_locations(prepared) if spatial_radius_um is not None else None
+    if locations is not None and channel_windows(locations, spatial_radius_um)[2] < prepared.get_num_channels():
+        local = build_local_spatial(model.cpu(), prepared, noise, spatial_radius_um,
+                                    dtype=check_inference_dtype(inference_dtype)).to(device)
+        model = model.to(device)
     sampling_frequency = prepared.get_sampling_frequency()
     chunk_num_samples = max(1024, int(chunk_duration_s * sampling_frequency))
     unit_ids = np.asarray(unit_ids)
@@ -257,14 +318,15 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
         num_samples = prepared.get_num_samples(segment_index=segment_index)
 
         def get(start, end, segment_index=segment_index):
-            return normalised_traces(prepared, noise, start, end, segment_index=segment_index)
+            return prepared.get_traces(segment_index=segment_index, start_frame=start, end_frame=end,
+                                       return_in_uV=False)
 
         samples, units = detect_spikes(model, get, num_samples, threshold=threshold, kernel_size=kernel_size,
                                        min_distance_samples=min_distance_samples,
                                        chunk_num_samples=chunk_num_samples, stride=stride, device=device,
                                        gate_threshold=gate_threshold, gate_margin_samples=gate_margin_samples,
                                        gate_peak_sign=gate_peak_sign, inference_dtype=inference_dtype,
-                                       num_workers=num_workers)
+                                       num_workers=num_workers, noise=noise, local=local)
         samples_list.append(samples)
         labels_list.append(unit_ids[units] if len(units) else np.zeros(0, dtype=unit_ids.dtype))
     return NumpySorting.from_samples_and_labels(samples_list, labels_list, sampling_frequency, unit_ids=list(unit_ids))

@@ -40,3 +40,10 @@ DEFAULT_MAX_SPIKES_PER_UNIT = None
 #: scored 0.913 against 0.914 with 60 epochs, where tridesclous2 on 10 s gave 0.807 and on 20 s 0.882.
 DEFAULT_LABEL_SORTER = "spykingcircus2"
 DEFAULT_LABEL_DURATION_S = 10.0
+
+#: Local inference radius (um): each gated window through the spatial layer of the channels within it
+#: of its centre channel, the others at their noise mean (``esort/local.py``). Chosen on the tuning
+#: recordings (``benchmarks/esort_inference.py``, ``benchmarks/results/esort_inference.md``,
+#: Neuronexus-32 templates seed 8 and Neuropixels-64 templates seed 102): the smallest radius within
+#: 0.005 of the whole network's accuracy on both (50 um lost 0.03-0.09, 75 um 0.01-0.016).
+DEFAULT_SPATIAL_RADIUS_UM = 100.0

@@ -239,9 +239,6 @@ class ESortNet(nn.Module):
         """
         dtype = check_inference_dtype(dtype)
         window = self.window_num_samples
-        weight1, bias1 = _fold(self.temporal.linear1, self.temporal.norm1)  # (8, W), (8,)
-        weight2, bias2 = _fold(self.temporal.linear2, self.temporal.norm2)  # (16, 8), (16,)
-        bias1, bias2 = bias1[:, None], bias2[:, None]
         spatial = self._spatial_weights(feature_major=True, dtype=dtype)
         traces = traces.contiguous()
         num_channels = traces.shape[1]
@@ -253,14 +250,30 @@ class ESortNet(nn.Module):
             count = len(batch)
             samples = traces.index_select(0, (offsets + stride * batch[None, :]).reshape(-1))  # (W B, C)
             samples = samples.reshape(window, count * num_channels)  # (W, B C): sample m of every window, channel
-            h = torch.addmm(bias1, weight1, samples).relu_()  # (8, B C)
-            h = torch.addmm(bias2, weight2, h).relu_()  # (16, B C)
+            h = temporal_columns(self, samples)  # (16, B C)
             features = h.reshape(-1, count, num_channels).transpose(0, 1).reshape(count, -1)  # (B, 16 C), feature-major
             out[begin:begin + count] = _spatial_and_head(features, spatial, self.head)
         return out
 
 
 INFERENCE_DTYPES = ("float32", "bfloat16")
+
+
+def temporal_columns(model: ESortNet, samples: torch.Tensor) -> torch.Tensor:
+    """The temporal layers (batch norms folded, inference) on ``samples`` ``(W, N)``, one window of one
+    channel per column: ``(16, N)`` features."""
+    weight1, bias1 = _fold(model.temporal.linear1, model.temporal.norm1)  # (8, W), (8,)
+    weight2, bias2 = _fold(model.temporal.linear2, model.temporal.norm2)  # (16, 8), (16,)
+    h = torch.addmm(bias1[:, None], weight1, samples).relu_()  # (8, N)
+    return torch.addmm(bias2[:, None], weight2, h).relu_()  # (16, N)
+
+
+def temporal_rows(model: ESortNet, samples: torch.Tensor) -> torch.Tensor:
+    """:func:`temporal_columns` on ``samples`` ``(N, W)``, one window of one channel per row: ``(N, 16)``."""
+    weight1, bias1 = _fold(model.temporal.linear1, model.temporal.norm1)
+    weight2, bias2 = _fold(model.temporal.linear2, model.temporal.norm2)
+    h = torch.addmm(bias1, samples, weight1.t()).relu_()  # (N, 8)
+    return torch.addmm(bias2, h, weight2.t()).relu_()  # (N, 16)
 
 
 def check_inference_dtype(dtype) -> torch.dtype:

@@ -137,7 +137,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
                   kernel_size: int = 17, min_distance_samples: int = 10, chunk_num_samples: int = 65536,
                   stride: int = 1, device="cpu", gate_threshold: float | None = None, gate_margin_samples: int = 8,
                   gate_peak_sign: str = DEFAULT_GATE_PEAK_SIGN, inference_dtype: str = "float32",
-                  num_workers: int | str = 1):
+                  num_workers: int | str = 1, noise=None, local=None):
     """Run a fine-tuned E-Sort network over a whole recording segment and pick its spikes.
 
     Parameters
@@ -146,7 +146,8 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         The fine-tuned network (set to eval mode here).
     get_normalised_traces : callable
         ``get_normalised_traces(start_frame, end_frame) -> (end - start, C) float32 array`` of the
-        segment's normalised traces; frames are always inside ``[0, num_samples)``.
+        segment's normalised traces (of its traces, divided here by ``noise``, when ``noise`` is
+        given); frames are always inside ``[0, num_samples)``.
     num_samples : int
         Number of samples of the segment.
     threshold : float, default: 0.25
@@ -184,17 +185,33 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
         channels, ``benchmarks/results/esort_inference.md``). "auto": torch's thread count on a CPU
         (at most 8), 1 on a GPU. The spikes do not depend on it (chunks are independent, their
         results kept in order).
+    noise : np.ndarray | None, default: None
+        ``(C,)`` noise level of each channel when ``get_normalised_traces`` returns traces that are not
+        normalised yet (each chunk is then scaled here, or only the samples the network reads with
+        ``local``); None: they are normalised.
+    local : LocalSpatial | None, default: None
+        Local inference (:mod:`~spikeinterface_vqcompress.esort.local`): each gated window through the
+        spatial layer of the channels near its centre channels only. Needs the gate. None: the whole
+        spatial layer on every gated window.
 
     Returns
     -------
     sample_indices, unit_indices : np.ndarray
         Spike samples (sorted) and the index of their unit (a column of the network's head).
     """
+    from spikeinterface_vqcompress.esort.local import forward_local, window_centres
+
     model.eval()
+    if local is not None and gate_threshold is None:
+        raise ValueError("local inference needs the amplitude gate (its crossings give each window's centre "
+                         "channel): set gate_threshold, or spatial_radius_um=None to run the whole network")
+    scale = torch.ones(model.config["num_channels"]) if noise is None else torch.from_numpy(
+        1.0 / np.asarray(noise, dtype=np.float32))
     check_gate_peak_sign(gate_peak_sign)
     check_inference_dtype(inference_dtype)
     stride = int(stride)
     device = torch.device(device)
+    scale = scale.to(device)
     kernel_points = max(1, kernel_size // stride)
     kernel_points += 1 - kernel_points % 2  # odd
     kernel = triangular_kernel(kernel_points).to(device)
@@ -203,6 +220,25 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
     half_window = window // 2
     pad_rows = kernel_points // 2 + distance_rows
     chunk_num_samples = max(stride, (int(chunk_num_samples) // stride) * stride)
+
+    def network(traces):
+        """``(rows, units)`` probabilities of every window of a chunk (0 where the gate is closed)."""
+        probabilities = traces.new_zeros(((len(traces) - window) // stride + 1, model.head.out_features))
+        if local is not None:
+            rows, centres = window_centres(traces, gate_threshold / scale, local.near, window, stride,
+                                           gate_margin_samples, gate_peak_sign)
+            if len(rows):
+                pairs = forward_local(model, traces, rows, centres, local, scale, stride=stride)
+                probabilities.scatter_reduce_(0, rows[:, None].expand_as(pairs), pairs, "amax")
+            return probabilities
+        if noise is not None:
+            traces = traces * scale
+        if gate_threshold is None:
+            return model.forward_traces(traces, stride=stride, dtype=inference_dtype)
+        rows = candidate_rows(traces, window, stride, gate_threshold, gate_margin_samples, gate_peak_sign)
+        if len(rows):
+            probabilities[rows] = model.forward_rows(traces, rows, stride=stride, dtype=inference_dtype)
+        return probabilities
 
     def chunk(start):
         end = min(start + chunk_num_samples, num_samples)
@@ -216,13 +252,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
             traces = np.pad(traces, ((before, after), (0, 0)))
         with torch.no_grad():
             traces = torch.from_numpy(traces).to(device)
-            if gate_threshold is None:
-                probabilities = model.forward_traces(traces, stride=stride, dtype=inference_dtype)
-            else:
-                rows = candidate_rows(traces, window, stride, gate_threshold, gate_margin_samples, gate_peak_sign)
-                probabilities = traces.new_zeros(((len(traces) - window) // stride + 1, model.head.out_features))
-                if len(rows):
-                    probabilities[rows] = model.forward_rows(traces, rows, stride=stride, dtype=inference_dtype)
+            probabilities = network(traces)
             smoothed = smooth_probabilities(probabilities, kernel)  # rows: centres start - distance_rows * stride ...
             rows, units = pick_peaks(smoothed, threshold, distance_rows)  # rows relative to start
         return rows.cpu().numpy().astype(np.int64) * stride + start, units.cpu().numpy().astype(np.int64)

@@ -24,7 +24,7 @@ from spikeinterface.sorters import BaseSorter
 
 from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_MARGIN_SAMPLES, DEFAULT_GATE_PEAK_SIGN, DEFAULT_GATE_THRESHOLD,
                                                       DEFAULT_LABEL_DURATION_S, DEFAULT_LABEL_SORTER, DEFAULT_MAX_SPIKES_PER_UNIT,
-                                                      DEFAULT_MAX_STEPS, DEFAULT_SYNTHETIC_FRACTION,
+                                                      DEFAULT_MAX_STEPS, DEFAULT_SPATIAL_RADIUS_UM, DEFAULT_SYNTHETIC_FRACTION,
                                                       DEFAULT_THRESHOLD)
 
 
@@ -74,6 +74,7 @@ class ESortSorter(BaseSorter):
         "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
         "gate_peak_sign": DEFAULT_GATE_PEAK_SIGN,
         "inference_dtype": "float32",
+        "spatial_radius_um": DEFAULT_SPATIAL_RADIUS_UM,
         "num_workers": "auto",
         "device": "auto",
         "num_threads": None,
@@ -132,6 +133,12 @@ class ESortSorter(BaseSorter):
                           "training recordings, benchmarks/results/esort_gate.md",
         "inference_dtype": "Precision of the network's spatial layer when sorting: 'float32' or 'bfloat16' (faster on "
                            "CPUs with AVX512-BF16 or AMX and on GPUs; benchmarks/results/esort_inference.md)",
+        "spatial_radius_um": "Local inference: each gated window goes through the spatial layer of the channels within "
+                             "this radius of its centre channel (a run of channels in depth order), the others at "
+                             "their noise mean; used where those runs are at most half of the channels (64 channels "
+                             "and up on Neuropixels); 100: chosen on tuning recordings, "
+                             "benchmarks/results/esort_inference.md (None: always the whole spatial layer; needs the "
+                             "gate and channel locations)",
         "num_workers": "Chunks sorted at once, each in a thread with one torch thread ('auto': torch's thread count on "
                        "a CPU, at most 8; 1 on a GPU); the spikes do not depend on it",
         "device": "torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:N'",
@@ -175,6 +182,14 @@ class ESortSorter(BaseSorter):
         from spikeinterface_vqcompress.esort.model import check_inference_dtype
 
         check_inference_dtype(params["inference_dtype"])
+        radius = params["spatial_radius_um"]
+        if radius is not None:
+            if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0:
+                raise ValueError(f"spatial_radius_um must be a distance > 0 in um or None (the whole spatial layer), "
+                                 f"got {radius!r}")
+            if params["gate_threshold"] is None:
+                raise ValueError("spatial_radius_um needs the amplitude gate (its crossings give each window's centre "
+                                 "channel): set gate_threshold, or spatial_radius_um=None to run the whole network")
         return params
 
     @classmethod
@@ -234,6 +249,10 @@ class ESortSorter(BaseSorter):
         # 3. sorting
         t0 = time.perf_counter()
         min_distance_samples = max(1, int(round(params["min_distance_ms"] * sampling_frequency / 1000)))
+        # local inference where it at least halves the spatial layer (not on 32-channel probes)
+        spatial_radius_um = params["spatial_radius_um"] if core.local_inference_pays(
+            prepared, params["spatial_radius_um"]) else None
+        info["spatial_radius_um"] = spatial_radius_um
         sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, threshold=params["threshold"],
                                       kernel_size=params["smoothing_kernel_size"],
                                       min_distance_samples=min_distance_samples,
@@ -242,7 +261,8 @@ class ESortSorter(BaseSorter):
                                       gate_margin_samples=params["gate_margin_samples"],
                                       gate_peak_sign=params["gate_peak_sign"],
                                       inference_dtype=params["inference_dtype"],
-                                      num_workers=params["num_workers"])
+                                      num_workers=params["num_workers"],
+                                      spatial_radius_um=spatial_radius_um)
         info["sort_time_s"] = time.perf_counter() - t0
         info["total_time_s"] = time.perf_counter() - t_start
         info["num_spikes"] = int(sum(len(sorting.get_unit_spike_train(u, segment_index=s))
