@@ -273,7 +273,7 @@ def window_centres(traces: torch.Tensor, thresholds: torch.Tensor, near: torch.T
     offset = torch.arange(len(event), device=device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
     keys = (first[event] + offset) * num_channels + channels[event]
     unique_keys, inverse = torch.unique(keys, return_inverse=True)  # sorted: by row, then channel
-    best = torch.zeros(len(unique_keys), dtype=values.dtype).scatter_reduce_(0, inverse, values[event], "amax",
+    best = torch.zeros(len(unique_keys), dtype=values.dtype, device=device).scatter_reduce_(0, inverse, values[event], "amax",
                                                                               include_self=False)
     rows, chans = unique_keys // num_channels, unique_keys % num_channels
     is_centre = _spatial_maxima(rows.cpu().numpy(), chans.cpu().numpy(), best.cpu().numpy(), near.cpu().numpy())
@@ -288,7 +288,7 @@ def forward_local(model: ESortNet, traces: torch.Tensor, rows: torch.Tensor, cen
 
     The windows' samples on each centre's neighbourhood are gathered (a numba kernel on CPUs), the
     temporal layers run on all of them as two matrix products, and the spatial layer as one product
-    per centre channel over the windows sorted by centre.
+    per run of channels (contiguous rows of the weights) over the windows sorted by run.
 
     Parameters
     ----------
