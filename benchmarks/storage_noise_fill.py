@@ -212,9 +212,9 @@ def run_recording(spec, plan, n_jobs, experiment, point_indices=None, real=False
         points = [points[index] for index in point_indices]
     if real:
         points = [scaled_to_noise(config, raw_mad) for config in points]
-    if signal is None:
-        signal = {}
-        for config in points:
+    signal = {} if signal is None else signal
+    for config in points:
+        if codec_label(config) not in signal:
             compressed = compress(recording, codec=config, progress_bar=False)
             signal[codec_label(config)] = {"mad_ratio": bandpassed_mad(compressed) / raw_mad,
                                            "spike_window_fraction": spike_window_fraction(recording, config)}
@@ -402,11 +402,13 @@ def main(argv=None):
         if args.force:
             rows = [row for row in rows if row["recording"] != spec["name"]]
         signal = None
-        for sorter, seeds in parse_plan(args.plan):  # saved after each sorter: a resumed run skips the sorters done
-            if any(row["recording"] == spec["name"] and row["sorter"] == sorter for row in rows):
+        for sorter, seeds in parse_plan(args.plan):  # saved after each sorter: a resumed run skips the points done
+            points = _missing_points(experiment, args.points, args.stage, [
+                row for row in rows if row["recording"] == spec["name"] and row["sorter"] == sorter])
+            if not points:
                 print(f"{spec['name']} {sorter}: in the results already (--force runs it again)")
                 continue
-            new, signal = run_recording(spec, [(sorter, seeds)], args.n_jobs, args.experiment, args.points,
+            new, signal = run_recording(spec, [(sorter, seeds)], args.n_jobs, args.experiment, points,
                                         args.stage == "real", signal)
             if not new:
                 break
@@ -417,6 +419,30 @@ def main(argv=None):
             if command not in saved["commands"]:
                 saved["commands"] = saved["commands"] + [command]
             _write(args, experiment, rows, saved["commands"])
+
+
+def _missing_points(experiment, point_indices, stage, done_rows) -> list:
+    """Indices of the experiment's points (``point_indices``, default all) with no row in ``done_rows``
+    (one recording and sorter); on real recordings, whose points are scaled to their noise, all of them
+    unless some row is there."""
+    from spikeinterface_vqcompress.evaluation import codec_label
+
+    indices = list(range(len(experiment["points"]))) if point_indices is None else list(point_indices)
+    if stage == "real":
+        return [] if done_rows else indices
+    done = [_label_key(row["codec"]) for row in done_rows]
+
+    def measured(index):  # a row's label may also spell out defaults the point leaves out
+        name, parameters = _label_key(codec_label(experiment["points"][index]))
+        return any(name == row_name and parameters <= row_parameters for row_name, row_parameters in done)
+
+    return [index for index in indices if not measured(index)]
+
+
+def _label_key(label: str):
+    """A codec label's name and set of ``key=value`` parameters, whatever their order."""
+    name, _, parameters = label.partition("(")
+    return name, frozenset(item.strip() for item in parameters.rstrip(")").split(",") if item.strip())
 
 
 def _write(args, experiment, rows, commands):
