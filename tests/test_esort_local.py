@@ -88,7 +88,7 @@ def test_window_centres_one_per_spike_and_one_per_distant_spike():
     assert {row * 2 + 30 for row in first} == set(range(192, 210, 2))  # centres within 8 samples of 200 or 201
     both = {row for row, centre in pairs if centre == 2} & {row for row, centre in pairs if centre == 12}
     assert both  # a window holding both distant spikes is computed around each
-    assert torch.equal(torch.unique(rows), candidate_rows(traces / 4.0 * 4.0, 60, 2, 4.0, 8, "neg"))
+    assert torch.equal(torch.unique(rows), candidate_rows(traces, 60, 2, 4.0, 8, "neg"))
     pos_rows, pos_centres = window_centres(-traces, torch.full((16,), 4.0), near, 60, 2, 8, "pos")
     assert set(zip(pos_rows.tolist(), pos_centres.tolist())) == pairs
     empty = window_centres(torch.zeros(600, 16), torch.full((16,), 4.0), near, 60, 2, 8, "both")

@@ -241,14 +241,21 @@ def _channel_locations(recording):
         return None
 
 
+def _local_run_width(recording, radius_um: float | None) -> int | None:
+    """Channels in each local-inference run at ``radius_um`` on ``recording`` (None without a radius or
+    channel locations)."""
+    locations = _channel_locations(recording) if radius_um is not None else None
+    return None if locations is None else channel_windows(locations, radius_um)[2]
+
+
 def local_inference_pays(recording, radius_um: float | None) -> bool:
     """Whether local inference at ``radius_um`` at least halves the spatial layer on ``recording``: its
     runs of channels (:func:`~spikeinterface_vqcompress.esort.local.channel_windows`) are at most half
     of its channels. Below that, gathering the runs costs more than the smaller layer saves
     (Neuronexus-32 at 100 um: runs of 25 of 32 channels, 70x real time against 88x for the whole
     network, ``benchmarks/results/esort_inference.md``). False without a radius or channel locations."""
-    locations = _channel_locations(recording) if radius_um is not None else None
-    return locations is not None and 2 * channel_windows(locations, radius_um)[2] <= recording.get_num_channels()
+    width = _local_run_width(recording, radius_um)
+    return width is not None and 2 * width <= recording.get_num_channels()
 
 
 def build_local_spatial(model: ESortNet, prepared, noise, radius_um: float, num_slices: int = 20,
@@ -303,13 +310,12 @@ def sort_recording(model: ESortNet, prepared, noise, unit_ids, threshold: float 
     from spikeinterface.core import NumpySorting
 
     device = resolve_device(device)
-    model = model.to(device).eval()
     local = None
-    locations = _channel_locations(prepared) if spatial_radius_um is not None else None
-    if locations is not None and channel_windows(locations, spatial_radius_um)[2] < prepared.get_num_channels():
-        local = build_local_spatial(model.cpu(), prepared, noise, spatial_radius_um,
+    width = _local_run_width(prepared, spatial_radius_um)
+    if width is not None and width < prepared.get_num_channels():  # else the runs are the whole probe
+        local = build_local_spatial(model.cpu().eval(), prepared, noise, spatial_radius_um,
                                     dtype=check_inference_dtype(inference_dtype)).to(device)
-        model = model.to(device)
+    model = model.to(device).eval()
     sampling_frequency = prepared.get_sampling_frequency()
     chunk_num_samples = max(1024, int(chunk_duration_s * sampling_frequency))
     unit_ids = np.asarray(unit_ids)

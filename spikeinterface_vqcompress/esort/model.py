@@ -259,19 +259,23 @@ class ESortNet(nn.Module):
 INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
+def _temporal_weights(model: ESortNet):
+    """The temporal layers' weights and biases with their batch norms folded in (inference)."""
+    return (*_fold(model.temporal.linear1, model.temporal.norm1),  # (8, W), (8,)
+            *_fold(model.temporal.linear2, model.temporal.norm2))  # (16, 8), (16,)
+
+
 def temporal_columns(model: ESortNet, samples: torch.Tensor) -> torch.Tensor:
     """The temporal layers (batch norms folded, inference) on ``samples`` ``(W, N)``, one window of one
     channel per column: ``(16, N)`` features."""
-    weight1, bias1 = _fold(model.temporal.linear1, model.temporal.norm1)  # (8, W), (8,)
-    weight2, bias2 = _fold(model.temporal.linear2, model.temporal.norm2)  # (16, 8), (16,)
+    weight1, bias1, weight2, bias2 = _temporal_weights(model)
     h = torch.addmm(bias1[:, None], weight1, samples).relu_()  # (8, N)
     return torch.addmm(bias2[:, None], weight2, h).relu_()  # (16, N)
 
 
 def temporal_rows(model: ESortNet, samples: torch.Tensor) -> torch.Tensor:
     """:func:`temporal_columns` on ``samples`` ``(N, W)``, one window of one channel per row: ``(N, 16)``."""
-    weight1, bias1 = _fold(model.temporal.linear1, model.temporal.norm1)
-    weight2, bias2 = _fold(model.temporal.linear2, model.temporal.norm2)
+    weight1, bias1, weight2, bias2 = _temporal_weights(model)
     h = torch.addmm(bias1, samples, weight1.t()).relu_()  # (N, 8)
     return torch.addmm(bias2, h, weight2.t()).relu_()  # (N, 16)
 

@@ -111,6 +111,14 @@ def check_gate_peak_sign(peak_sign: str) -> str:
     return peak_sign
 
 
+def check_local_gate(local: bool, gate_threshold) -> None:
+    """A ValueError when local inference (``local``) is asked for without the amplitude gate."""
+    if local and gate_threshold is None:
+        raise ValueError("spatial_radius_um needs the amplitude gate: local inference needs the amplitude gate's "
+                         "crossings to find each window's centre channel; set gate_threshold, or spatial_radius_um=None "
+                         "to run the whole network")
+
+
 def candidate_rows(traces: torch.Tensor, window_num_samples: int, stride: int, gate_threshold: float,
                    margin_samples: int, peak_sign: str = DEFAULT_GATE_PEAK_SIGN) -> torch.Tensor:
     """Rows (windows ``[i * stride, i * stride + W)``) whose centre lies within ``margin_samples`` of a
@@ -202,9 +210,7 @@ def detect_spikes(model, get_normalised_traces, num_samples: int, threshold: flo
     from spikeinterface_vqcompress.esort.local import forward_local, window_centres
 
     model.eval()
-    if local is not None and gate_threshold is None:
-        raise ValueError("local inference needs the amplitude gate (its crossings give each window's centre "
-                         "channel): set gate_threshold, or spatial_radius_um=None to run the whole network")
+    check_local_gate(local is not None, gate_threshold)
     scale = torch.ones(model.config["num_channels"]) if noise is None else torch.from_numpy(
         1.0 / np.asarray(noise, dtype=np.float32))
     check_gate_peak_sign(gate_peak_sign)

@@ -175,7 +175,7 @@ class ESortSorter(BaseSorter):
         from spikeinterface_vqcompress.esort.core import check_filter_method
 
         check_filter_method(params["filter_method"])
-        from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign, check_num_workers
+        from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign, check_local_gate, check_num_workers
 
         check_gate_peak_sign(params["gate_peak_sign"])
         check_num_workers(params["num_workers"])
@@ -187,9 +187,7 @@ class ESortSorter(BaseSorter):
             if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0:
                 raise ValueError(f"spatial_radius_um must be a distance > 0 in um or None (the whole spatial layer), "
                                  f"got {radius!r}")
-            if params["gate_threshold"] is None:
-                raise ValueError("spatial_radius_um needs the amplitude gate (its crossings give each window's centre "
-                                 "channel): set gate_threshold, or spatial_radius_um=None to run the whole network")
+        check_local_gate(radius is not None, params["gate_threshold"])
         return params
 
     @classmethod
