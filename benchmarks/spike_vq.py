@@ -214,7 +214,10 @@ def hardware(argv):
     x, y = np.meshgrid(np.arange(32) * 20.0, np.arange(32) * 20.0)
     locations = np.stack([x.ravel(), y.ravel()], axis=1).tolist()
     rows = []
-    for config in ({"id": "spike-vq"}, {"id": "spike-vq", "background_samples": 8192}, {"id": "spike-vq", "residual_step": None}):
+    from spikeinterface_vqcompress.core.registry import PRESETS
+
+    for config in ({"id": "spike-vq"}, {"id": "spike-vq", "background_samples": 8192}, {"id": "spike-vq", "residual_step": None},
+                   PRESETS["implant"].config):
         codec = vq.get_codec({**config, "channel_locations": locations, "snippet_samples": 64})
         with threadpoolctl.threadpool_limits(1):
             start = time.process_time()

@@ -19,25 +19,84 @@ def clustered_features(num_spikes=600, num_features=24, num_units=5, seed=0, app
     return (means[labels] + rng.normal(0, 1, (num_spikes, num_features))).astype(np.float32), labels, means
 
 
-def new_quantiser(num_features=24, residual_step=2.0, rng_seed=1, learning_rate=0.125, codebook_size=16):
+def new_quantiser(num_features=24, residual_step=2.0, rng_seed=1, learning_rate=0.125, codebook_size=16, refine_step=None):
     prior = np.random.default_rng(rng_seed).normal(0, 1, (8, num_features)).astype(np.float32)
     return OnlineSpikeVQ(prior, escape_threshold=4.0, escape_step=1.0, learning_rate=learning_rate,
-                         codebook_size=codebook_size, residual_step=residual_step)
+                         codebook_size=codebook_size, residual_step=residual_step, refine_step=refine_step)
 
 
-@pytest.mark.parametrize("residual_step", [None, 1.0, 3.0])
-def test_decoder_replays_the_encoders_codebook_exactly(residual_step):
+@pytest.mark.parametrize("residual_step,refine_step", [(None, None), (1.0, None), (3.0, None), (3.0, 1.0), (None, 1.0)])
+def test_decoder_replays_the_encoders_codebook_exactly(residual_step, refine_step):
     features, _, _ = clustered_features()
-    indices, residuals, bases, escapes, decoded = new_quantiser(residual_step=residual_step).encode(features)
-    replayed = new_quantiser(residual_step=residual_step).decode(indices, residuals, bases, escapes)
+    encoder = new_quantiser(residual_step=residual_step, refine_step=refine_step)
+    indices, residuals, bases, escapes, refinements, decoded = encoder.encode(features)
+    decoder = new_quantiser(residual_step=residual_step, refine_step=refine_step)
+    replayed = decoder.decode(indices, residuals, bases, escapes, refinements)
     np.testing.assert_array_equal(replayed, decoded)  # bit-identical: the decoder tracks the same codebook
+    np.testing.assert_array_equal(decoder.codebook, encoder.codebook)
     assert len(residuals) == (0 if residual_step is None else len(features) - len(escapes))
+    assert (len(refinements) > 0) == (refine_step is not None)
+
+
+def test_refinement_makes_each_codeword_the_mean_of_its_units_spikes():
+    """A coarse residual (dead zone of 3 noise SD) leaves the codewords biased; the refinement,
+    computed from the original features, brings them to the units' means."""
+    features, labels, means = clustered_features(num_spikes=1500)
+    errors = {}
+    for refine_step in (None, 1.0):
+        quantiser = new_quantiser(residual_step=3.0, refine_step=refine_step)
+        indices = quantiser.encode(features)[0]
+        tail = np.arange(1000, 1500)
+        coded = tail[indices[tail] != quantiser.escape_symbol]
+        errors[refine_step] = ((quantiser.codebook[indices[coded]] - means[labels[coded]]) ** 2).mean()
+    # a codeword holding ~100 spikes is the mean to ~0.1 noise SD; without refinement it keeps its bias
+    assert errors[1.0] < 0.05 and errors[1.0] < 0.25 * errors[None], errors
+
+
+def test_a_channel_escape_threshold_keeps_units_that_differ_on_one_channel_apart():
+    """Two units that differ by 2.5 noise SD on the 4 features of one channel of six: the whole-snippet
+    mean squared error (about 1 + 0.5) lets one codeword code both, and a residual step of 3 erases the
+    difference; the per-channel error (about 1 + 3 on that channel) sends the second unit's first spike
+    as an escape, and from then on each unit has its own codeword."""
+    rng = np.random.default_rng(4)
+    first = np.zeros(24, dtype=np.float32)
+    first[:4] = 8.0
+    second = first.copy()
+    second[4:8] += 2.5  # channel 1 only
+    labels = rng.integers(0, 2, 400)
+    features = (np.stack([first, second])[labels] + rng.normal(0, 1, (400, 24))).astype(np.float32)
+    prior = first[None, :].copy()
+    shared = {}
+    for threshold in (None, 3.0):
+        quantiser = OnlineSpikeVQ(prior, escape_threshold=4.0, escape_step=1.0, learning_rate=0.125, codebook_size=8,
+                                  residual_step=3.0, refine_step=1.0, group_threshold=threshold, num_groups=6)
+        indices, *_ = quantiser.encode(features)
+        tail = slice(200, None)
+        majority = [np.bincount(indices[tail][labels[tail] == unit]).argmax() for unit in (0, 1)]
+        shared[threshold] = majority[0] == majority[1]
+    assert shared == {None: True, 3.0: False}
+
+
+def test_refinement_batches_follow_the_spike_count():
+    from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import MAX_HELD, batch_size, refinement_scale
+
+    assert [batch_size(held) for held in (1, 4, 5, 10, 20, 40, 500)] == [4, 4, 5, 10, 20, 32, 32]
+    weight, unit = refinement_scale(1, 4)
+    assert weight == np.float32(0.8) and unit == np.float32(0.4)
+    assert refinement_scale(10 * MAX_HELD, 32) == refinement_scale(MAX_HELD, 32)  # old spikes fade: drift is followed
+
+
+def test_a_refined_stream_missing_its_updates_is_refused():
+    features, _, _ = clustered_features(num_spikes=200)
+    indices, residuals, bases, escapes, refinements, _ = new_quantiser(refine_step=1.0).encode(features)
+    with pytest.raises(ValueError, match="refinements"):
+        new_quantiser(refine_step=1.0).decode(indices, residuals, bases, escapes, refinements[:-1])
 
 
 def test_a_unit_that_appears_gets_a_codeword_at_its_first_spike_and_is_coded_by_index_after():
     features, labels, _ = clustered_features(appear_at=300)
     quantiser = new_quantiser()
-    indices, _, _, escapes, _ = quantiser.encode(features)
+    indices, _, _, escapes, _, _ = quantiser.encode(features)
     unit_spikes = np.flatnonzero(labels == 0)
     assert indices[unit_spikes[0]] == quantiser.escape_symbol  # a new unit: escape
     assert np.mean(indices[unit_spikes[3:]] != quantiser.escape_symbol) > 0.95  # then its codeword
@@ -64,7 +123,7 @@ def test_coarser_residual_steps_send_fewer_nonzero_values():
 
 def test_damaged_streams_are_refused_by_the_quantiser():
     features, _, _ = clustered_features(num_spikes=50)
-    indices, residuals, bases, escapes, _ = new_quantiser().encode(features)
+    indices, residuals, bases, escapes, _, _ = new_quantiser().encode(features)
     with pytest.raises(ValueError, match="more escapes announced"):
         new_quantiser().decode(indices, residuals, bases[:0], escapes[:0])
     bad = indices.copy()
@@ -117,7 +176,7 @@ def generated():
 
 
 @pytest.mark.parametrize("config", [{"id": "spike-vq", "residual_step": None}, {"id": "spike-vq"},
-                                    {"id": "spike-pca", "step": 1.0}])
+                                    {"id": "spike-vq", "refine_step": 1.0}, {"id": "spike-pca", "step": 1.0}])
 def test_spike_codecs_rebuild_the_spikes_from_the_real_bytes(generated, config, tmp_path):
     import spikeinterface_vqcompress as vq
     from spikeinterface_vqcompress.core.codecs.spike_cae.detection import estimate_noise_levels
@@ -227,11 +286,11 @@ def test_hardware_profile_counts_the_online_learning():
     assert get_codec("spike-pca").hardware_profile(32, 30000.0).algorithmic_latency_chunks == 1
 
 
-@pytest.mark.parametrize("codec_id", ["spike-vq", "spike-pca"])
-def test_mutated_payloads_raise_only_our_error(generated, codec_id):
+@pytest.mark.parametrize("codec_id,params", [("spike-vq", {}), ("spike-vq", {"refine_step": 1.0}), ("spike-pca", {})])
+def test_mutated_payloads_raise_only_our_error(generated, codec_id, params):
     from spikeinterface_vqcompress import get_codec
 
-    codec = get_codec(codec_id).with_recording(generated)
+    codec = get_codec(codec_id, **params).with_recording(generated)
     traces = generated.get_traces(end_frame=15000)
     data = codec.encode(traces)
     rng = np.random.default_rng(3)

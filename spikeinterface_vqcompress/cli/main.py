@@ -46,7 +46,8 @@ DEMO_CODECS = [
     {"id": "bit-truncation", "num_bits": 5},
     {"id": "broadband"},                     # ours, lossless
     {"id": "broadband", "max_error": 8},     # ours, near-lossless
-    {"id": "spike-vq", "residual_step": 3.0},  # the implant preset: spike codewords learned on the probe
+    # the implant preset: spike codewords learned on the probe
+    {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 3.0},
 ]
 
 

@@ -20,6 +20,13 @@ def pack_parts(parts: list[bytes]) -> bytes:
     return header + b"".join(parts)
 
 
+def part_count(data: bytes, codec_id: str) -> int:
+    """The number of parts a :func:`pack_parts` frame declares (for formats whose later versions add parts)."""
+    if len(data) < 4:
+        raise CorruptDataError(f"{codec_id}: chunk of {len(data)} bytes is too short to hold its stream table")
+    return _U32.unpack_from(data, 0)[0]
+
+
 def unpack_parts(data: bytes, expected_count: int, codec_id: str) -> list[bytes]:
     """Inverse of :func:`pack_parts`, with every length checked against the buffer."""
     data = memoryview(data)

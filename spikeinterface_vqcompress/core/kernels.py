@@ -28,6 +28,7 @@ def compile_kernels() -> float:
     ramp = (np.arange(64, dtype=np.int16)[:, None] % 7 - 3) * np.array([[1, -1]], dtype=np.int16)
     estimate_background(ramp, 2)
     estimate_background(ramp, 2, exclude_mask=np.zeros(ramp.shape, dtype=bool))
-    OnlineSpikeVQ(np.zeros((2, 9), dtype=np.float32), 4.0, 2.0, 0.125, residual_step=3.0).encode(np.ones((3, 9), dtype=np.float32))
+    OnlineSpikeVQ(np.zeros((2, 9), dtype=np.float32), 4.0, 2.0, 0.125, residual_step=3.0, refine_step=1.0,
+                  group_threshold=3.0, num_groups=3).encode(np.ones((3, 9), dtype=np.float32))
     sos_filtfilt_detrended(np.ones((8, 2), dtype=np.float32), np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]]))
     return time.perf_counter() - start

@@ -27,7 +27,10 @@ Payload (framed by :func:`~spikeinterface_vqcompress.core.framing.pack_parts`):
 
 - spike-vq: ``f32 sigma`` | codeword indices (:func:`~..entropy.integers.encode_indices`, codebook
   size + 1 symbols, the last one the escape) | residuals (:func:`~..entropy.integers.encode_integers`)
-  | escape bases (indices, the last symbol "from zero") | escape differences (integers)
+  | escape bases (indices, the last symbol "from zero") | escape differences (integers); with
+  codeword refinement the first part is ``f32 sigma, f32 refine_step`` and a sixth part follows:
+  ``u32 count`` and the count x features quantised codeword updates (integers). A five-part chunk
+  (written without refinement, or by an earlier version) decodes as before.
 - spike-pca: ``f32 sigma, u8 components`` | basis (float16, components x snippet samples) |
   coefficients (:func:`~..entropy.integers.encode_integers`)
 """
@@ -47,12 +50,14 @@ from spikeinterface_vqcompress.core.codecs.spike_cae.footprint import TEMPLATE_E
 from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import OnlineSpikeVQ
 from spikeinterface_vqcompress.core.entropy.integers import decode_indices, decode_integers, encode_indices, encode_integers
 from spikeinterface_vqcompress.core.errors import CorruptDataError
-from spikeinterface_vqcompress.core.framing import pack_parts, unpack_parts
+from spikeinterface_vqcompress.core.framing import pack_parts, part_count, unpack_parts
 
 #: Snippet duration and trough position of both codecs (the shipped prior's 96 samples at 30 kHz).
 SNIPPET_DURATION_MS = 3.2
 TROUGH_FRACTION = 1.0 / 3.0
 _SIGMA = struct.Struct("<f")
+_SIGMA_REFINED = struct.Struct("<ff")  # sigma, refine_step: a refined chunk (six parts)
+_COUNT = struct.Struct("<I")
 #: How the encoder picks the channels of each spike (the ``footprint`` parameter).
 FOOTPRINTS = ("learned", "peak")
 #: Largest stage-1 codebook (codewords past the prior's start empty and fill with the recording's units).
@@ -270,7 +275,20 @@ class SpikeVQCodec(_SpikeFeatureCodec):
     escape_step : float, default: 2.0
         Dead-zone quantiser step of escape features, in noise standard deviations.
     learning_rate : float, default: 0.125
-        Rate at which a codeword moves towards each decoded spike it codes (with a residual).
+        Rate at which a codeword moves towards each decoded spike it codes (with a residual and no
+        ``refine_step``).
+    channel_escape_threshold : float | None, default: None
+        Also an escape: a spike whose mean squared feature error to its nearest codeword exceeds this on
+        any one channel (noise variances). The whole-snippet mean (``escape_threshold``) dilutes a
+        difference that lies on a few channels: small units then share a codeword (on the tuning
+        recording 12 of 20 units' spikes went mostly to a codeword they shared with other units), the
+        coarse residual erases what tells them apart, and sorters merge them. None: off.
+    refine_step : float | None, default: None
+        Codeword refinement: the encoder sends each codeword's running-mean update after every batch of
+        its spikes (4, then as many as it holds, at most 32), computed from the original features and
+        dead-zone quantised with this step in units of the update's noise level (side information,
+        counted in the ratio); the codewords become the means of their units' spikes instead of staying
+        where a coarse residual leaves them. None: the EMA towards the decoded spikes.
     prior : str, default: "nn-16x96"
         Shipped prior (temporal basis and starting codebook) or the path of one.
     threshold_sd, exclude_sweep_samples, radius_um, ar_order, spatial_rank, taper_samples, background_samples
@@ -307,7 +325,9 @@ class SpikeVQCodec(_SpikeFeatureCodec):
     description = "spike snippets -> codebook learned online from the recording's own spikes + quantised residual + synthesised background"
 
     def __init__(self, residual_step: float | None = 3.0, codebook_size: int = 256, escape_threshold: float = 4.0,
-                 escape_step: float = 2.0, learning_rate: float = 0.125, prior: str = "nn-16x96", threshold_sd: float = 4.5,
+                 escape_step: float = 2.0, learning_rate: float = 0.125, channel_escape_threshold: float | None = None,
+                 refine_step: float | None = None,
+                 prior: str = "nn-16x96", threshold_sd: float = 4.5,
                  exclude_sweep_samples: int = 8, radius_um: float = 50.0, snippet_channels: int = 16,
                  snippet_samples: int | None = None, trough_sample: int | None = None, ar_order: int = 6,
                  spatial_rank: int = 0, taper_samples: int = 4, channel_locations: list[list[float]] | None = None,
@@ -322,12 +342,19 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         check_range(codec_id, "escape_threshold", float(escape_threshold), 0, exclusive_minimum=True, unit="noise variances")
         check_range(codec_id, "escape_step", float(escape_step), 0, exclusive_minimum=True, unit="noise standard deviations")
         check_range(codec_id, "learning_rate", float(learning_rate), 0, 1)
+        check_range(codec_id, "channel_escape_threshold", None if channel_escape_threshold is None else float(channel_escape_threshold),
+                    0, exclusive_minimum=True, allow_none=True, unit="noise variances")
+        check_range(codec_id, "refine_step", None if refine_step is None else float(refine_step), 0, exclusive_minimum=True,
+                    allow_none=True, unit="noise levels of the update")
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
                                            background_samples, bandpass_hz, sampling_frequency, footprint, footprint_map)
         super().__init__(residual_step=None if residual_step is None else float(residual_step), codebook_size=int(codebook_size),
                          escape_threshold=float(escape_threshold), escape_step=float(escape_step),
-                         learning_rate=float(learning_rate), prior=str(prior), **front_end, background="synthesised")
+                         learning_rate=float(learning_rate),
+                         channel_escape_threshold=None if channel_escape_threshold is None else float(channel_escape_threshold),
+                         refine_step=None if refine_step is None else float(refine_step),
+                         prior=str(prior), **front_end, background="synthesised")
         self.params["footprint_groups"] = 1
         self._prior = prior_data
 
@@ -346,7 +373,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         _, samples, _ = self.snippet_shape()
         return resample_basis(self._prior["basis"], samples)
 
-    def _quantiser(self) -> OnlineSpikeVQ:
+    def _quantiser(self, refine_step: float | None = None) -> OnlineSpikeVQ:
         channels, _, _ = self.snippet_shape()
         components = self.num_components
         # the prior's features are (its channels, M) row-major, channels by distance from the peak: a
@@ -356,24 +383,33 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         prior = np.pad(prior, ((0, 0), (0, channels - prior.shape[1]), (0, 0)))
         return OnlineSpikeVQ(prior.reshape(len(prior), channels * components), self.params["escape_threshold"],
                              self.params["escape_step"], self.params["learning_rate"], codebook_size=self.params["codebook_size"],
-                             residual_step=self.params["residual_step"])
+                             residual_step=self.params["residual_step"], refine_step=refine_step,
+                             group_threshold=self.params.get("channel_escape_threshold"), num_groups=channels)
 
     def _encode_payload(self, snippets, noise_levels, traces):
         basis = self._basis()
         sigma = self._noise_scale(traces, basis)
-        quantiser = self._quantiser()
-        indices, residuals, bases, escapes, _ = quantiser.encode(self._features(snippets, basis, sigma))
-        return pack_parts([_SIGMA.pack(sigma), encode_indices(indices, quantiser.codebook_size + 1),
-                           encode_integers(residuals), encode_indices(bases, quantiser.codebook_size + 1),
-                           encode_integers(escapes)])
+        refine_step = self.params.get("refine_step")
+        quantiser = self._quantiser(refine_step)
+        indices, residuals, bases, escapes, refinements, _ = quantiser.encode(self._features(snippets, basis, sigma))
+        parts = [_SIGMA.pack(sigma), encode_indices(indices, quantiser.codebook_size + 1), encode_integers(residuals),
+                 encode_indices(bases, quantiser.codebook_size + 1), encode_integers(escapes)]
+        if refine_step is not None:  # the stream says it is refined, and with which step: the decoder needs no parameter
+            parts[0] = _SIGMA_REFINED.pack(sigma, refine_step)
+            parts.append(_COUNT.pack(len(refinements)) + encode_integers(refinements))
+        return pack_parts(parts)
 
     def _decode_payload(self, payload, num_spikes, num_channels):
-        quantiser = self._quantiser()
-        header, index_bytes, residual_bytes, base_bytes, escape_bytes = unpack_parts(payload, 5, self.codec_id)
-        if len(header) != _SIGMA.size:
+        refined = part_count(payload, self.codec_id) == 6
+        parts = unpack_parts(payload, 6 if refined else 5, self.codec_id)
+        header, index_bytes, residual_bytes, base_bytes, escape_bytes = parts[:5]
+        if len(header) != (_SIGMA_REFINED if refined else _SIGMA).size:
             raise CorruptDataError(f"{self.codec_id}: payload header has the wrong size")
-        (sigma,) = _SIGMA.unpack(header)
+        sigma, refine_step = _SIGMA_REFINED.unpack(header) if refined else (_SIGMA.unpack(header)[0], None)
         self._check_sigma(sigma)
+        if refine_step is not None and not (np.isfinite(refine_step) and 0 < refine_step < 1e3):
+            raise CorruptDataError(f"{self.codec_id}: the chunk's refinement step {refine_step!r} is impossible; the data is damaged")
+        quantiser = self._quantiser(refine_step)
         indices = decode_indices(index_bytes, num_spikes, quantiser.codebook_size + 1, self.codec_id)
         num_escapes = int((indices == quantiser.escape_symbol).sum())
         num_coded = 0 if self.params["residual_step"] is None else num_spikes - num_escapes
@@ -381,8 +417,16 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         residuals = decode_integers(residual_bytes, num_coded * width, self.codec_id).reshape(num_coded, width)
         bases = decode_indices(base_bytes, num_escapes, quantiser.codebook_size + 1, self.codec_id)
         escapes = decode_integers(escape_bytes, num_escapes * width, self.codec_id).reshape(num_escapes, width)
+        refinements = None
+        if refined:  # the updates' count leads their stream (it is known only by replaying the codebook)
+            if len(parts[5]) < _COUNT.size:
+                raise CorruptDataError(f"{self.codec_id}: the codeword refinements are truncated; the data is damaged")
+            (count,) = _COUNT.unpack_from(parts[5])
+            if count > num_spikes:
+                raise CorruptDataError(f"{self.codec_id}: the chunk claims more codeword refinements than spikes; the data is damaged")
+            refinements = decode_integers(parts[5][_COUNT.size:], count * width, self.codec_id).reshape(count, width)
         try:
-            features = quantiser.decode(indices, residuals, bases, escapes)
+            features = quantiser.decode(indices, residuals, bases, escapes, refinements)
         except ValueError as error:
             raise CorruptDataError(f"{self.codec_id}: the code indices do not fit the codebook ({error}); the data is damaged") from error
         return self._snippets(features, self._basis(), sigma)
@@ -394,14 +438,19 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         components = self.num_components
         width = channels * components
         codewords = self.params["codebook_size"]
+        refined = self.params.get("refine_step") is not None
+        learning = (f"the exact residual summed into its codeword's batch ({width} adds; each batch of 4-32 spikes "
+                    f"ends with a running-mean update: {width} MACs and a dead-zone quantiser, counted per spike)"
+                    if refined else f"one EMA codeword update of {width} features")
         return self._front_end_profile(
-            {"mac": channels * samples * components + codewords * width + width,  # transform, search, EMA update
-             "compare": codewords + width, "add": 2 * width},  # argmin; dead-zone quantiser; residual, codeword update
-            parameter_count=codewords * width + samples * components, latency_chunks=0.0,
+            {"mac": channels * samples * components + codewords * width + width,  # transform, search, EMA / refinement update
+             "compare": codewords + width + (width if refined else 0),  # argmin; dead-zone quantiser(s)
+             "add": (3 if refined else 2) * width},  # residual, codeword update (+ the batch sum)
+            parameter_count=codewords * width * (2 if refined else 1) + samples * components, latency_chunks=0.0,
             notes=(f"per spike: projection on {components} temporal components per channel ({channels} x {samples} x "
                    f"{components} MACs), nearest-codeword search over {codewords} codewords of {width} features, the "
-                   f"dead-zone quantised residual and one EMA codeword update of {width} features (the online "
-                   f"learning); codebook held at 8 bits ({codewords * width} values); rANS coding not counted"))
+                   f"dead-zone quantised residual and {learning} (the online learning); codebook held at 8 bits "
+                   f"({codewords * width} values{', and as many batch sums' if refined else ''}); rANS coding not counted"))
 
 
 class SpikePCACodec(_SpikeFeatureCodec):

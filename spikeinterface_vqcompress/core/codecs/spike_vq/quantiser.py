@@ -19,10 +19,23 @@ in time order:
   quantiser of step ``residual_step`` (noise standard deviations; None sends no residual: the spike
   is its codeword). The step is the rate knob: a coarse step sends little more than the index,
   a fine one approaches the snippet's features.
+- with ``refine_step`` (codeword refinement), the codewords learn from the encoder's *original*
+  features instead of the decoded ones: the encoder sums, per codeword, the exact residuals of the
+  spikes it codes, and after each batch (:func:`batch_size`: 4 spikes, then as many as the codeword
+  already holds, at most 32) it sends the running-mean update ``w * mean(residuals)``
+  (``w = batch / (held + batch)``, ``held`` capped at :data:`MAX_HELD` so that a codeword keeps
+  following a drifting unit), dead-zone quantised with step ``refine_step`` times the update's own
+  noise level (``w / sqrt(batch)`` noise standard deviations). Both sides count the spikes, so the
+  decoder knows when each update comes and what step it has: the stream holds only its values. A
+  coarse residual (a dead zone of 3 noise SD) leaves the codeword where the escape put it, biased by
+  up to a noise SD per feature, and every codeword of a unit biased its own way; the refinement makes
+  a codeword the mean of its spikes, to the precision its spike count allows. The EMA update
+  (``learning_rate``) is then off.
 
-Every update uses only what the decoder has (the indices, residuals and escape features), so the
-decoder replays the encoder's codebook exactly: both apply the same elementwise float32 operations
-in the same order (no sums whose order could differ between machines): the codebooks are bit-identical.
+Every update uses only what the decoder has (the indices, residuals, escape features and
+refinements), so the decoder replays the encoder's codebook exactly: both apply the same elementwise
+float32 operations in the same order (no sums whose order could differ between machines): the
+codebooks are bit-identical.
 """
 
 from __future__ import annotations
@@ -32,7 +45,22 @@ import numpy as np
 
 #: Largest quantised escape or residual value (int16 payload).
 INTEGER_LIMIT = 32767
+#: Spikes of the first refinement batch of a codeword, and the most in any batch.
+FIRST_BATCH, MAX_BATCH = 4, 32
+#: Most spikes a codeword's running mean weighs (older ones fade: a drifting unit is followed).
+MAX_HELD = 128
 
+
+def batch_size(held: int) -> int:
+    """Spikes in the next refinement batch of a codeword that already holds ``held`` spikes."""
+    return int(min(max(held, FIRST_BATCH), MAX_BATCH))
+
+
+def refinement_scale(held: int, batch: int) -> tuple[np.float32, np.float32]:
+    """``(weight, step unit)`` of a batch: the running-mean weight ``batch / (held + batch)`` and the
+    update's noise standard deviation ``weight / sqrt(batch)`` (float32, the same on both sides)."""
+    weight = np.float32(batch / (min(held, MAX_HELD) + batch))
+    return weight, np.float32(weight / np.sqrt(np.float32(batch)))
 
 
 def deadzone_quantise(values: np.ndarray, step: float) -> np.ndarray:
@@ -133,10 +161,20 @@ class OnlineSpikeVQ:
         Codewords; None: the prior's count.
     residual_step : float | None, default: None
         Dead-zone quantiser step of the residuals (noise standard deviations); None: no residual.
+    refine_step : float | None, default: None
+        Codeword refinement (module docstring): dead-zone step of each batch's running-mean update,
+        in units of the update's own noise level; None: no refinement (the EMA on decoded features).
+    group_threshold : float | None, default: None
+        Also an escape: a spike whose mean squared error to its nearest codeword exceeds this within
+        any one of ``num_groups`` equal groups of features (a snippet's channels). Encoder only: the
+        decoder reads escapes from the stream. None: the whole-vector test alone.
+    num_groups : int, default: 1
+        Groups for ``group_threshold`` (the number of features must divide by it).
     """
 
     def __init__(self, prior: np.ndarray, escape_threshold: float, escape_step: float, learning_rate: float,
-                 codebook_size: int | None = None, residual_step: float | None = None):
+                 codebook_size: int | None = None, residual_step: float | None = None, refine_step: float | None = None,
+                 group_threshold: float | None = None, num_groups: int = 1):
         prior = np.asarray(prior, dtype=np.float32)
         size = len(prior) if codebook_size is None else int(codebook_size)
         self.codebook = np.zeros((size, prior.shape[1]), dtype=np.float32)
@@ -151,6 +189,14 @@ class OnlineSpikeVQ:
         # least recently used first: empty slots, then the prior's codewords in reverse order, before any spike
         self.last_used = np.where(self.valid, -np.arange(size, 0, -1, dtype=np.int64), -2 * size - np.arange(size, 0, -1))
         self.count = 0
+        self.refine_step = None if refine_step is None else np.float32(refine_step)
+        self.group_threshold = None if group_threshold is None else float(group_threshold)
+        self.num_groups = int(num_groups)
+        # refinement state: spikes each codeword holds (an escape or a prior codeword counts as one),
+        # spikes in its open batch, and (encoder only) the sum of their exact residuals
+        self.held = np.ones(size, dtype=np.int64)
+        self.in_batch = np.zeros(size, dtype=np.int64)
+        self.batch_sum = np.zeros((size, prior.shape[1]), dtype=np.float64)
 
     @property
     def codebook_size(self) -> int:
@@ -177,16 +223,35 @@ class OnlineSpikeVQ:
         self.valid[slot] = True
         self.last_used[slot] = self.count
         self.count += 1
+        self.held[slot], self.in_batch[slot] = 1, 0
+        self.batch_sum[slot] = 0.0
         return decoded, slot
 
     def _coded(self, index: int, residual: np.ndarray | None) -> np.ndarray:
         decoded = self.codebook[index].copy()
         if residual is not None:
             decoded += deadzone_reconstruct(residual, self.residual_step)
-            self.codebook[index] += self.learning_rate * (decoded - self.codebook[index])
+            if self.refine_step is None:
+                self.codebook[index] += self.learning_rate * (decoded - self.codebook[index])
         self.last_used[index] = self.count
         self.count += 1
         return decoded
+
+    def _batch_closes(self, index: int) -> bool:
+        """Count a coded spike of ``index``; True when its refinement batch is full (an update is due)."""
+        if self.refine_step is None:
+            return False
+        self.in_batch[index] += 1
+        return bool(self.in_batch[index] >= batch_size(int(self.held[index])))
+
+    def _refine(self, index: int, quantised: np.ndarray) -> None:
+        """Apply a batch's quantised running-mean update to codeword ``index`` and open the next batch."""
+        batch = int(self.in_batch[index])
+        _, unit = refinement_scale(int(self.held[index]), batch)
+        self.codebook[index] += deadzone_reconstruct(quantised, self.refine_step * unit)
+        self.held[index] = min(int(self.held[index]) + batch, MAX_HELD)
+        self.in_batch[index] = 0
+        self.batch_sum[index] = 0.0
 
     # -- encoder -----------------------------------------------------------------------------------
     def encode(self, features: np.ndarray):
@@ -203,6 +268,9 @@ class OnlineSpikeVQ:
             ``(num_escapes,)`` int64 base of each escape: a codeword or :attr:`no_base`.
         escapes : np.ndarray
             ``(num_escapes, num_features)`` int64 quantised escape differences, in order.
+        refinements : np.ndarray
+            ``(num_refinements, num_features)`` int64 quantised codeword updates, in order (no rows
+            without ``refine_step``).
         decoded : np.ndarray
             ``(n, num_features)`` float32 features the decoder will rebuild.
         """
@@ -210,7 +278,7 @@ class OnlineSpikeVQ:
         num_features = self.codebook.shape[1]
         indices = np.zeros(len(features), dtype=np.int64)
         decoded = np.zeros_like(features)
-        escapes, residuals, bases = [], [], []
+        escapes, residuals, bases, refinements = [], [], [], []
         # the search: ((codebook - v) ** 2).mean(1), the same float32 values from a kernel on a transposed copy
         codebook_t = np.ascontiguousarray(self.codebook.T)
         plan = _pairwise_plan(num_features)
@@ -221,7 +289,9 @@ class OnlineSpikeVQ:
             if not self.valid.all():
                 errors[~self.valid] = np.inf
             index = int(np.argmin(errors))
-            if not errors[index] <= self.escape_threshold:
+            if not errors[index] <= self.escape_threshold or (
+                    self.group_threshold is not None and
+                    ((vector - self.codebook[index]) ** 2).reshape(self.num_groups, -1).mean(axis=1).max() > self.group_threshold):
                 base = index if errors[index] < (vector ** 2).mean() else self.no_base
                 reference = self.codebook[base] if base != self.no_base else 0.0
                 quantised = deadzone_quantise(vector - reference, self.escape_step)
@@ -232,22 +302,36 @@ class OnlineSpikeVQ:
                 codebook_t[:, slot] = self.codebook[slot]
                 continue
             residual = None
+            exact = vector - self.codebook[index]
             if self.residual_step is not None:
-                residual = deadzone_quantise(vector - self.codebook[index], self.residual_step)
+                residual = deadzone_quantise(exact, self.residual_step)
                 residuals.append(residual)
             indices[row] = index
             decoded[row] = self._coded(index, residual)
+            if self.refine_step is not None:
+                self.batch_sum[index] += exact
+                if self._batch_closes(index):
+                    batch = int(self.in_batch[index])
+                    weight, unit = refinement_scale(int(self.held[index]), batch)
+                    update = (self.batch_sum[index] / batch).astype(np.float32) * weight
+                    quantised = deadzone_quantise(update, self.refine_step * unit)
+                    refinements.append(quantised)
+                    self._refine(index, quantised)
             codebook_t[:, index] = self.codebook[index]
         return (indices, np.array(residuals, dtype=np.int64).reshape(-1, num_features), np.array(bases, dtype=np.int64),
-                np.array(escapes, dtype=np.int64).reshape(-1, num_features), decoded)
+                np.array(escapes, dtype=np.int64).reshape(-1, num_features),
+                np.array(refinements, dtype=np.int64).reshape(-1, num_features), decoded)
 
     # -- decoder -----------------------------------------------------------------------------------
-    def decode(self, indices: np.ndarray, residuals: np.ndarray, bases: np.ndarray, escapes: np.ndarray) -> np.ndarray:
+    def decode(self, indices: np.ndarray, residuals: np.ndarray, bases: np.ndarray, escapes: np.ndarray,
+               refinements: np.ndarray | None = None) -> np.ndarray:
         """Inverse of :meth:`encode`: ``(n, num_features)`` float32 decoded features.
 
         Raises ValueError when the stream names an empty codeword or runs out of rows (damaged data)."""
         decoded = np.zeros((len(indices), self.codebook.shape[1]), dtype=np.float32)
-        escape_row = residual_row = 0
+        escape_row = residual_row = refinement_row = 0
+        if refinements is None:
+            refinements = np.zeros((0, self.codebook.shape[1]), dtype=np.int64)
         for row, index in enumerate(np.asarray(indices, dtype=np.int64).tolist()):
             if index == self.escape_symbol:
                 if escape_row >= len(escapes) or escape_row >= len(bases):
@@ -267,6 +351,11 @@ class OnlineSpikeVQ:
                 residual = residuals[residual_row]
                 residual_row += 1
             decoded[row] = self._coded(index, residual)
+            if self._batch_closes(index):
+                if refinement_row >= len(refinements):
+                    raise ValueError("more codeword refinements needed than sent")
+                self._refine(index, refinements[refinement_row])
+                refinement_row += 1
         return decoded
 
 
