@@ -374,7 +374,7 @@ def test_compress_with_every_preset_records_the_resolved_codec(tmp_path):
     recording.set_channel_gains(0.195)
     recording.set_channel_offsets(0.0)
     raw = recording.get_traces()
-    implant = {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 3.0}
+    implant = {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 4.0}
     for preset, expected in [("archive", {"id": "broadband", "max_error": 0}),
                              ("storage", {"id": "broadband", "max_error": 16}), ("implant", implant)]:
         path = tmp_path / f"{preset}.vqc"

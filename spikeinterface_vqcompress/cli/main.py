@@ -47,7 +47,7 @@ DEMO_CODECS = [
     {"id": "broadband"},                     # ours, lossless
     {"id": "broadband", "max_error": 8},     # ours, near-lossless
     # the implant preset: spike codewords learned on the probe
-    {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 3.0},
+    {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 4.0},
 ]
 
 

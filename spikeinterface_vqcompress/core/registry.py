@@ -77,13 +77,13 @@ PRESETS = {
     ),
     "implant": Preset(
         "implant",
-        {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 3.0},
+        {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 4.0},
         "N1-budget implant link: spikes as codewords learned on the probe (refined to their units' means) + coarse residual, "
         "background as noise statistics",
-        "497-583x / 855-880x vs int16 on held-out MEArec Neuronexus-32 / Neuropixels-64 (3 recordings each, "
-        "benchmarks/results/spike_vq.md): tridesclous2 (seed 0) -0.086 / -0.014 mean accuracy, false-positive units "
-        "3.7 -> 9.0 / 3.3 -> 9.0 (it does not keep sorting yet: junk units; without refinement 701x / 1287x, -0.151 / -0.063); "
-        "at 1024 ch the N1 link row fails by 7 % (1.07 Mbit/s, benchmarks/results/spike_vq_hardware.md)",
+        "597x / 1013x vs int16 on held-out MEArec Neuronexus-32 / Neuropixels-64 (3 recordings each, "
+        "benchmarks/results/spike_vq.md): tridesclous2 (seed 0) -0.081 / -0.017 mean accuracy, false-positive units "
+        "3.7 -> 9.7 / 3.3 -> 8.0 (it does not keep sorting yet: junk units; without refinement 701x / 1287x, -0.151 / -0.063); "
+        "at 1024 ch every N1 row passes (link 0.94 Mbit/s), encoder 1.4x real time on one core (benchmarks/results/spike_vq_hardware.md)",
     ),
 }
 

@@ -144,6 +144,155 @@ def _mean_squared_errors(codebook_t, vector, plan, partial, errors):
         errors[k] = partial[last, k] / np.float32(num_features)
 
 
+@numba.njit(cache=True)
+def _sum_of_squares(values, start, plan, partial):
+    """``sum(values[start:start + n] ** 2)`` in float32 in numpy's pairwise order (``plan`` of :func:`_pairwise_plan`
+    for ``n`` values; ``partial`` a float32 scratch row of the plan's length)."""
+    accumulators = np.empty(8, dtype=np.float32)
+    for step in range(plan.shape[0]):
+        kind, first, second = plan[step, 0], plan[step, 1], plan[step, 2]
+        if kind == 1:
+            partial[step] = partial[first] + partial[second]
+            continue
+        begin, length = start + first, second
+        if length < 8:
+            partial[step] = np.float32(0.0)
+            for i in range(begin, begin + length):
+                partial[step] += values[i] * values[i]
+            continue
+        for lane in range(8):
+            accumulators[lane] = values[begin + lane] * values[begin + lane]
+        offset = 8
+        while offset < length - length % 8:
+            for lane in range(8):
+                accumulators[lane] += values[begin + offset + lane] * values[begin + offset + lane]
+            offset += 8
+        partial[step] = (((accumulators[0] + accumulators[1]) + (accumulators[2] + accumulators[3]))
+                         + ((accumulators[4] + accumulators[5]) + (accumulators[6] + accumulators[7])))
+        while offset < length:
+            partial[step] += values[begin + offset] * values[begin + offset]
+            offset += 1
+    return partial[plan.shape[0] - 1]
+
+
+@numba.njit(cache=True)
+def _deadzone_quantise_into(values, step, out):
+    """:func:`deadzone_quantise` of float32 ``values`` into the int64 row ``out`` (the same numbers)."""
+    for i in range(values.size):
+        magnitude = min(np.floor(np.abs(values[i]) / step), np.float32(INTEGER_LIMIT))
+        out[i] = np.int64(np.sign(values[i]) * magnitude)
+
+
+@numba.njit(cache=True)
+def _deadzone_add(quantised, step, out):
+    """``out += deadzone_reconstruct(quantised, step)`` in float32, as numpy computes it."""
+    for i in range(quantised.size):
+        q = quantised[i]
+        out[i] += np.float32(np.float64(np.sign(q)) * (np.float64(np.abs(q)) + 0.5)) * step
+
+
+@numba.njit(cache=True)
+def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_batch, batch_sum, count, escape_threshold,
+                   escape_step, learning_rate, residual_step, refine_step, group_threshold, num_groups, plan, partial, errors,
+                   group_plan, group_partial, zeros_t, indices, residuals, bases, escapes, refinements, decoded):
+    """The encoder's spike loop of :class:`OnlineSpikeVQ` (the same float32 operations as its Python methods,
+    which the decoder runs): updates the state arrays in place; returns the new spike count and the rows
+    written to ``residuals``, ``escapes`` (and ``bases``) and ``refinements``. ``residual_step``,
+    ``refine_step`` <= 0 and ``group_threshold`` < 0 mean None."""
+    num_spikes, num_features = features.shape
+    num_codewords = codebook.shape[0]
+    width = num_features // num_groups
+    scratch = np.empty(num_features, dtype=np.float32)
+    exact = np.empty(num_features, dtype=np.float32)
+    vector_error = np.empty(1, dtype=np.float32)
+    vector_partial = np.empty((plan.shape[0], 1), dtype=np.float32)
+    num_residuals = num_escapes = num_refinements = 0
+    for row in range(num_spikes):
+        vector = features[row]
+        _mean_squared_errors(codebook_t, vector, plan, partial, errors)
+        index = 0
+        best = errors[0] if valid[0] else np.float32(np.inf)
+        for k in range(1, num_codewords):
+            error = errors[k] if valid[k] else np.float32(np.inf)
+            if error < best:
+                index, best = k, error
+        escape = not best <= escape_threshold
+        if not escape and group_threshold >= 0:
+            for feature in range(num_features):
+                scratch[feature] = vector[feature] - codebook[index, feature]
+            for group in range(num_groups):
+                if _sum_of_squares(scratch, group * width, group_plan, group_partial) / np.float32(width) > group_threshold:
+                    escape = True
+                    break
+        if escape:
+            _mean_squared_errors(zeros_t, vector, plan, vector_partial, vector_error)  # mean(vector ** 2)
+            base = index if best < vector_error[0] else num_codewords
+            quantised = escapes[num_escapes]
+            for feature in range(num_features):
+                scratch[feature] = vector[feature] - (codebook[base, feature] if base < num_codewords else np.float32(0.0))
+            _deadzone_quantise_into(scratch, escape_step, quantised)
+            for feature in range(num_features):
+                scratch[feature] = np.float32(0.0)
+            _deadzone_add(quantised, escape_step, scratch)
+            if base < num_codewords:
+                for feature in range(num_features):
+                    scratch[feature] += codebook[base, feature]
+            slot = 0
+            for k in range(1, num_codewords):
+                if last_used[k] < last_used[slot]:
+                    slot = k
+            for feature in range(num_features):
+                codebook[slot, feature] = scratch[feature]
+                codebook_t[feature, slot] = scratch[feature]
+                decoded[row, feature] = scratch[feature]
+                batch_sum[slot, feature] = 0.0
+            valid[slot] = True
+            last_used[slot] = count
+            count += 1
+            held[slot], in_batch[slot] = 1, 0
+            bases[num_escapes] = base
+            indices[row] = num_codewords
+            num_escapes += 1
+            continue
+        for feature in range(num_features):
+            exact[feature] = vector[feature] - codebook[index, feature]
+            scratch[feature] = codebook[index, feature]
+        if residual_step > 0:
+            residual = residuals[num_residuals]
+            _deadzone_quantise_into(exact, residual_step, residual)
+            num_residuals += 1
+            _deadzone_add(residual, residual_step, scratch)
+            if refine_step <= 0:
+                for feature in range(num_features):
+                    codebook[index, feature] += learning_rate * (scratch[feature] - codebook[index, feature])
+        for feature in range(num_features):
+            decoded[row, feature] = scratch[feature]
+        last_used[index] = count
+        count += 1
+        indices[row] = index
+        if refine_step > 0:
+            for feature in range(num_features):
+                batch_sum[index, feature] += np.float64(exact[feature])
+            in_batch[index] += 1
+            if in_batch[index] >= min(max(held[index], FIRST_BATCH), MAX_BATCH):
+                batch = in_batch[index]
+                weight = np.float32(batch / (min(held[index], MAX_HELD) + batch))
+                step = refine_step * (weight / np.sqrt(np.float32(batch)))
+                for feature in range(num_features):
+                    scratch[feature] = np.float32(batch_sum[index, feature] / batch) * weight
+                update = refinements[num_refinements]
+                _deadzone_quantise_into(scratch, step, update)
+                num_refinements += 1
+                _deadzone_add(update, step, codebook[index])
+                held[index] = min(held[index] + batch, MAX_HELD)
+                in_batch[index] = 0
+                for feature in range(num_features):
+                    batch_sum[index, feature] = 0.0
+        for feature in range(num_features):
+            codebook_t[feature, index] = codebook[index, feature]
+    return count, num_residuals, num_escapes, num_refinements
+
+
 class OnlineSpikeVQ:
     """The encoder/decoder state of one chunk's online vector quantiser.
 
@@ -274,53 +423,30 @@ class OnlineSpikeVQ:
         decoded : np.ndarray
             ``(n, num_features)`` float32 features the decoder will rebuild.
         """
-        features = np.asarray(features, dtype=np.float32)
-        num_features = self.codebook.shape[1]
-        indices = np.zeros(len(features), dtype=np.int64)
-        decoded = np.zeros_like(features)
-        escapes, residuals, bases, refinements = [], [], [], []
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        num_spikes, num_features = len(features), self.codebook.shape[1]
+        if features.ndim != 2 or features.shape[1] != num_features or num_features % self.num_groups:
+            raise ValueError(f"features must be (n, {num_features}) in {self.num_groups} equal groups, got {features.shape}")
+        indices = np.zeros(num_spikes, dtype=np.int64)
+        decoded = np.zeros((num_spikes, num_features), dtype=np.float32)
+        rows = lambda: np.zeros((num_spikes, num_features), dtype=np.int64)  # noqa: E731
+        residuals, escapes, refinements, bases = rows(), rows(), rows(), np.zeros(num_spikes, dtype=np.int64)
         # the search: ((codebook - v) ** 2).mean(1), the same float32 values from a kernel on a transposed copy
         codebook_t = np.ascontiguousarray(self.codebook.T)
         plan = _pairwise_plan(num_features)
-        partial = np.empty((len(plan), self.codebook_size), dtype=np.float32)
-        errors = np.empty(self.codebook_size, dtype=np.float32)
-        for row, vector in enumerate(features):
-            _mean_squared_errors(codebook_t, vector, plan, partial, errors)
-            if not self.valid.all():
-                errors[~self.valid] = np.inf
-            index = int(np.argmin(errors))
-            if not errors[index] <= self.escape_threshold or (
-                    self.group_threshold is not None and
-                    ((vector - self.codebook[index]) ** 2).reshape(self.num_groups, -1).mean(axis=1).max() > self.group_threshold):
-                base = index if errors[index] < (vector ** 2).mean() else self.no_base
-                reference = self.codebook[base] if base != self.no_base else 0.0
-                quantised = deadzone_quantise(vector - reference, self.escape_step)
-                escapes.append(quantised)
-                bases.append(base)
-                indices[row] = self.escape_symbol
-                decoded[row], slot = self._escape(base, quantised)
-                codebook_t[:, slot] = self.codebook[slot]
-                continue
-            residual = None
-            exact = vector - self.codebook[index]
-            if self.residual_step is not None:
-                residual = deadzone_quantise(exact, self.residual_step)
-                residuals.append(residual)
-            indices[row] = index
-            decoded[row] = self._coded(index, residual)
-            if self.refine_step is not None:
-                self.batch_sum[index] += exact
-                if self._batch_closes(index):
-                    batch = int(self.in_batch[index])
-                    weight, unit = refinement_scale(int(self.held[index]), batch)
-                    update = (self.batch_sum[index] / batch).astype(np.float32) * weight
-                    quantised = deadzone_quantise(update, self.refine_step * unit)
-                    refinements.append(quantised)
-                    self._refine(index, quantised)
-            codebook_t[:, index] = self.codebook[index]
-        return (indices, np.array(residuals, dtype=np.int64).reshape(-1, num_features), np.array(bases, dtype=np.int64),
-                np.array(escapes, dtype=np.int64).reshape(-1, num_features),
-                np.array(refinements, dtype=np.int64).reshape(-1, num_features), decoded)
+        group_plan = _pairwise_plan(num_features // self.num_groups)
+        # thresholds compared as numpy compares a float32 with a Python float (NEP 50: in float32)
+        self.count, num_residuals, num_escapes, num_refinements = _encode_spikes(
+            features, self.codebook, codebook_t, self.valid, self.last_used, self.held, self.in_batch, self.batch_sum,
+            self.count, np.float32(self.escape_threshold), self.escape_step, self.learning_rate,
+            np.float32(0.0 if self.residual_step is None else self.residual_step),
+            np.float32(0.0 if self.refine_step is None else self.refine_step),
+            np.float32(-1.0 if self.group_threshold is None else self.group_threshold), self.num_groups,
+            plan, np.empty((len(plan), self.codebook_size), dtype=np.float32), np.empty(self.codebook_size, dtype=np.float32),
+            group_plan, np.empty(len(group_plan), dtype=np.float32), np.zeros((num_features, 1), dtype=np.float32),
+            indices, residuals, bases, escapes, refinements, decoded)
+        return (indices, residuals[:num_residuals], bases[:num_escapes], escapes[:num_escapes],
+                refinements[:num_refinements], decoded)
 
     # -- decoder -----------------------------------------------------------------------------------
     def decode(self, indices: np.ndarray, residuals: np.ndarray, bases: np.ndarray, escapes: np.ndarray,
