@@ -29,6 +29,7 @@ from pathlib import Path
 
 from spikeinterface_vqcompress.cli.common import load_with_ground_truth
 from spikeinterface_vqcompress.console import QuietConsole
+from spikeinterface_vqcompress.core.registry import PRESETS
 
 # Modules that add commands of their own: each defines ``add_cli_commands(commands, trainers)``, where
 # ``commands`` is the top-level sub-parser set and ``trainers`` the one under ``vqcompress train``.
@@ -46,8 +47,7 @@ DEMO_CODECS = [
     {"id": "bit-truncation", "num_bits": 5},
     {"id": "broadband"},                     # ours, lossless
     {"id": "broadband", "max_error": 8},     # ours, near-lossless
-    # the implant preset: spike codewords learned on the probe
-    {"id": "spike-vq", "residual_step": 3.0, "refine_step": 1.0, "channel_escape_threshold": 4.0},
+    dict(PRESETS["implant"].config),  # spike codewords learned on the probe
 ]
 
 

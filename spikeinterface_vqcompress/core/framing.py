@@ -30,9 +30,7 @@ def part_count(data: bytes, codec_id: str) -> int:
 def unpack_parts(data: bytes, expected_count: int, codec_id: str) -> list[bytes]:
     """Inverse of :func:`pack_parts`, with every length checked against the buffer."""
     data = memoryview(data)
-    if len(data) < 4:
-        raise CorruptDataError(f"{codec_id}: chunk of {len(data)} bytes is too short to hold its stream table")
-    (count,) = _U32.unpack_from(data, 0)
+    count = part_count(data, codec_id)
     if count != expected_count:
         raise CorruptDataError(f"{codec_id}: chunk holds {count} streams where {expected_count} are expected")
     table_end = 4 + 4 * count

@@ -51,28 +51,43 @@ FIRST_BATCH, MAX_BATCH = 4, 32
 MAX_HELD = 128
 
 
-def batch_size(held: int) -> int:
+@numba.njit(cache=True)
+def batch_size(held):
     """Spikes in the next refinement batch of a codeword that already holds ``held`` spikes."""
-    return int(min(max(held, FIRST_BATCH), MAX_BATCH))
+    return min(max(held, FIRST_BATCH), MAX_BATCH)
 
 
-def refinement_scale(held: int, batch: int) -> tuple[np.float32, np.float32]:
+@numba.njit(cache=True)
+def refinement_scale(held, batch):
     """``(weight, step unit)`` of a batch: the running-mean weight ``batch / (held + batch)`` and the
     update's noise standard deviation ``weight / sqrt(batch)`` (float32, the same on both sides)."""
     weight = np.float32(batch / (min(held, MAX_HELD) + batch))
     return weight, np.float32(weight / np.sqrt(np.float32(batch)))
 
 
-def deadzone_quantise(values: np.ndarray, step: float) -> np.ndarray:
-    """Dead-zone scalar quantiser: 0 for ``|v| < step``, else ``sign(v) * floor(|v| / step)`` (int64)."""
-    magnitude = np.minimum(np.floor(np.abs(values) / np.float32(step)), INTEGER_LIMIT)  # = clip(sign * magnitude, +-limit)
-    return (np.sign(values) * magnitude).astype(np.int64)
+@numba.njit(cache=True)
+def deadzone_quantise_into(values, step, out):
+    """Dead-zone scalar quantiser of float32 ``values`` into the int64 row ``out``: 0 for ``|v| < step``,
+    else ``sign(v) * floor(|v| / step)``, clipped to +-:data:`INTEGER_LIMIT` (float32 arithmetic)."""
+    for i in range(values.size):
+        magnitude = min(np.floor(np.abs(values[i]) / step), np.float32(INTEGER_LIMIT))
+        out[i] = np.int64(np.sign(values[i]) * magnitude)
 
 
-def deadzone_reconstruct(quantised: np.ndarray, step: float) -> np.ndarray:
-    """Reconstruction of :func:`deadzone_quantise`: ``sign(q) * (|q| + 0.5) * step`` (0 stays 0), float32."""
-    quantised = np.asarray(quantised)
-    return (np.sign(quantised) * (np.abs(quantised) + 0.5)).astype(np.float32) * np.float32(step)
+@numba.njit(cache=True)
+def deadzone_add(quantised, step, out):
+    """``out += sign(q) * (|q| + 0.5) * step`` (the reconstruction of :func:`deadzone_quantise_into`; 0 stays
+    0), each term rounded to float32 before the float32 product with ``step``."""
+    for i in range(quantised.size):
+        q = quantised[i]
+        out[i] += np.float32(np.float64(np.sign(q)) * (np.float64(np.abs(q)) + 0.5)) * step
+
+
+def deadzone_reconstruct(quantised: np.ndarray, step) -> np.ndarray:
+    """The float32 row :func:`deadzone_add` adds: the decoded values of a quantised row."""
+    out = np.zeros(len(quantised), dtype=np.float32)
+    deadzone_add(np.asarray(quantised, dtype=np.int64), np.float32(step), out)
+    return out
 
 
 def _pairwise_plan(num_values: int) -> np.ndarray:
@@ -176,25 +191,9 @@ def _sum_of_squares(values, start, plan, partial):
 
 
 @numba.njit(cache=True)
-def _deadzone_quantise_into(values, step, out):
-    """:func:`deadzone_quantise` of float32 ``values`` into the int64 row ``out`` (the same numbers)."""
-    for i in range(values.size):
-        magnitude = min(np.floor(np.abs(values[i]) / step), np.float32(INTEGER_LIMIT))
-        out[i] = np.int64(np.sign(values[i]) * magnitude)
-
-
-@numba.njit(cache=True)
-def _deadzone_add(quantised, step, out):
-    """``out += deadzone_reconstruct(quantised, step)`` in float32, as numpy computes it."""
-    for i in range(quantised.size):
-        q = quantised[i]
-        out[i] += np.float32(np.float64(np.sign(q)) * (np.float64(np.abs(q)) + 0.5)) * step
-
-
-@numba.njit(cache=True)
 def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_batch, batch_sum, count, escape_threshold,
                    escape_step, learning_rate, residual_step, refine_step, group_threshold, num_groups, plan, partial, errors,
-                   group_plan, group_partial, zeros_t, indices, residuals, bases, escapes, refinements, decoded):
+                   group_plan, group_partial, indices, residuals, bases, escapes, refinements, decoded):
     """The encoder's spike loop of :class:`OnlineSpikeVQ` (the same float32 operations as its Python methods,
     which the decoder runs): updates the state arrays in place; returns the new spike count and the rows
     written to ``residuals``, ``escapes`` (and ``bases``) and ``refinements``. ``residual_step``,
@@ -204,8 +203,7 @@ def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_ba
     width = num_features // num_groups
     scratch = np.empty(num_features, dtype=np.float32)
     exact = np.empty(num_features, dtype=np.float32)
-    vector_error = np.empty(1, dtype=np.float32)
-    vector_partial = np.empty((plan.shape[0], 1), dtype=np.float32)
+    vector_partial = np.empty(plan.shape[0], dtype=np.float32)
     num_residuals = num_escapes = num_refinements = 0
     for row in range(num_spikes):
         vector = features[row]
@@ -225,15 +223,14 @@ def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_ba
                     escape = True
                     break
         if escape:
-            _mean_squared_errors(zeros_t, vector, plan, vector_partial, vector_error)  # mean(vector ** 2)
-            base = index if best < vector_error[0] else num_codewords
+            base = index if best < _sum_of_squares(vector, 0, plan, vector_partial) / np.float32(num_features) else num_codewords
             quantised = escapes[num_escapes]
             for feature in range(num_features):
                 scratch[feature] = vector[feature] - (codebook[base, feature] if base < num_codewords else np.float32(0.0))
-            _deadzone_quantise_into(scratch, escape_step, quantised)
+            deadzone_quantise_into(scratch, escape_step, quantised)
             for feature in range(num_features):
                 scratch[feature] = np.float32(0.0)
-            _deadzone_add(quantised, escape_step, scratch)
+            deadzone_add(quantised, escape_step, scratch)
             if base < num_codewords:
                 for feature in range(num_features):
                     scratch[feature] += codebook[base, feature]
@@ -259,9 +256,9 @@ def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_ba
             scratch[feature] = codebook[index, feature]
         if residual_step > 0:
             residual = residuals[num_residuals]
-            _deadzone_quantise_into(exact, residual_step, residual)
+            deadzone_quantise_into(exact, residual_step, residual)
             num_residuals += 1
-            _deadzone_add(residual, residual_step, scratch)
+            deadzone_add(residual, residual_step, scratch)
             if refine_step <= 0:
                 for feature in range(num_features):
                     codebook[index, feature] += learning_rate * (scratch[feature] - codebook[index, feature])
@@ -274,16 +271,16 @@ def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_ba
             for feature in range(num_features):
                 batch_sum[index, feature] += np.float64(exact[feature])
             in_batch[index] += 1
-            if in_batch[index] >= min(max(held[index], FIRST_BATCH), MAX_BATCH):
+            if in_batch[index] >= batch_size(held[index]):
                 batch = in_batch[index]
-                weight = np.float32(batch / (min(held[index], MAX_HELD) + batch))
-                step = refine_step * (weight / np.sqrt(np.float32(batch)))
+                weight, unit = refinement_scale(held[index], batch)
+                step = refine_step * unit
                 for feature in range(num_features):
                     scratch[feature] = np.float32(batch_sum[index, feature] / batch) * weight
                 update = refinements[num_refinements]
-                _deadzone_quantise_into(scratch, step, update)
+                deadzone_quantise_into(scratch, step, update)
                 num_refinements += 1
-                _deadzone_add(update, step, codebook[index])
+                deadzone_add(update, step, codebook[index])
                 held[index] = min(held[index] + batch, MAX_HELD)
                 in_batch[index] = 0
                 for feature in range(num_features):
@@ -391,13 +388,13 @@ class OnlineSpikeVQ:
         if self.refine_step is None:
             return False
         self.in_batch[index] += 1
-        return bool(self.in_batch[index] >= batch_size(int(self.held[index])))
+        return bool(self.in_batch[index] >= batch_size(self.held[index]))
 
     def _refine(self, index: int, quantised: np.ndarray) -> None:
         """Apply a batch's quantised running-mean update to codeword ``index`` and open the next batch."""
         batch = int(self.in_batch[index])
-        _, unit = refinement_scale(int(self.held[index]), batch)
-        self.codebook[index] += deadzone_reconstruct(quantised, self.refine_step * unit)
+        _, unit = refinement_scale(self.held[index], batch)
+        deadzone_add(quantised, self.refine_step * np.float32(unit), self.codebook[index])
         self.held[index] = min(int(self.held[index]) + batch, MAX_HELD)
         self.in_batch[index] = 0
         self.batch_sum[index] = 0.0
@@ -429,8 +426,8 @@ class OnlineSpikeVQ:
             raise ValueError(f"features must be (n, {num_features}) in {self.num_groups} equal groups, got {features.shape}")
         indices = np.zeros(num_spikes, dtype=np.int64)
         decoded = np.zeros((num_spikes, num_features), dtype=np.float32)
-        rows = lambda: np.zeros((num_spikes, num_features), dtype=np.int64)  # noqa: E731
-        residuals, escapes, refinements, bases = rows(), rows(), rows(), np.zeros(num_spikes, dtype=np.int64)
+        residuals, escapes, refinements = np.zeros((3, num_spikes, num_features), dtype=np.int64)
+        bases = np.zeros(num_spikes, dtype=np.int64)
         # the search: ((codebook - v) ** 2).mean(1), the same float32 values from a kernel on a transposed copy
         codebook_t = np.ascontiguousarray(self.codebook.T)
         plan = _pairwise_plan(num_features)
@@ -443,8 +440,7 @@ class OnlineSpikeVQ:
             np.float32(0.0 if self.refine_step is None else self.refine_step),
             np.float32(-1.0 if self.group_threshold is None else self.group_threshold), self.num_groups,
             plan, np.empty((len(plan), self.codebook_size), dtype=np.float32), np.empty(self.codebook_size, dtype=np.float32),
-            group_plan, np.empty(len(group_plan), dtype=np.float32), np.zeros((num_features, 1), dtype=np.float32),
-            indices, residuals, bases, escapes, refinements, decoded)
+            group_plan, np.empty(len(group_plan), dtype=np.float32), indices, residuals, bases, escapes, refinements, decoded)
         return (indices, residuals[:num_residuals], bases[:num_escapes], escapes[:num_escapes],
                 refinements[:num_refinements], decoded)
 
