@@ -84,7 +84,7 @@ PRESETS = {
         "benchmarks/results/spike_vq.md): tridesclous2 (seeds 0-1) -0.072 / -0.020, spykingcircus2 (seeds 0-2) -0.017 / +0.021 "
         "mean accuracy, false-positive units 3.0 -> 9.3 / 3.2 -> 8.3 with tridesclous2 (it does not keep sorting yet: junk "
         "units; without refinement 701x / 1287x, tridesclous2 -0.151 / -0.063); "
-        "at 1024 ch every N1 row passes (link 0.94 Mbit/s), encoder 1.4x real time on one core (benchmarks/results/spike_vq_hardware.md)",
+        "at 1024 ch every N1 row passes (link 0.94 Mbit/s), encoder 1.2-1.4x real time on one core (benchmarks/results/spike_vq_hardware.md)",
     ),
 }
 
