@@ -24,6 +24,7 @@ stopped); ``spike_vq.md`` and ``spike_vq.png`` are rewritten from all rows.
     python benchmarks/spike_vq.py --stage curve
     python benchmarks/spike_vq.py --stage repeat --sorters tridesclous2 spykingcircus2 --seeds 0 1 2
     python benchmarks/spike_vq.py --stage real --sorters tridesclous2 spykingcircus2 --seeds 0 1 2
+    python benchmarks/spike_vq.py --stage real --point '{"id": "spike-vq", ...}' --sorters ... --seeds ...
 """
 
 from __future__ import annotations
@@ -398,7 +399,8 @@ def main(argv=None):
     parser.add_argument("--stage", choices=["curve", "repeat", "real", "table", "hardware"], default="curve")
     parser.add_argument("--sorters", nargs="+", default=["tridesclous2"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--point", default=None, help="JSON config of the point to repeat (repeat stage)")
+    parser.add_argument("--point", default=None,
+                        help="JSON config of the point to repeat (repeat stage) or to add to the real recordings (real stage)")
     parser.add_argument("--recordings", nargs="+", default=None, help="names of the recordings to run (default: all)")
     parser.add_argument("--rerun", action="store_true",
                         help="repeat stage: measure the point's rows again (ratios and these sorters' seeds) after a codec change")
@@ -410,8 +412,8 @@ def main(argv=None):
         hardware(argv)
     elif args.stage == "curve":
         run(CURVE_POINTS, args.sorters, args.seeds, argv, recordings)
-    elif args.stage == "real":
-        run_real(CURVE_POINTS, args.sorters, args.seeds, argv)
+    elif args.stage == "real":  # every curve point, or only --point (e.g. a preset chosen after the curve)
+        run_real([json.loads(args.point)] if args.point else CURVE_POINTS, args.sorters, args.seeds, argv)
     else:
         run([json.loads(args.point)], args.sorters, args.seeds, argv, recordings, with_ratios=True, rerun=args.rerun)
 
