@@ -377,6 +377,28 @@ def test_sorter_is_registered():
     assert defaults["gate_peak_sign"] == "neg"
     assert defaults["threshold"] == 0.25
     assert defaults["inference_dtype"] == "float32" and defaults["num_workers"] == "auto"
+    assert defaults["apply_filter"] == "auto" and defaults["stride"] == "auto"
+
+
+def test_auto_band_pass_and_stride_follow_the_recording():
+    """'auto' band-passes only a recording not marked filtered, and runs the network every 0.125 ms
+    (at most 4 samples); bad values are named."""
+    from spikeinterface.core import NumpyRecording
+    from spikeinterface.preprocessing import bandpass_filter
+
+    raw = NumpyRecording(np.random.default_rng(0).normal(size=(15000, 2)).astype("float32"), 30000.0)
+    assert core.resolve_apply_filter(raw, "auto") is True
+    assert core.resolve_apply_filter(bandpass_filter(raw), "auto") is False
+    assert core.resolve_apply_filter(bandpass_filter(raw), True) is True
+    assert core.resolve_apply_filter(raw, False) is False
+    with pytest.raises(ValueError, match="apply_filter must be True, False or 'auto'"):
+        core.resolve_apply_filter(raw, "yes")
+    assert [core.resolve_stride("auto", fs) for fs in (8000.0, 20000.0, 25000.0, 30000.0, 32000.0, 48000.0)] == \
+        [1, 2, 3, 3, 4, 4]
+    assert core.resolve_stride(3, 32000.0) == 3
+    for bad in (7, 0, 2.0, True, "two"):
+        with pytest.raises(ValueError, match="stride must be 'auto' or a number of samples that divides"):
+            core.resolve_stride(bad, 32000.0)
 
 
 def test_sorter_names_a_bad_gate_peak_sign(tmp_path):
@@ -392,6 +414,10 @@ def test_sorter_names_a_bad_gate_peak_sign(tmp_path):
     assert not (tmp_path / "esort2" / "sorter_output" / "sorting").exists()
     with pytest.raises(ValueError, match="num_workers must be 'auto' or a positive integer"):
         ss.run_sorter("esort", recording, folder=tmp_path / "esort3", num_workers=0)
+    with pytest.raises(ValueError, match="stride must be 'auto' or a number of samples that divides"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "esort4", stride=7)
+    with pytest.raises(ValueError, match="apply_filter must be True, False or 'auto'"):
+        ss.run_sorter("esort", recording, folder=tmp_path / "esort5", apply_filter="yes")
 
 
 def test_cli_names_a_bad_gate_threshold(tmp_path):
@@ -399,6 +425,8 @@ def test_cli_names_a_bad_gate_threshold(tmp_path):
 
     with pytest.raises(SystemExit, match="--gate-threshold must be a number of noise units or 'none', got 'loud'"):
         cli.main(["esort", str(tmp_path / "missing.h5"), str(tmp_path / "out"), "--gate-threshold", "loud"])
+    with pytest.raises(SystemExit, match="--band-pass and --no-band-pass contradict each other"):
+        cli.main(["esort", str(tmp_path / "missing.h5"), str(tmp_path / "out"), "--band-pass", "--no-band-pass"])
 
 
 def test_run_sorter_esort_with_ground_truth_labels(ground_truth_file, tmp_path):
@@ -441,6 +469,9 @@ def test_run_sorter_esort_real_data_mode_defaults(ground_truth_file, tmp_path):
     assert (output / "labels_sorting").is_dir()
     info = json.loads((output / "esort_info.json").read_text())
     assert info["params"]["label_sorter"] == DEFAULT_LABEL_SORTER
+    # a MEArec file is marked filtered: "auto" does not band-pass it again; 0.125 ms at its rate
+    assert recording.is_filtered() and info["apply_filter"] is False
+    assert info["stride"] == min(4, int(recording.get_sampling_frequency() / 8000))
     assert info["history"]["num_steps"] == 40  # hundreds of labelled spikes: many more batches than that
     assert info["num_training_windows"] > 40 * 256
     assert len(sorting.unit_ids) >= 1

@@ -37,8 +37,11 @@ def command_esort(args):
             raise SystemExit(f"error: --spatial-radius-um must be a distance in um or 'none', got {args.spatial_radius_um!r}")
     elif gate.get("gate_threshold", 0.0) is None:
         gate["spatial_radius_um"] = None  # no gate: every window through the whole network
-    if args.no_band_pass:
-        gate["apply_filter"] = False
+    if args.no_band_pass and args.band_pass:
+        raise SystemExit("error: --band-pass and --no-band-pass contradict each other: give one (neither: band-pass "
+                         "unless the recording is marked filtered)")
+    if args.no_band_pass or args.band_pass:
+        gate["apply_filter"] = bool(args.band_pass)
     recording, gt_sorting = load_with_ground_truth(args.input)
     params = {**gate, "num_spikes_per_unit": args.num_spikes_per_unit, "device": args.device, "threshold": args.threshold}
     # options left out keep the sorter's defaults (one place: ESortSorter._default_params)
@@ -98,9 +101,13 @@ def add_cli_commands(commands, trainers):
                       help="local inference radius in um, or 'none' for the whole spatial layer (default: the "
                            "sorter's, 100; 'none' when --gate-threshold is none)")
     sort.add_argument("--stride", type=int, default=None,
-                      help="run the network every STRIDE samples (default: the sorter's, 2; 4 is ~1.2-1.8x faster)")
+                      help="run the network every STRIDE samples (default: the sorter's 'auto', every 0.125 ms and "
+                           "at most 4 samples: 4 at 32 kHz, 2 at 20 kHz)")
     sort.add_argument("--no-band-pass", action="store_true",
-                      help="the recording is already band-passed: skip E-Sort's band-pass")
+                      help="the recording is already band-passed but not marked so: skip E-Sort's band-pass (by "
+                           "default it band-passes unless the recording is marked filtered, e.g. a MEArec file)")
+    sort.add_argument("--band-pass", action="store_true",
+                      help="band-pass even a recording marked filtered")
     sort.add_argument("--device", default="auto", help="torch device: auto (cuda if available), cpu, cuda, cuda:N")
     sort.add_argument("--overwrite", action="store_true", help="replace the sorter folder if it exists")
     sort.set_defaults(function=command_esort)

@@ -20,8 +20,8 @@ import torch
 
 from spikeinterface_vqcompress.core import weights
 from spikeinterface_vqcompress.esort.defaults import (DEFAULT_GATE_PEAK_SIGN, DEFAULT_MAX_SPIKES_PER_UNIT, DEFAULT_MAX_STEPS,
-                                                      DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD)
-from spikeinterface_vqcompress.esort.model import (ESortNet, check_inference_dtype, geometry_fingerprint, load_backbone_into,
+                                                      DEFAULT_SYNTHETIC_FRACTION, DEFAULT_THRESHOLD, auto_stride)
+from spikeinterface_vqcompress.esort.model import (WINDOW_NUM_SAMPLES, ESortNet, check_inference_dtype, geometry_fingerprint, load_backbone_into,
                                                    resolve_device)
 from spikeinterface_vqcompress.esort.local import channel_windows
 from spikeinterface_vqcompress.esort.postprocessing import detect_spikes
@@ -60,6 +60,31 @@ def check_filter_method(filter_method: str) -> str:
     if filter_method not in FILTER_METHODS:
         raise ValueError(f"filter_method must be one of {FILTER_METHODS}, got {filter_method!r}")
     return filter_method
+
+
+def resolve_apply_filter(recording, apply_filter) -> bool:
+    """Whether E-Sort band-passes ``recording``: ``apply_filter`` itself, or for "auto" whether the
+    recording is not marked filtered (``recording.is_filtered()``: MEArec files and the output of
+    SpikeInterface's filters are)."""
+    if apply_filter == "auto":
+        return not recording.is_filtered()
+    if apply_filter not in (True, False):
+        raise ValueError(f"apply_filter must be True, False or 'auto' (band-pass unless the recording is marked "
+                         f"filtered), got {apply_filter!r}")
+    return bool(apply_filter)
+
+
+def resolve_stride(stride, sampling_frequency: float) -> int:
+    """The network's stride in samples: ``stride`` itself, or for "auto" every 0.125 ms, at most 4 samples
+    (:func:`~spikeinterface_vqcompress.esort.defaults.auto_stride`). A stride must divide the window."""
+    if stride == "auto":
+        return auto_stride(sampling_frequency)
+    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1 \
+            or WINDOW_NUM_SAMPLES % stride:
+        divisors = ", ".join(str(d) for d in range(1, WINDOW_NUM_SAMPLES + 1) if WINDOW_NUM_SAMPLES % d == 0)
+        raise ValueError(f"stride must be 'auto' or a number of samples that divides the network's "
+                         f"{WINDOW_NUM_SAMPLES}-sample window ({divisors}), got {stride!r}")
+    return int(stride)
 
 
 def prepare_recording(recording, apply_filter: bool = True, freq_min: float = 300.0, freq_max: float = 6000.0,

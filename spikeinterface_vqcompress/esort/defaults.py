@@ -47,3 +47,17 @@ DEFAULT_LABEL_DURATION_S = 10.0
 #: Neuronexus-32 templates seed 8 and Neuropixels-64 templates seed 102): the smallest radius within
 #: 0.005 of the whole network's accuracy on both (50 um lost 0.03-0.09, 75 um 0.01-0.016).
 DEFAULT_SPATIAL_RADIUS_UM = 100.0
+
+#: ``stride="auto"``: the network runs every ``floor(AUTO_STRIDE_MS * fs)`` samples, at most
+#: ``MAX_AUTO_STRIDE`` (4 at 32 kHz, 3 at 25-30 kHz, 2 at 20 kHz): spike times to 0.125 ms or better.
+#: The label tolerance (+/-5 samples) makes a spike's probability plateau ~11 samples wide, so 4 still
+#: samples it two or three times. Chosen on the tuning recordings (``benchmarks/esort_inference.py``,
+#: ``benchmarks/results/esort_inference.md``, 32 kHz): 4 against 2 moved accuracy by -0.002 to +0.001
+#: with and without the band-pass and local inference, and made the sorting stage 1.2-1.8x faster.
+AUTO_STRIDE_MS = 0.125
+MAX_AUTO_STRIDE = 4
+
+
+def auto_stride(sampling_frequency: float) -> int:
+    """The ``stride="auto"`` of a recording sampled at ``sampling_frequency`` Hz (see :data:`AUTO_STRIDE_MS`)."""
+    return max(1, min(MAX_AUTO_STRIDE, int(AUTO_STRIDE_MS * sampling_frequency / 1000.0)))

@@ -61,7 +61,7 @@ class ESortSorter(BaseSorter):
         "synthetic_fraction": DEFAULT_SYNTHETIC_FRACTION,
         "max_steps": DEFAULT_MAX_STEPS,
         "max_spikes_per_unit": DEFAULT_MAX_SPIKES_PER_UNIT,
-        "apply_filter": True,
+        "apply_filter": "auto",
         "freq_min": 300.0,
         "freq_max": 6000.0,
         "filter_method": "iir",
@@ -69,7 +69,7 @@ class ESortSorter(BaseSorter):
         "smoothing_kernel_size": 17,
         "min_distance_ms": 0.3,
         "chunk_duration_s": 2.0,
-        "stride": 2,
+        "stride": "auto",
         "gate_threshold": DEFAULT_GATE_THRESHOLD,
         "gate_margin_samples": DEFAULT_GATE_MARGIN_SAMPLES,
         "gate_peak_sign": DEFAULT_GATE_PEAK_SIGN,
@@ -111,7 +111,10 @@ class ESortSorter(BaseSorter):
                      "fine-tuning time whatever the number of labels (benchmarks/results/esort_budget.md)",
         "max_spikes_per_unit": "At most this many labelled spikes of each unit make training windows (None: no cap; "
                                "every labelled spike still counts as a label)",
-        "apply_filter": "Band-pass the recording (freq_min-freq_max) before everything",
+        "apply_filter": "Band-pass the recording (freq_min-freq_max) before everything: True, False, or 'auto' "
+                        "(band-pass unless the recording is marked filtered, `recording.is_filtered()`: MEArec "
+                        "files and SpikeInterface's bandpass_filter output are; filtering them again only costs time, "
+                        "at 384 channels most of the sorting stage's)",
         "freq_min": "High-pass cut-off in Hz",
         "freq_max": "Low-pass cut-off in Hz",
         "filter_method": "'iir': zero-phase Butterworth band-pass, sosfiltfilt's sections in a numba kernel (fastest); "
@@ -123,7 +126,9 @@ class ESortSorter(BaseSorter):
         "min_distance_ms": "Two spikes of one unit are at least this far apart (peak-picking neighbourhood)",
         "chunk_duration_s": "Duration of the chunks the network and post-processing stream over",
         "stride": "The network runs on windows centred every `stride` samples (1: every sample, exact but twice "
-                  "the compute; the +/-5-sample label tolerance makes 2 lose almost nothing)",
+                  "the compute; the +/-5-sample label tolerance makes 2-4 lose almost nothing); 'auto': every "
+                  "0.125 ms, at most 4 samples (4 at 32 kHz, 3 at 30 kHz, 2 at 20 kHz; chosen on tuning recordings, "
+                  "benchmarks/results/esort_inference.md)",
         "gate_threshold": "Amplitude gate in noise units: the network runs only on windows centred within "
                           "`gate_margin_samples` of a sample where some channel crosses it (`gate_peak_sign`; None: "
                           "every window)",
@@ -175,6 +180,10 @@ class ESortSorter(BaseSorter):
         from spikeinterface_vqcompress.esort.core import check_filter_method
 
         check_filter_method(params["filter_method"])
+        from spikeinterface_vqcompress.esort.core import resolve_apply_filter, resolve_stride
+
+        resolve_apply_filter(recording, params["apply_filter"])
+        resolve_stride(params["stride"], recording.get_sampling_frequency())
         from spikeinterface_vqcompress.esort.postprocessing import check_gate_peak_sign, check_local_gate, check_num_workers
 
         check_gate_peak_sign(params["gate_peak_sign"])
@@ -192,7 +201,7 @@ class ESortSorter(BaseSorter):
 
     @classmethod
     def _check_apply_filter_in_params(cls, params):
-        return bool(params["apply_filter"])
+        return params["apply_filter"] is True  # "auto" never filters a recording marked filtered
 
     @classmethod
     def _setup_recording(cls, recording, sorter_output_folder, params, verbose):
@@ -229,7 +238,10 @@ class ESortSorter(BaseSorter):
 
         # 2. preprocessing + fine-tuning
         t0 = time.perf_counter()
-        prepared = core.prepare_recording(recording, params["apply_filter"], params["freq_min"], params["freq_max"],
+        apply_filter = core.resolve_apply_filter(recording, params["apply_filter"])
+        stride = core.resolve_stride(params["stride"], sampling_frequency)
+        info.update(apply_filter=apply_filter, stride=stride)
+        prepared = core.prepare_recording(recording, apply_filter, params["freq_min"], params["freq_max"],
                                           filter_method=params["filter_method"])
         noise = core.noise_levels(prepared, seed=params["seed"])
         info["noise_time_s"] = time.perf_counter() - t0
@@ -254,7 +266,7 @@ class ESortSorter(BaseSorter):
         sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, threshold=params["threshold"],
                                       kernel_size=params["smoothing_kernel_size"],
                                       min_distance_samples=min_distance_samples,
-                                      chunk_duration_s=params["chunk_duration_s"], stride=params["stride"],
+                                      chunk_duration_s=params["chunk_duration_s"], stride=stride,
                                       device=params["device"], gate_threshold=params["gate_threshold"],
                                       gate_margin_samples=params["gate_margin_samples"],
                                       gate_peak_sign=params["gate_peak_sign"],
