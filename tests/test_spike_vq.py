@@ -77,6 +77,30 @@ def test_a_channel_escape_threshold_keeps_units_that_differ_on_one_channel_apart
     assert shared == {None: True, 3.0: False}
 
 
+def test_lenient_young_codewords_code_a_new_units_next_spikes_by_index():
+    """A codeword born from one spike carries that spike's noise: the next spikes of its unit lie
+    about 2 noise variances per feature from it, past a threshold of 1.5, so many escape too and the
+    unit keeps replacing codewords. Scaled by (1 + 1/n), the young codeword takes more of them (half
+    the escapes), and the decoder still replays the stream bit for bit (the test is the encoder's alone)."""
+    rng = np.random.default_rng(5)
+    mean = np.zeros(24, dtype=np.float32)
+    mean[:8] = 6.0
+    features = (mean + rng.normal(0, 1, (200, 24))).astype(np.float32)
+    prior = np.zeros((1, 24), dtype=np.float32)
+    escapes = {}
+    for lenient in (False, True):
+        kwargs = dict(escape_threshold=1.5, escape_step=1.0, learning_rate=0.125, codebook_size=8, residual_step=3.0,
+                      refine_step=1.0, lenient_young_codewords=lenient)
+        encoder = OnlineSpikeVQ(prior, **kwargs)
+        indices, residuals, bases, escaped, refinements, decoded = encoder.encode(features)
+        replayed = OnlineSpikeVQ(prior, **kwargs).decode(indices, residuals, bases, escaped, refinements)
+        np.testing.assert_array_equal(replayed, decoded)
+        escapes[lenient] = len(escaped)
+    assert escapes[False] >= 2 * escapes[True], escapes  # 23 against 11 here
+    with pytest.raises(ValueError, match="needs refine_step"):
+        OnlineSpikeVQ(prior, 1.5, 1.0, 0.125, residual_step=3.0, lenient_young_codewords=True)
+
+
 def test_refinement_batches_follow_the_spike_count():
     from spikeinterface_vqcompress.core.codecs.spike_vq.quantiser import MAX_HELD, batch_size, refinement_scale
 
@@ -274,6 +298,10 @@ def test_spike_vq_parameters_are_checked():
         get_codec("spike-vq", codebook_size=2000)
     with pytest.raises(ValueError, match="codec 'spike-pca': parameter 'step' must be > 0"):
         get_codec("spike-pca", step=0)
+    with pytest.raises(ValueError, match="spike-vq: lenient_young_codewords needs refine_step"):
+        get_codec("spike-vq", lenient_young_codewords=True)
+    with pytest.raises(ValueError, match="parameter 'lenient_young_codewords' must be true or false"):
+        get_codec("spike-vq", refine_step=1.0, lenient_young_codewords="yes")
 
 
 def test_hardware_profile_counts_the_online_learning():

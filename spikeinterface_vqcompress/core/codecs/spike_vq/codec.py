@@ -289,6 +289,12 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         dead-zone quantised with this step in units of the update's noise level (side information,
         counted in the ratio); the codewords become the means of their units' spikes instead of staying
         where a coarse residual leaves them. None: the EMA towards the decoded spikes.
+    lenient_young_codewords : bool, default: False
+        Scale both escape thresholds by ``(1 + 1/n) / (1 + 1/128)`` for a nearest codeword holding ``n``
+        spikes (needs ``refine_step``, which counts them): a codeword born from one spike (an escape)
+        carries that spike's noise, so a spike of its unit lies twice as far from it as from a settled
+        one, and the fixed thresholds send most of a new unit's next spikes as escapes too. Encoder only:
+        the stream is unchanged.
     prior : str, default: "nn-16x96"
         Shipped prior (temporal basis and starting codebook) or the path of one.
     threshold_sd, exclude_sweep_samples, radius_um, ar_order, spatial_rank, taper_samples, background_samples
@@ -326,7 +332,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
 
     def __init__(self, residual_step: float | None = 3.0, codebook_size: int = 256, escape_threshold: float = 4.0,
                  escape_step: float = 2.0, learning_rate: float = 0.125, channel_escape_threshold: float | None = None,
-                 refine_step: float | None = None,
+                 refine_step: float | None = None, lenient_young_codewords: bool = False,
                  prior: str = "nn-16x96", threshold_sd: float = 4.5,
                  exclude_sweep_samples: int = 8, radius_um: float = 50.0, snippet_channels: int = 16,
                  snippet_samples: int | None = None, trough_sample: int | None = None, ar_order: int = 6,
@@ -346,6 +352,9 @@ class SpikeVQCodec(_SpikeFeatureCodec):
                     0, exclusive_minimum=True, allow_none=True, unit="noise variances")
         check_range(codec_id, "refine_step", None if refine_step is None else float(refine_step), 0, exclusive_minimum=True,
                     allow_none=True, unit="noise levels of the update")
+        if lenient_young_codewords and refine_step is None:
+            raise ValueError(f"{codec_id}: lenient_young_codewords needs refine_step (e.g. refine_step=1.0): the refinement "
+                             "counts each codeword's spikes")
         front_end = self._front_end_params(threshold_sd, exclude_sweep_samples, radius_um, snippet_channels, snippet_samples,
                                            trough_sample, ar_order, spatial_rank, taper_samples, channel_locations,
                                            background_samples, bandpass_hz, sampling_frequency, footprint, footprint_map)
@@ -354,7 +363,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
                          learning_rate=float(learning_rate),
                          channel_escape_threshold=None if channel_escape_threshold is None else float(channel_escape_threshold),
                          refine_step=None if refine_step is None else float(refine_step),
-                         prior=str(prior), **front_end, background="synthesised")
+                         lenient_young_codewords=bool(lenient_young_codewords), prior=str(prior), **front_end, background="synthesised")
         self.params["footprint_groups"] = 1
         self._prior = prior_data
 
@@ -384,7 +393,8 @@ class SpikeVQCodec(_SpikeFeatureCodec):
         return OnlineSpikeVQ(prior.reshape(len(prior), channels * components), self.params["escape_threshold"],
                              self.params["escape_step"], self.params["learning_rate"], codebook_size=self.params["codebook_size"],
                              residual_step=self.params["residual_step"], refine_step=refine_step,
-                             group_threshold=self.params.get("channel_escape_threshold"), num_groups=channels)
+                             group_threshold=self.params.get("channel_escape_threshold"), num_groups=channels,
+                             lenient_young_codewords=bool(self.params.get("lenient_young_codewords")) and refine_step is not None)
 
     def _encode_payload(self, snippets, noise_levels, traces):
         basis = self._basis()

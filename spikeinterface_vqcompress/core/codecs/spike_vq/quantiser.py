@@ -66,6 +66,16 @@ def refinement_scale(held, batch):
 
 
 @numba.njit(cache=True)
+def young_codeword_scale(held):
+    """Escape thresholds' scale for a codeword holding ``held`` spikes (``lenient_young_codewords``):
+    ``(1 + 1 / held) / (1 + 1 / MAX_HELD)``. A spike of a unit lies, in expectation, ``1 + 1 / n`` noise
+    variances per feature from the mean of ``n`` other spikes of it: twice as far from a codeword born
+    from one spike (an escape) as from a settled one, so the fixed threshold sends most of a new unit's
+    next spikes as escapes too."""
+    return np.float32((1.0 + 1.0 / max(held, 1)) / (1.0 + 1.0 / MAX_HELD))
+
+
+@numba.njit(cache=True)
 def deadzone_quantise_into(values, step, out):
     """Dead-zone scalar quantiser of float32 ``values`` into the int64 row ``out``: 0 for ``|v| < step``,
     else ``sign(v) * floor(|v| / step)``, clipped to +-:data:`INTEGER_LIMIT` (float32 arithmetic)."""
@@ -192,12 +202,13 @@ def _sum_of_squares(values, start, plan, partial):
 
 @numba.njit(cache=True)
 def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_batch, batch_sum, count, escape_threshold,
-                   escape_step, learning_rate, residual_step, refine_step, group_threshold, num_groups, plan, partial, errors,
-                   group_plan, group_partial, indices, residuals, bases, escapes, refinements, decoded):
+                   escape_step, learning_rate, residual_step, refine_step, group_threshold, num_groups, lenient, plan, partial,
+                   errors, group_plan, group_partial, indices, residuals, bases, escapes, refinements, decoded):
     """The encoder's spike loop of :class:`OnlineSpikeVQ` (the same float32 operations as its Python methods,
     which the decoder runs): updates the state arrays in place; returns the new spike count and the rows
     written to ``residuals``, ``escapes`` (and ``bases``) and ``refinements``. ``residual_step``,
-    ``refine_step`` <= 0 and ``group_threshold`` < 0 mean None."""
+    ``refine_step`` <= 0 and ``group_threshold`` < 0 mean None; ``lenient``: both escape thresholds
+    scaled by :func:`young_codeword_scale` of the nearest codeword."""
     num_spikes, num_features = features.shape
     num_codewords = codebook.shape[0]
     width = num_features // num_groups
@@ -214,12 +225,13 @@ def _encode_spikes(features, codebook, codebook_t, valid, last_used, held, in_ba
             error = errors[k] if valid[k] else np.float32(np.inf)
             if error < best:
                 index, best = k, error
-        escape = not best <= escape_threshold
+        scale = young_codeword_scale(held[index]) if lenient else np.float32(1.0)
+        escape = not best <= escape_threshold * scale
         if not escape and group_threshold >= 0:
             for feature in range(num_features):
                 scratch[feature] = vector[feature] - codebook[index, feature]
             for group in range(num_groups):
-                if _sum_of_squares(scratch, group * width, group_plan, group_partial) / np.float32(width) > group_threshold:
+                if _sum_of_squares(scratch, group * width, group_plan, group_partial) / np.float32(width) > group_threshold * scale:
                     escape = True
                     break
         if escape:
@@ -316,11 +328,14 @@ class OnlineSpikeVQ:
         decoder reads escapes from the stream. None: the whole-vector test alone.
     num_groups : int, default: 1
         Groups for ``group_threshold`` (the number of features must divide by it).
+    lenient_young_codewords : bool, default: False
+        Scale both escape thresholds by :func:`young_codeword_scale` of the nearest codeword (its spike
+        count as refinement counts it; needs ``refine_step``). Encoder only.
     """
 
     def __init__(self, prior: np.ndarray, escape_threshold: float, escape_step: float, learning_rate: float,
                  codebook_size: int | None = None, residual_step: float | None = None, refine_step: float | None = None,
-                 group_threshold: float | None = None, num_groups: int = 1):
+                 group_threshold: float | None = None, num_groups: int = 1, lenient_young_codewords: bool = False):
         prior = np.asarray(prior, dtype=np.float32)
         size = len(prior) if codebook_size is None else int(codebook_size)
         self.codebook = np.zeros((size, prior.shape[1]), dtype=np.float32)
@@ -338,6 +353,9 @@ class OnlineSpikeVQ:
         self.refine_step = None if refine_step is None else np.float32(refine_step)
         self.group_threshold = None if group_threshold is None else float(group_threshold)
         self.num_groups = int(num_groups)
+        if lenient_young_codewords and refine_step is None:
+            raise ValueError("lenient_young_codewords needs refine_step: without refinement no codeword counts its spikes")
+        self.lenient = bool(lenient_young_codewords)
         # refinement state: spikes each codeword holds (an escape or a prior codeword counts as one),
         # spikes in its open batch, and (encoder only) the sum of their exact residuals
         self.held = np.ones(size, dtype=np.int64)
@@ -438,7 +456,7 @@ class OnlineSpikeVQ:
             self.count, np.float32(self.escape_threshold), self.escape_step, self.learning_rate,
             np.float32(0.0 if self.residual_step is None else self.residual_step),
             np.float32(0.0 if self.refine_step is None else self.refine_step),
-            np.float32(-1.0 if self.group_threshold is None else self.group_threshold), self.num_groups,
+            np.float32(-1.0 if self.group_threshold is None else self.group_threshold), self.num_groups, self.lenient,
             plan, np.empty((len(plan), self.codebook_size), dtype=np.float32), np.empty(self.codebook_size, dtype=np.float32),
             group_plan, np.empty(len(group_plan), dtype=np.float32), indices, residuals, bases, escapes, refinements, decoded)
         return (indices, residuals[:num_residuals], bases[:num_escapes], escapes[:num_escapes],
