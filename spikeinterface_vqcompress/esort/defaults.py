@@ -52,8 +52,9 @@ DEFAULT_SPATIAL_RADIUS_UM = 100.0
 #: ``MAX_AUTO_STRIDE`` (4 at 32 kHz, 3 at 25-30 kHz, 2 at 20 kHz): spike times to 0.125 ms or better.
 #: The label tolerance (+/-5 samples) makes a spike's probability plateau ~11 samples wide, so 4 still
 #: samples it two or three times. Chosen on the tuning recordings (``benchmarks/esort_inference.py``,
-#: ``benchmarks/results/esort_inference.md``, 32 kHz): 4 against 2 moved accuracy by -0.002 to +0.001
-#: with and without the band-pass and local inference, and made the sorting stage 1.2-1.8x faster.
+#: ``benchmarks/results/esort_inference.md``, 32 kHz): 4 against 2 moved accuracy by -0.002 to +0.002
+#: with and without the band-pass and local inference, and made the sorting stage 1.3-1.9x faster
+#: (1.9x at 384 channels without the band-pass: 21.4x -> 39.8x real time).
 AUTO_STRIDE_MS = 0.125
 MAX_AUTO_STRIDE = 4
 
