@@ -31,6 +31,9 @@ in time order:
   up to a noise SD per feature, and every codeword of a unit biased its own way; the refinement makes
   a codeword the mean of its spikes, to the precision its spike count allows. The EMA update
   (``learning_rate``) is then off.
+- with ``lenient_young_codewords`` (encoder only), both escape thresholds are scaled by
+  :func:`young_codeword_scale` of the nearest codeword: one born from a single spike carries that
+  spike's noise, so its unit's next spikes lie about twice as far from it as from a settled codeword.
 
 Every update uses only what the decoder has (the indices, residuals, escape features and
 refinements), so the decoder replays the encoder's codebook exactly: both apply the same elementwise
