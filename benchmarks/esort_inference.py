@@ -74,8 +74,8 @@ def default_setting(recording) -> tuple:
     from spikeinterface_vqcompress.esort.defaults import DEFAULT_SPATIAL_RADIUS_UM
 
     method = "iir" if core.resolve_apply_filter(recording, "auto") else "none"
-    radius = DEFAULT_SPATIAL_RADIUS_UM if core.local_inference_pays(recording, DEFAULT_SPATIAL_RADIUS_UM) else None
-    return (method, core.resolve_stride("auto", recording.get_sampling_frequency()), "float32", "auto", radius)
+    return (method, core.resolve_stride("auto", recording.get_sampling_frequency()), "float32", "auto",
+            core.resolve_spatial_radius(recording, DEFAULT_SPATIAL_RADIUS_UM))
 
 
 def settings_of(role) -> list:

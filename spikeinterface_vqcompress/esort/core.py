@@ -283,6 +283,13 @@ def local_inference_pays(recording, radius_um: float | None) -> bool:
     return width is not None and 2 * width <= recording.get_num_channels()
 
 
+def resolve_spatial_radius(recording, radius_um: float | None) -> float | None:
+    """The sorter's local-inference radius on ``recording``: ``radius_um`` where local inference pays
+    (:func:`local_inference_pays`: at least halves the spatial layer, so not on 32-channel probes), else
+    None (the whole spatial layer)."""
+    return radius_um if local_inference_pays(recording, radius_um) else None
+
+
 def build_local_spatial(model: ESortNet, prepared, noise, radius_um: float, num_slices: int = 20,
                         slice_duration_s: float = 0.1, dtype=torch.float32):
     """The :class:`~spikeinterface_vqcompress.esort.local.LocalSpatial` layer of ``model`` on ``prepared``.

@@ -259,9 +259,7 @@ class ESortSorter(BaseSorter):
         # 3. sorting
         t0 = time.perf_counter()
         min_distance_samples = max(1, int(round(params["min_distance_ms"] * sampling_frequency / 1000)))
-        # local inference where it at least halves the spatial layer (not on 32-channel probes)
-        spatial_radius_um = params["spatial_radius_um"] if core.local_inference_pays(
-            prepared, params["spatial_radius_um"]) else None
+        spatial_radius_um = core.resolve_spatial_radius(prepared, params["spatial_radius_um"])
         info["spatial_radius_um"] = spatial_radius_um
         sorting = core.sort_recording(model, prepared, noise, labels.unit_ids, threshold=params["threshold"],
                                       kernel_size=params["smoothing_kernel_size"],

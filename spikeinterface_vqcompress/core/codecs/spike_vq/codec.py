@@ -394,6 +394,7 @@ class SpikeVQCodec(_SpikeFeatureCodec):
                              self.params["escape_step"], self.params["learning_rate"], codebook_size=self.params["codebook_size"],
                              residual_step=self.params["residual_step"], refine_step=refine_step,
                              group_threshold=self.params.get("channel_escape_threshold"), num_groups=channels,
+                             # encoder-only; a chunk decoded without refinement needs no leniency (and allows none)
                              lenient_young_codewords=bool(self.params.get("lenient_young_codewords")) and refine_step is not None)
 
     def _encode_payload(self, snippets, noise_levels, traces):
