@@ -62,8 +62,11 @@ def breakdown(chunks, config, fs):
         timed("encode: noise measurement (low band, levels, spectrum)",
               lambda: codec._noise_side_information(chunk, None, windows))
         data = codec.encode(chunk)
-        core = noise.unwrap(data, chunk.shape[1])[0]
-        timed("decode: prediction + range decoding (decode_chunk)", lambda: decode_chunk(core, return_zone=True))
+        core, taps, levels, spatial, lowpass_background = noise.unwrap(data, chunk.shape[1])
+        coded, zone = timed("decode: prediction + range decoding (decode_chunk)", lambda: decode_chunk(core, return_zone=True))
+        timed("decode: noise synthesis and fill (low band, shaped noise)", lambda: noise.fill(
+            coded, noise.synthesise_rows(noise.seed_of(core), taps, levels, chunk.shape[0], 3 * p["max_error"], spatial),
+            zone, p["max_error"], lowpass_background))
         decoded = timed("decode: whole codec", lambda: codec.decode(data, *chunk.shape, chunk.dtype))
         assert decoded.shape == chunk.shape
     seconds = len(chunks) * chunks[0].shape[0] / fs

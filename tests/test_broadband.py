@@ -616,3 +616,83 @@ def test_a_cold_numba_cache_is_announced_before_the_compile(tmp_path):
                             env={**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stderr.count("compiling the codec's numba kernels on first use") == 1  # once per process
+
+
+def test_robust_median_kernels_equal_numpy_s_medians():
+    from spikeinterface_vqcompress.core.robust import float_median, twice_median
+
+    rng = np.random.default_rng(11)
+    scratch = np.empty(40000)
+    for trial in range(120):
+        size = int(rng.integers(1, 40000)) if trial % 5 else int(rng.integers(4096, 4200))
+        kind = trial % 4
+        if kind == 0:
+            values = rng.normal(size=size) * 30
+        elif kind == 1:  # a few levels: ties everywhere, the sampled bracket cannot split them
+            values = rng.integers(-3, 4, size).astype(np.float64)
+        elif kind == 2:
+            values = np.sort(rng.standard_t(2, size))
+        else:
+            values = np.abs(rng.standard_cauchy(size))
+        assert float_median(values, scratch) == np.median(values)
+        integers = np.round(values).astype(np.int64)
+        assert twice_median(integers) == 2 * np.median(integers)
+
+
+def _reference_events(traces, threshold, sampling_frequency, spread_threshold, spread_samples=10):
+    """detect_events as its docstring defines it, in plain SciPy / numpy (the kernel must match it)."""
+    import scipy.signal
+
+    num_samples, num_channels = traces.shape
+    sos = scipy.signal.butter(2, min(300.0, 0.4 * sampling_frequency), btype="highpass", fs=sampling_frequency, output="sos")
+    rows = scipy.signal.sosfilt(sos, np.ascontiguousarray(traces.T, dtype=np.float32), axis=1)
+    rows[:, :32] = 0
+    noise = np.maximum(np.median(np.abs(rows - np.median(rows, axis=1, keepdims=True)), axis=1) / 0.6745, 1e-6)
+    filtered = rows.T
+    below = filtered < -threshold * noise
+    starts = below & ~np.vstack([np.zeros((1, num_channels), dtype=bool), below[:-1]])
+    if spread_threshold > 0:
+        times = np.flatnonzero(starts.any(axis=1))
+        weak = filtered < -spread_threshold * noise
+        near = np.zeros((times.size, num_channels), dtype=bool)
+        for lag in range(-spread_samples, spread_samples + 1):
+            near |= weak[np.clip(times + lag, 0, num_samples - 1)]
+        starts[times] |= near
+    return [np.flatnonzero(starts[:, channel]) for channel in range(num_channels)]
+
+
+def test_spike_events_and_windows_equal_their_numpy_definitions():
+    from spikeinterface_vqcompress.core.codecs.broadband.spikes import detect_events, zone_mask
+
+    rng = np.random.default_rng(12)
+    traces = _spiky_traces(8000, 6, seed=12)[0]
+    total = 0
+    for threshold, spread, sampling_frequency in ((3.5, 0.0, 30000.0), (3.5, 2.0, 30000.0), (3.0, 1.0, 15000.0)):
+        for chunk in (traces, traces[:700, :1], traces[:3000, 2:5]):
+            events = detect_events(chunk, threshold, sampling_frequency, spread)
+            expected = _reference_events(chunk, threshold, sampling_frequency, spread)
+            assert len(events) == chunk.shape[1]
+            total += sum(map(len, events))
+            for found, wanted in zip(events, expected):
+                assert found.dtype == np.int64 and np.array_equal(found, wanted)
+            mask = zone_mask(events, chunk.shape[0], 5, 9)
+            wanted_mask = np.zeros(chunk.shape, dtype=np.uint8)
+            for channel, channel_events in enumerate(events):
+                for event in channel_events:
+                    wanted_mask[max(event - 5, 0): event + 10, channel] = 1
+            assert mask.dtype == np.uint8 and mask.flags.c_contiguous and np.array_equal(mask, wanted_mask)
+    assert total > 100
+
+
+def test_noise_synthesis_equals_its_numpy_definition():
+    from spikeinterface_vqcompress.core.codecs.broadband import noise
+
+    rng = np.random.default_rng(13)
+    taps = rng.integers(-3000, 4000, noise.NUM_TAPS)
+    levels = rng.integers(0, 9000, 5)
+    for seed, num_samples, bound in ((7, 3001, 96), (2 ** 32 - 1, 64, 5), (123456, 1, 1000)):
+        white = noise.white_noise(seed, num_samples + taps.size - 1, levels.size).astype(np.float64)
+        shaped = np.array([np.convolve(row, taps.astype(np.float64), mode="valid") for row in white]).astype(np.int64)
+        denominator = noise._WHITE_STD * int(np.sqrt(np.sum(taps * taps))) * 16
+        expected = np.clip(np.floor_divide(shaped * levels[:, None] + denominator // 2, denominator), -bound, bound).T
+        assert np.array_equal(noise.synthesise(seed, taps, levels, num_samples, bound), expected)

@@ -373,7 +373,9 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, s
         domain_rows[channel], low[channel], high[channel], step[channel] = _to_domain(columns[channel], kind, parameters, max_error)
         if spike_windows is not None:
             zone_step[channel] = _to_domain(columns[channel][:0], kind, parameters, spike_windows.spike_error)[3]
-    domain = np.ascontiguousarray(domain_rows.T)  # the kernel runs sample by sample across channels
+    identity = all(kind == LATTICE_NONE for kind, _ in lattices)  # the coding domain is the stored values
+    # the kernel runs sample by sample across channels: (num_samples, num_channels), converted without a transpose
+    domain = traces.astype(np.int64) if identity else np.ascontiguousarray(domain_rows.T)
     if stages and num_channels > 1:  # only the adaptive stages use a reference channel
         order, reference = _coding_order(domain)
     else:
@@ -412,6 +414,8 @@ def _encode_chunk(traces, columns, max_error, stages, lpc_order, exact_tables, s
         raise RuntimeError("broadband: internal output buffer overflow")
     if np.all(step == 1) and np.all(zone_step == 1):  # lossless: the reconstruction is the input
         rebuilt = traces
+    elif identity:
+        rebuilt = domain.astype(np.int16)
     else:
         rebuilt_rows = np.empty((num_channels, num_samples), dtype=np.int16)
         domain_rows = np.ascontiguousarray(domain.T)

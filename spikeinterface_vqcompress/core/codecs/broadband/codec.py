@@ -58,8 +58,10 @@ def compile_kernels() -> float:
     lossless and near-lossless modes; returns the seconds it took."""
     start = time.perf_counter()
     ramp = (np.arange(4096, dtype=np.int64)[:, None] * np.array([[3, -5]]) % 211 - 105).astype(np.int16)
-    for max_error in (0, 4):
-        codec = BroadbandCodec(max_error=max_error)
+    for config in ({"max_error": 0}, {"max_error": 4}, {"max_error": 48, "noise_fill": True},
+                   # spike windows (detection, masks), the low-pass background and the robust noise levels
+                   {"max_error": 48, "spike_error": 4, "spike_spread": 1.0, "noise_fill": True, "lowpass_background": True}):
+        codec = BroadbandCodec(**config)
         codec.decode(codec.encode(ramp), *ramp.shape, ramp.dtype)
     return time.perf_counter() - start
 
@@ -310,18 +312,12 @@ class BroadbandCodec(Codec):
         if self.params.get("noise_fill"):
             core, taps, levels, spatial, lowpass_background = noise.unwrap(data, num_channels, self.codec_id)
             traces, zone = self._decode_core(core, num_samples, num_channels, return_zone=True)
-            traces = traces.astype(np.int64)
             max_error = read_chunk_header(core, self.codec_id)["max_error"]  # the chunk's own (bits_per_sample)
-            if lowpass_background:
-                # the low band plus noise of up to 3 max_error, kept within 2 max_error of the coded samples
-                fill = noise.synthesise(noise.seed_of(core), taps, levels, num_samples, 3 * max_error, spatial)
-                filled = np.clip(noise.lowpass(traces) + fill, traces - 2 * max_error, traces + 2 * max_error)
-            else:
-                filled = traces + noise.synthesise(noise.seed_of(core), taps, levels, num_samples, max_error, spatial)
-            if zone.size:  # spike windows keep their own (tighter) error, unfilled
-                inside = zone.astype(bool)
-                filled[inside] = traces[inside]
-            return np.clip(filled, -32768, 32767).astype(dtype)
+            # with the low-pass background: the low band plus noise of up to 3 max_error, kept within 2
+            # max_error of the coded samples; spike windows keep their own (tighter) error, unfilled
+            fill = noise.synthesise_rows(noise.seed_of(core), taps, levels, num_samples,
+                                         (3 if lowpass_background else 1) * max_error, spatial)
+            return noise.fill(traces, fill, zone, max_error, lowpass_background).astype(dtype, copy=False)
         return self._decode_core(data, num_samples, num_channels).astype(dtype, copy=False)
 
     def _decode_core(self, data, num_samples, num_channels, return_zone=False):

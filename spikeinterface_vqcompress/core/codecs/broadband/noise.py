@@ -17,9 +17,10 @@ background loses most of its noise, so a variance match leaves the background MA
 (29.6). On strongly low-passed data it adds more high-frequency noise than the original had (``e`` is
 whiter than the signal).
 
-Everything at decode is exact integer arithmetic (a counter-based hash for white noise, a float64
-convolution of integers that stays exact), so noise-filled chunks decode to the same samples on every machine. The noise is
-seeded by the chunk's own checksum: it is fixed by the bytes, not drawn at each read.
+Everything at decode is exact integer arithmetic (a counter-based hash for white noise, an integer
+convolution, numba kernels that make, shape, scale and add the noise in one pass per step), so
+noise-filled chunks decode to the same samples on every machine. The noise is seeded by the chunk's
+own checksum: it is fixed by the bytes, not drawn at each read.
 
 ``lowpass_background`` (with spike windows, :mod:`.spikes`): outside the windows the decoder keeps
 only the low band of the coded signal (below ~1/200 of the sampling rate: three centred running
@@ -59,7 +60,7 @@ import numba
 import numpy as np
 
 from spikeinterface_vqcompress.core.errors import CorruptDataError
-from spikeinterface_vqcompress.core.robust import twice_median
+from spikeinterface_vqcompress.core.robust import twice_median_kernel
 
 MAGIC = b"BBNF"
 VERSION = 1
@@ -212,10 +213,12 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
     ``robust_level``: the level is the median absolute deviation / 0.6745 instead of the standard deviation
     (of integer traces: the codec's int16 samples and their integer reconstructions).
     """
-    error = original.astype(np.float64) - rebuilt.astype(np.float64)
+    num_neighbours = min(num_neighbours, original.shape[1] - 1)  # a channel has at most num_channels - 1 predecessors
     if robust_level:  # integer samples: exact medians from histograms (numpy's float medians cost 30x more)
-        levels = _robust_levels(error.astype(np.int64), where)
-    num_neighbours = min(num_neighbours, error.shape[1] - 1)  # a channel has at most num_channels - 1 predecessors
+        levels, masked = _robust_measurements(original, rebuilt, where)
+        if num_neighbours <= 0:  # the kernel's error, unfilled samples zeroed, is all the spectrum needs
+            return _shape_filter(masked), _quantised_levels(levels), None
+    error = original.astype(np.float64) - rebuilt.astype(np.float64)
     spatial = SpatialModel.fit(error, where, num_neighbours) if num_neighbours > 0 else None
     if where is None:
         taps = _shape_filter(error)
@@ -228,23 +231,53 @@ def side_information(original: np.ndarray, rebuilt: np.ndarray, where: np.ndarra
             kept = np.maximum(where.sum(axis=0), 1)
             mean = error.sum(axis=0) / kept
             levels = np.sqrt(np.maximum((error ** 2).sum(axis=0) / kept - mean ** 2, 0.0))
-    levels = np.clip(np.round(levels * (1 << LEVEL_FRACTION_BITS)), 0, 65535).astype(np.uint16)
-    return taps, levels, spatial
+    return taps, _quantised_levels(levels), spatial
+
+
+def _quantised_levels(levels):
+    return np.clip(np.round(levels * (1 << LEVEL_FRACTION_BITS)), 0, 65535).astype(np.uint16)
 
 
 def _robust_levels(error: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
     """Per-channel median absolute deviation / 0.6745 of integer ``error`` (``(num_samples, num_channels)``),
     over the samples in ``where`` when given (0 for a channel with none)."""
-    rows = np.ascontiguousarray(error.T)
-    keep = None if where is None else np.ascontiguousarray(where.T)
-    levels = np.zeros(rows.shape[0])
-    for channel, row in enumerate(rows):
-        if keep is not None:
-            row = row[keep[channel]]
-        if row.size:
-            deviations = np.abs(2 * row - twice_median(row))  # twice |e - median|: integers
-            levels[channel] = twice_median(deviations) / 4 / 0.6745
-    return levels
+    return _robust_measurements(error, None, where)[0]
+
+
+def _robust_measurements(original: np.ndarray, rebuilt: np.ndarray | None, where: np.ndarray | None):
+    """``(levels, error)``: :func:`_robust_levels` of the integer ``original - rebuilt`` (``rebuilt`` None:
+    zero) and that error as float64 ``(num_samples, num_channels)`` with the samples outside ``where`` set
+    to zero, in one pass over the chunk (no float copies of it)."""
+    original = np.asarray(original)
+    rebuilt_rows = np.zeros((0, 0), np.int64) if rebuilt is None else np.ascontiguousarray(np.asarray(rebuilt, np.int64).T)
+    if where is None:
+        return _robust_kernel(original, rebuilt_rows, np.ones((1, 1), np.bool_), False)
+    return _robust_kernel(original, rebuilt_rows, np.asarray(where, dtype=np.bool_), True)
+
+
+@numba.njit(cache=True)
+def _robust_kernel(original, rebuilt_rows, where, use_where):
+    num_samples, num_channels = original.shape
+    subtract = rebuilt_rows.shape[0] > 0
+    masked = np.zeros((num_samples, num_channels))
+    kept = np.empty((num_channels, num_samples), np.int64)  # per channel, its measured samples in turn
+    counts = np.zeros(num_channels, np.int64)
+    for t in range(num_samples):
+        for channel in range(num_channels):
+            if not use_where or where[t, channel]:
+                error = np.int64(original[t, channel]) - (rebuilt_rows[channel, t] if subtract else 0)
+                masked[t, channel] = error
+                kept[channel, counts[channel]] = error
+                counts[channel] += 1
+    levels = np.zeros(num_channels)
+    for channel in range(num_channels):
+        if counts[channel]:
+            row = kept[channel, : counts[channel]]
+            centre = twice_median_kernel(row)
+            for i in range(row.size):  # twice |e - median|: integers
+                row[i] = abs(2 * row[i] - centre)
+            levels[channel] = twice_median_kernel(row) / 4 / 0.6745
+    return levels, masked
 
 
 def lowpass(traces: np.ndarray) -> np.ndarray:
@@ -338,23 +371,99 @@ def synthesise(seed: int, taps: np.ndarray, levels: np.ndarray, num_samples: int
     """The noise to add, ``(num_samples, num_channels)`` int64, within ``+/- max_error`` (correlated
     across channels by ``spatial`` when given).
 
-    Exact on every machine: the white noise is integer, and the shaping filter runs in float64 on
-    integers whose every partial sum stays below 2 ** 53 (|white| <= 510, |tap| < 2 ** 15, 32 taps:
-    < 2 ** 29), so the convolution is exact whatever its order of summation.
+    Exact on every machine: the white noise is integer (:func:`white_noise`), and the shaping filter
+    and the level are integer arithmetic (numba kernels: the same samples as a float64 ``np.convolve``
+    of these integers, whose partial sums stay below 2 ** 53).
     """
+    return synthesise_rows(seed, taps, levels, num_samples, max_error, spatial).T
+
+
+def synthesise_rows(seed: int, taps: np.ndarray, levels: np.ndarray, num_samples: int, max_error: int,
+                    spatial: SpatialModel | None = None) -> np.ndarray:
+    """:func:`synthesise` channel-major: ``(num_channels, num_samples)`` int64."""
+    taps = np.ascontiguousarray(taps, dtype=np.int64)
+    levels = np.ascontiguousarray(levels, dtype=np.int64)
     num_channels = len(levels)
-    margin = len(taps) - 1
-    white = white_noise(seed, num_samples + margin, num_channels).astype(np.float64)
-    filter_taps = taps.astype(np.float64)
-    shaped = np.empty((num_channels, num_samples), dtype=np.int64)
-    for channel in range(num_channels):  # a convolution of exact integers
-        shaped[channel] = np.convolve(white[channel], filter_taps, mode="valid")
+    shaped = _shaped_noise(np.uint64((int(seed) << 32) & 0xFFFFFFFFFFFFFFFF), taps, num_channels, int(num_samples))
     if spatial is not None:  # int64 throughout: |shaped| < 2 ** 29, Q12 sums of <= 17 terms stay below 2 ** 47
         shaped = spatial.mix(shaped)
     norm = math.isqrt(int(np.sum(taps * taps))) or 1
-    denominator = _WHITE_STD * norm * (1 << LEVEL_FRACTION_BITS)
-    noise = np.floor_divide(shaped * levels[:, None] + denominator // 2, denominator)
-    return np.clip(noise, -max_error, max_error).T
+    return _scaled(shaped, levels, _WHITE_STD * norm * (1 << LEVEL_FRACTION_BITS), int(max_error))
+
+
+@numba.njit(cache=True)
+def _shaped_noise(base, taps, num_channels, num_samples):
+    """``(num_channels, num_samples)`` int64: :func:`white_noise` ``(base = seed << 32)`` convolved with
+    ``taps`` (``np.convolve(..., mode="valid")``), the white samples made on the fly."""
+    margin = taps.size - 1
+    length = num_samples + margin
+    shaped = np.empty((num_channels, num_samples), np.int64)
+    white = np.empty(length, np.int64)
+    flipped = taps[::-1].copy()
+    for channel in range(num_channels):
+        for i in range(length):  # value j of the row-major (channel, sample) array: half j % 2 of hash j // 2
+            j = channel * length + i
+            word = _splitmix64_one(base + np.uint64(j >> 1))
+            if j & 1:
+                word = word >> np.uint64(32)
+            word = word & np.uint64(0xFFFFFFFF)
+            pairs = (word & np.uint64(0x00FF00FF)) + ((word >> np.uint64(8)) & np.uint64(0x00FF00FF))
+            white[i] = np.int64(pairs & np.uint64(0xFFFF)) + np.int64(pairs >> np.uint64(16)) - 510
+        for i in range(num_samples):
+            total = np.int64(0)
+            for k in range(margin + 1):
+                total += white[i + k] * flipped[k]
+            shaped[channel, i] = total
+    return shaped
+
+
+@numba.njit(cache=True, inline="always")
+def _splitmix64_one(z):
+    z = z * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True)
+def _scaled(shaped, levels, denominator, bound):
+    """``floor((shaped * level + denominator // 2) / denominator)`` per channel, clipped to ``+/- bound``."""
+    num_channels, num_samples = shaped.shape
+    out = np.empty((num_channels, num_samples), np.int64)
+    half = denominator // 2
+    for channel in range(num_channels):
+        level = levels[channel]
+        for i in range(num_samples):
+            value = (shaped[channel, i] * level + half) // denominator
+            out[channel, i] = min(max(value, -bound), bound)
+    return out
+
+
+def fill(traces: np.ndarray, noise_rows: np.ndarray, zone: np.ndarray, max_error: int, lowpass_background: bool) -> np.ndarray:
+    """The decoded chunk: coded ``traces`` (``(num_samples, num_channels)`` int16) plus the noise
+    ``noise_rows`` (:func:`synthesise_rows`) outside the spike windows ``zone`` (shape (0, 0): none),
+    int16. With ``lowpass_background`` the low band of ``traces`` plus the noise, kept within ``2 *
+    max_error`` of ``traces``."""
+    low = lowpass(traces).T if lowpass_background else np.zeros((0, 0), np.int64)
+    return _fill(traces, noise_rows, zone, int(max_error), bool(lowpass_background), low)
+
+
+@numba.njit(cache=True)
+def _fill(traces, noise_rows, zone, max_error, lowpass_background, low):
+    num_samples, num_channels = traces.shape
+    out = np.empty((num_samples, num_channels), np.int16)
+    zoned = zone.shape[0] > 0
+    for t in range(num_samples):
+        for channel in range(num_channels):
+            coded = np.int64(traces[t, channel])
+            if zoned and zone[t, channel]:
+                value = coded  # spike windows keep their own (tighter) error, unfilled
+            elif lowpass_background:
+                value = min(max(low[channel, t] + noise_rows[channel, t], coded - 2 * max_error), coded + 2 * max_error)
+            else:
+                value = coded + noise_rows[channel, t]
+            out[t, channel] = min(max(value, -32768), 32767)
+    return out
 
 
 def seed_of(core: bytes) -> int:
