@@ -1,12 +1,12 @@
-"""Exact robust statistics of integer samples (medians by histogram: O(n), no sort, the same on every machine).
+"""Exact robust statistics: medians of integer samples by histogram (O(n), no sort, the same on every
+machine) and of float rows by selection.
 
 Shared by the codecs' encoders: the broadband noise fill's levels (:mod:`.codecs.broadband.noise`)
 and the spike front end's offsets and noise levels (:mod:`.codecs.spike_cae.background`,
 :mod:`.codecs.spike_cae.detection`). A median of integers is an integer or half an integer, so these
-return *twice* the median, an exact integer (:func:`twice_median_kernel`, from numba kernels too).
-:func:`float_median` is the numba kernel for float rows
-(the broadband spike windows' noise level): ``np.median``'s value, bit for bit, in about a fifth of
-its time.
+return *twice* the median, an exact integer (:func:`twice_median_kernel`, callable from numba
+kernels too). :func:`float_median` is the numba kernel for float rows (the broadband spike windows'
+noise level): ``np.median``'s value, bit for bit, in about a sixth of its time on a 32 000-sample row.
 """
 
 from __future__ import annotations

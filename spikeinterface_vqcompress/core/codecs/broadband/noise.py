@@ -100,7 +100,8 @@ def _splitmix64(counter: np.ndarray) -> np.ndarray:
 
 def white_noise(seed: int, num_samples: int, num_channels: int) -> np.ndarray:
     """``(num_channels, num_samples)`` int64 near-Gaussian integers (sums of four uniform bytes, centred;
-    std ~``_WHITE_STD``), a function of ``seed`` only: one 64-bit hash gives two samples."""
+    std ~``_WHITE_STD``), a function of ``seed`` only: one 64-bit hash gives two samples. The definition
+    of the fill's white noise; the decoder makes the same samples on the fly (:func:`_shaped_noise`)."""
     count = num_samples * num_channels
     with np.errstate(over="ignore"):
         counter = np.arange((count + 1) // 2, dtype=np.uint64) + np.uint64((int(seed) << 32) & 0xFFFFFFFFFFFFFFFF)
