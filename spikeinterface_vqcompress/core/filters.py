@@ -1,4 +1,6 @@
-"""Zero-phase IIR filtering as a numba kernel (no SpikeInterface): E-Sort's band-pass runs it.
+"""IIR filtering as numba kernels (no SpikeInterface): E-Sort's zero-phase band-pass and the broadband
+codec's causal spike-detection high-pass share one second-order section (:func:`biquad`, SciPy's
+``sosfilt`` order of operations, so a causal run matches ``scipy.signal.sosfilt`` bit for bit).
 
 :func:`sos_filtfilt_detrended` is ``scipy.signal.sosfiltfilt`` without its padding, on a block whose
 margins the caller provides: the second-order sections run forward then backward from zero state,
@@ -12,6 +14,31 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def biquad(sample, b0, b1, b2, a1, a2, state1, state2, c):
+    """One sample through a transposed direct form II section (``a0 == 1``) whose state for channel
+    ``c`` is ``state1[c]``, ``state2[c]``; returns the output."""
+    y = b0 * sample + state1[c]
+    state1[c] = b1 * sample - a1 * y + state2[c]
+    state2[c] = b2 * sample - a2 * y
+    return y
+
+
+@numba.njit(cache=True, nogil=True)
+def sosfilt_rows(x, section):
+    """``x`` ``(L, C)`` through the one section ``section`` (``b0 b1 b2 a0 a1 a2``) from zero state, causal,
+    in float64: ``(C, L)``, one contiguous row per channel (the channels run side by side)."""
+    length, channels = x.shape
+    b0, b1, b2, a1, a2 = section[0], section[1], section[2], section[4], section[5]
+    rows = np.empty((channels, length))
+    state1 = np.zeros(channels)
+    state2 = np.zeros(channels)
+    for t in range(length):
+        for c in range(channels):
+            rows[c, t] = biquad(np.float64(x[t, c]), b0, b1, b2, a1, a2, state1, state2, c)
+    return rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -42,10 +69,6 @@ def sos_filtfilt_detrended(x, sos):  # pragma: no cover - compiled
                 b0, b1, b2, a1, a2 = sos[s, 0], sos[s, 1], sos[s, 2], sos[s, 4], sos[s, 5]
                 state1, state2 = z1[s], z2[s]
                 for c in range(channels):
-                    sample = v[c]
-                    y = b0 * sample + state1[c]
-                    state1[c] = b1 * sample - a1 * y + state2[c]
-                    state2[c] = b2 * sample - a2 * y
-                    v[c] = y
+                    v[c] = biquad(v[c], b0, b1, b2, a1, a2, state1, state2, c)
             for c in range(channels):
                 row[c] = v[c]

@@ -86,29 +86,43 @@ LEVEL_FRACTION_BITS = 4  # the per-channel level is sent in 1/16 stored units
 _HEADER = struct.Struct("<4sBBI")  # magic, version, number of taps, length of the wrapped chunk
 #: standard deviation of the sum of four uniform bytes (Irwin-Hall, n = 4: sqrt(4 * (256 ** 2 - 1) / 12)), rounded
 _WHITE_STD = 148
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _splitmix64(counter: np.ndarray) -> np.ndarray:
-    """A counter-based hash (SplitMix64's finaliser), uint64 in, uint64 out, wrapping arithmetic."""
-    with np.errstate(over="ignore"):
-        z = counter * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
 
 def white_noise(seed: int, num_samples: int, num_channels: int) -> np.ndarray:
     """``(num_channels, num_samples)`` int64 near-Gaussian integers (sums of four uniform bytes, centred;
-    std ~``_WHITE_STD``), a function of ``seed`` only: one 64-bit hash gives two samples. The definition
-    of the fill's white noise; the decoder makes the same samples on the fly (:func:`_shaped_noise`)."""
-    count = num_samples * num_channels
-    with np.errstate(over="ignore"):
-        counter = np.arange((count + 1) // 2, dtype=np.uint64) + np.uint64((int(seed) << 32) & 0xFFFFFFFFFFFFFFFF)
-    words = _splitmix64(counter).astype("<u8").view("<u4")  # little-endian halves on every machine
-    pairs = (words & np.uint32(0x00FF00FF)) + ((words >> np.uint32(8)) & np.uint32(0x00FF00FF))  # two sums of two bytes
-    sums = (pairs & np.uint32(0xFFFF)).astype(np.int64) + (pairs >> np.uint32(16)).astype(np.int64)
-    return (sums[:count] - 510).reshape(num_channels, num_samples)
+    std ~``_WHITE_STD``), a function of ``seed`` only: one 64-bit hash gives two samples
+    (:func:`_white_value`; the decoder makes the same samples on the fly, :func:`_shaped_noise`)."""
+    return _white_rows(_seed_base(seed), int(num_channels), int(num_samples))
+
+
+def _seed_base(seed: int) -> np.uint64:
+    return np.uint64((int(seed) << 32) & 0xFFFFFFFFFFFFFFFF)
+
+
+@numba.njit(cache=True, inline="always")
+def _white_value(base, j):
+    """Value ``j`` of the row-major ``(channel, sample)`` white noise of ``base = seed << 32``: half ``j % 2``
+    (low 32 bits first, as little-endian) of the SplitMix64 finaliser of counter ``base + j // 2``
+    (wrapping arithmetic), as the sum of its four bytes minus 510."""
+    z = base + np.uint64(j >> 1)
+    z = z * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    if j & 1:
+        z = z >> np.uint64(32)
+    word = z & np.uint64(0xFFFFFFFF)
+    pairs = (word & np.uint64(0x00FF00FF)) + ((word >> np.uint64(8)) & np.uint64(0x00FF00FF))  # two sums of two bytes
+    return np.int64(pairs & np.uint64(0xFFFF)) + np.int64(pairs >> np.uint64(16)) - 510
+
+
+@numba.njit(cache=True)
+def _white_rows(base, num_channels, num_samples):
+    white = np.empty((num_channels, num_samples), np.int64)
+    for channel in range(num_channels):
+        for i in range(num_samples):
+            white[channel, i] = _white_value(base, channel * num_samples + i)
+    return white
 
 
 def _power_spectrum(traces: np.ndarray) -> np.ndarray:
@@ -288,10 +302,15 @@ def lowpass(traces: np.ndarray) -> np.ndarray:
     int64 and divided once, rounded: a sinc-cubed response, -3 dB at ~0.005 of the sampling rate
     (154 Hz at 30 kHz; 0.24 at 300 Hz), below -40 dB from 0.02 of it (600 Hz) on.
     """
+    return lowpass_rows(traces).T
+
+
+def lowpass_rows(traces: np.ndarray) -> np.ndarray:
+    """:func:`lowpass` channel-major: ``(num_channels, num_samples)`` int64."""
     rows = np.array(np.asarray(traces).T, dtype=np.int64, order="C")  # one row per channel: contiguous sums
     if rows.shape[1]:
         _lowpass_rows(rows)
-    return rows.T
+    return rows
 
 
 _LOWPASS_DENOMINATOR = LOWPASS_WIDTH ** LOWPASS_PASSES
@@ -385,7 +404,7 @@ def synthesise_rows(seed: int, taps: np.ndarray, levels: np.ndarray, num_samples
     taps = np.ascontiguousarray(taps, dtype=np.int64)
     levels = np.ascontiguousarray(levels, dtype=np.int64)
     num_channels = len(levels)
-    shaped = _shaped_noise(np.uint64((int(seed) << 32) & 0xFFFFFFFFFFFFFFFF), taps, num_channels, int(num_samples))
+    shaped = _shaped_noise(_seed_base(seed), taps, num_channels, int(num_samples))
     if spatial is not None:  # int64 throughout: |shaped| < 2 ** 29, Q12 sums of <= 17 terms stay below 2 ** 47
         shaped = spatial.mix(shaped)
     norm = math.isqrt(int(np.sum(taps * taps))) or 1
@@ -402,28 +421,14 @@ def _shaped_noise(base, taps, num_channels, num_samples):
     white = np.empty(length, np.int64)
     flipped = taps[::-1].copy()
     for channel in range(num_channels):
-        for i in range(length):  # value j of the row-major (channel, sample) array: half j % 2 of hash j // 2
-            j = channel * length + i
-            word = _splitmix64_one(base + np.uint64(j >> 1))
-            if j & 1:
-                word = word >> np.uint64(32)
-            word = word & np.uint64(0xFFFFFFFF)
-            pairs = (word & np.uint64(0x00FF00FF)) + ((word >> np.uint64(8)) & np.uint64(0x00FF00FF))
-            white[i] = np.int64(pairs & np.uint64(0xFFFF)) + np.int64(pairs >> np.uint64(16)) - 510
+        for i in range(length):
+            white[i] = _white_value(base, channel * length + i)
         for i in range(num_samples):
             total = np.int64(0)
             for k in range(margin + 1):
                 total += white[i + k] * flipped[k]
             shaped[channel, i] = total
     return shaped
-
-
-@numba.njit(cache=True, inline="always")
-def _splitmix64_one(z):
-    z = z * np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @numba.njit(cache=True)
@@ -445,7 +450,7 @@ def fill(traces: np.ndarray, noise_rows: np.ndarray, zone: np.ndarray, max_error
     ``noise_rows`` (:func:`synthesise_rows`) outside the spike windows ``zone`` (shape (0, 0): none),
     int16. With ``lowpass_background`` the low band of ``traces`` plus the noise, kept within ``2 *
     max_error`` of ``traces``."""
-    low = lowpass(traces).T if lowpass_background else np.zeros((0, 0), np.int64)
+    low = lowpass_rows(traces) if lowpass_background else np.zeros((0, 0), np.int64)
     return _fill(traces, noise_rows, zone, int(max_error), bool(lowpass_background), low)
 
 
